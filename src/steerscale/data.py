@@ -1,0 +1,256 @@
+"""Contrastive A/B items: loading (CAA JSON/JSONL), built-in data, prompt formats, answer tokens.
+
+CAA format: ``{"question": "<text>\\n\\nChoices:\\n(A) ...\\n(B) ...",
+"answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}``.
+Any number of choices (A)..(Z) is supported; the behaviour score normalises over
+all of an item's choice letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import SteerscaleError
+
+TEMPLATES = ("chat", "llama2", "plain")
+BUILTIN = {
+    "refusal-train": "refusal_train.json",
+    "refusal-test": "refusal_test.json",
+    "harmful-prompts": "harmful_prompts.json",
+    "harmless-prompts": "harmless_prompts.json",
+}
+_CHOICE_RE = re.compile(r"^\(([A-Z])\)\s?(.*)$")
+_ANSWER_RE = re.compile(r"^\s*\(?([A-Z])\)?\s*$")
+
+
+@dataclass(frozen=True)
+class ABItem:
+    """One contrastive multiple-choice item. `matching` is the letter showing the behaviour."""
+
+    question: str
+    matching: str
+    not_matching: str
+    choices: tuple[str, ...]  # letters in order, e.g. ("A", "B")
+    id: str = ""
+    category: str = ""
+
+    def to_caa(self) -> dict:
+        d = {
+            "question": self.question,
+            "answer_matching_behavior": f"({self.matching})",
+            "answer_not_matching_behavior": f"({self.not_matching})",
+        }
+        if self.category:
+            d["category"] = self.category
+        return d
+
+
+def _where(source: str, idx: int | None) -> str:
+    return f"{source}" if idx is None else f"{source}: item {idx}"
+
+
+def parse_item(obj, source: str = "<data>", idx: int | None = None) -> ABItem:
+    """Validate one CAA record and turn it into an ABItem."""
+    where = _where(source, idx)
+    if not isinstance(obj, dict):
+        raise SteerscaleError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key in ("question", "answer_matching_behavior", "answer_not_matching_behavior"):
+        if key not in obj:
+            raise SteerscaleError(f"{where}: missing key {key!r}")
+        if not isinstance(obj[key], str):
+            raise SteerscaleError(f"{where}: field {key!r} must be a string, got {type(obj[key]).__name__}")
+    q = obj["question"]
+    if not q.strip():
+        raise SteerscaleError(f"{where}: field 'question' is empty")
+    letters = []
+    for line in q.splitlines():
+        m = _CHOICE_RE.match(line.strip())
+        if m:
+            letters.append(m.group(1))
+    if len(letters) < 2:
+        raise SteerscaleError(
+            f"{where}: field 'question' lists {len(letters)} choice(s); expected lines '(A) ...', '(B) ...'"
+        )
+    if len(set(letters)) != len(letters):
+        raise SteerscaleError(f"{where}: field 'question' repeats a choice letter ({', '.join(letters)})")
+    answers = []
+    for key in ("answer_matching_behavior", "answer_not_matching_behavior"):
+        m = _ANSWER_RE.match(obj[key])
+        if not m:
+            raise SteerscaleError(f"{where}: field {key!r} is {obj[key]!r}; expected a letter like '(A)'")
+        if m.group(1) not in letters:
+            raise SteerscaleError(
+                f"{where}: field {key!r} is {obj[key]!r}, not one of the choices ({', '.join(letters)})"
+            )
+        answers.append(m.group(1))
+    if answers[0] == answers[1]:
+        raise SteerscaleError(f"{where}: matching and non-matching answers are both ({answers[0]})")
+    return ABItem(
+        question=q,
+        matching=answers[0],
+        not_matching=answers[1],
+        choices=tuple(letters),
+        id=str(obj.get("id", idx if idx is not None else "")),
+        category=str(obj.get("category", "")),
+    )
+
+
+def _read_records(path: Path) -> list:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SteerscaleError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SteerscaleError(f"{path}: is a directory, expected a JSON or JSONL file") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SteerscaleError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
+    if not text.strip():
+        raise SteerscaleError(f"{path}: file is empty; expected a JSON list of items")
+    if path.suffix == ".jsonl" or (not text.lstrip().startswith("[") and "\n{" in text.strip()):
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise SteerscaleError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
+        return records
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SteerscaleError(f"{path}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = data["items"]
+    if not isinstance(data, list):
+        raise SteerscaleError(f"{path}: expected a JSON list of items, got {type(data).__name__}")
+    return data
+
+
+def builtin_path(name: str) -> Path:
+    if name not in BUILTIN:
+        raise SteerscaleError(f"unknown built-in dataset {name!r}: known are {', '.join(BUILTIN)}")
+    return Path(str(resources.files("steerscale") / "data" / BUILTIN[name]))
+
+
+def load_dataset(source: str | Path, limit: int | None = None, allow_duplicates: bool = False) -> list[ABItem]:
+    """Load A/B items from a CAA JSON/JSONL file or a built-in name (``refusal-train``, ``refusal-test``)."""
+    path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
+    records = _read_records(path)
+    if not records:
+        raise SteerscaleError(f"{path}: dataset is empty; expected at least one item")
+    items = [parse_item(r, str(path), i) for i, r in enumerate(records)]
+    if not allow_duplicates:
+        seen: dict[str, int] = {}
+        for i, it in enumerate(items):
+            if it.question in seen:
+                raise SteerscaleError(
+                    f"{path}: item {i} duplicates item {seen[it.question]} (same question)"
+                )
+            seen[it.question] = i
+    return items[:limit] if limit else items
+
+
+def load_prompts(source: str | Path, limit: int | None = None) -> list[str]:
+    """Open-ended prompts: a JSON list of strings or of {"prompt": ...} objects (or JSONL)."""
+    path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
+    records = _read_records(path)
+    out = []
+    for i, r in enumerate(records):
+        p = r.get("prompt") if isinstance(r, dict) else r
+        if not isinstance(p, str) or not p.strip():
+            raise SteerscaleError(f"{path}: item {i}: expected a non-empty string or an object with 'prompt'")
+        out.append(p)
+    if not out:
+        raise SteerscaleError(f"{path}: no prompts; expected at least one")
+    return out[:limit] if limit else out
+
+
+def dataset_hash(items) -> str:
+    """Content hash of a list of items, for cache keys and manifests."""
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps(asdict(it) if hasattr(it, "__dataclass_fields__") else it, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def format_prompt(tokenizer, user_text: str, template: str = "chat", system: str | None = None) -> str:
+    """The prompt text up to where the assistant's answer starts.
+
+    chat: the tokenizer's own chat template (with its generation prompt);
+    llama2: ``[INST] ... [/INST]`` as in the CAA code; plain: ``Input: ... Response:`` for base models.
+    """
+    if template == "chat":
+        if not getattr(tokenizer, "chat_template", None):
+            raise SteerscaleError("template 'chat': this tokenizer has no chat template; use --template llama2 or plain")
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user_text}]
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    if template == "llama2":
+        sys = f"<<SYS>>\n{system}\n<</SYS>>\n\n" if system else ""
+        return f"[INST] {sys}{user_text.strip()} [/INST] "
+    if template == "plain":
+        sys = f"{system}\n\n" if system else ""
+        return f"{sys}Input: {user_text.strip()}\nResponse: "
+    raise SteerscaleError(f"template {template!r}: expected one of {', '.join(TEMPLATES)}")
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    # The chat template already writes BOS where the model wants it; other formats get the tokenizer's default.
+    add_special = not (getattr(tokenizer, "bos_token", None) and text.startswith(tokenizer.bos_token))
+    return tokenizer(text, add_special_tokens=add_special).input_ids
+
+
+@dataclass
+class Encoded:
+    """Token ids for one A/B item: the prompt up to and including ``(``, and each letter's token id."""
+
+    prefix_ids: list[int]
+    letter_ids: dict[str, int]
+    instruction_end: int  # index of the last token of the formatted instruction (CAA's steering start)
+    item: ABItem = field(repr=False, default=None)
+
+
+def encode_item(tokenizer, item: ABItem, template: str = "chat", system: str | None = None) -> Encoded:
+    """Tokenise an item and locate the answer-letter token exactly; fail if a letter is not one token."""
+    prompt = format_prompt(tokenizer, item.question, template, system)
+    prompt_ids = _encode(tokenizer, prompt.rstrip(" "))
+    prefix_ids = _encode(tokenizer, prompt + "(")
+    letters = {}
+    for letter in item.choices:
+        full = _encode(tokenizer, prompt + "(" + letter)
+        if full[: len(prefix_ids)] != prefix_ids or len(full) != len(prefix_ids) + 1:
+            toks = tokenizer.convert_ids_to_tokens(full[len(prefix_ids) - 1 :])
+            raise SteerscaleError(
+                f"answer letter {letter!r} (item {item.id or '?'}) is not a single token after '(' for this "
+                f"tokenizer (got {toks}); try another --template"
+            )
+        letters[letter] = full[-1]
+    n_common = 0
+    for a, b in zip(prompt_ids, prefix_ids):
+        if a != b:
+            break
+        n_common += 1
+    return Encoded(prefix_ids, letters, instruction_end=max(n_common - 1, 0), item=item)
+
+
+def encode_items(tokenizer, items, template="chat", system=None) -> list[Encoded]:
+    return [encode_item(tokenizer, it, template, system) for it in items]
+
+
+def split_items(items, fraction: float = 0.5, seed: int = 0):
+    """Deterministic split into (validation, test) by a seeded permutation."""
+    import numpy as np
+
+    idx = np.random.default_rng(seed).permutation(len(items))
+    k = int(round(len(items) * fraction))
+    return [items[i] for i in sorted(idx[:k])], [items[i] for i in sorted(idx[k:])]

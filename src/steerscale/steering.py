@@ -1,0 +1,128 @@
+"""Forward hooks on decoder layers, as context managers that always remove themselves.
+
+Named place: steering adds ``multiplier * vector[L]`` to the *output of decoder
+layer L* (the residual stream after the MLP's residual add, before block L+1),
+the same place activations are read. Positions: every token (``start=None``,
+the paper's rule) or token index >= ``start`` per batch row (the CAA rule:
+from the last token of the instruction on). During generation every new
+token is steered.
+
+This module is the only place that registers hooks.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+import torch
+
+from .errors import SteerscaleError
+from .models import get_layers
+
+POSITIONS = ("all", "instruction_end")
+
+
+def _hidden(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _replace(output, hidden):
+    return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
+
+
+@contextmanager
+def layer_hooks(model, fns: dict[int, Callable[[torch.Tensor], torch.Tensor | None]]):
+    """Run ``fn(hidden)`` on the output of each decoder layer in `fns`; a returned tensor replaces it."""
+    layers = get_layers(model)
+    for l in fns:
+        if not 0 <= l < len(layers):
+            raise SteerscaleError(f"layer {l} out of range: this model has layers 0..{len(layers) - 1}")
+    handles = []
+
+    def make(fn):
+        def hook(module, args, output):
+            new = fn(_hidden(output))
+            return None if new is None else _replace(output, new)
+
+        return hook
+
+    try:
+        for l, fn in fns.items():
+            handles.append(layers[l].register_forward_hook(make(fn)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class Steering:
+    """State of an active steering hook; set ``start`` (per-row token index) before each batch."""
+
+    def __init__(self, vectors: dict[int, torch.Tensor], multiplier, positions: str = "all", start=None):
+        if positions not in POSITIONS:
+            raise SteerscaleError(f"positions {positions!r}: expected one of {', '.join(POSITIONS)}")
+        self.vectors = vectors
+        self.multiplier = multiplier
+        self.positions = positions
+        self.start = start
+
+    def add(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        v = self.vectors[layer].to(device=h.device, dtype=h.dtype)
+        m = self.multiplier
+        if isinstance(m, torch.Tensor):  # one multiplier per batch row
+            delta = m.to(device=h.device, dtype=h.dtype).view(-1, 1, 1) * v
+        else:
+            delta = float(m) * v
+        if self.positions == "all" or h.shape[1] == 1:  # all positions, or a generated token
+            return h + delta
+        if self.start is None:
+            raise SteerscaleError("positions 'instruction_end' needs the start index of each row (Steering.start)")
+        start = torch.as_tensor(self.start, device=h.device).view(-1, 1)
+        mask = (torch.arange(h.shape[1], device=h.device).view(1, -1) >= start).unsqueeze(-1)
+        return h + mask.to(h.dtype) * delta
+
+
+def _layer_vectors(vectors, layers: Iterable[int]) -> dict[int, torch.Tensor]:
+    out = {}
+    for l in layers:
+        try:
+            out[int(l)] = vectors[int(l)]
+        except (IndexError, KeyError):
+            n = len(vectors)
+            raise SteerscaleError(f"layer {l} out of range: the vectors cover layers 0..{n - 1}") from None
+    return out
+
+
+@contextmanager
+def steer(model, vectors, layers: int | Iterable[int], multiplier=1.0, positions: str = "all", start=None):
+    """Add ``multiplier * vectors[L]`` to the output of each decoder layer L in `layers`.
+
+    `vectors`: a SteeringVectors, a [n_layers, hidden] tensor, or a dict layer -> vector.
+    `multiplier`: a float, or a tensor with one value per batch row.
+    `positions`: "all" (every token) or "instruction_end" (token index >= `start`, an int or
+    per-row tensor; evaluation and generation set it per batch). Yields the Steering object.
+    """
+    if hasattr(vectors, "check_model"):
+        vectors.check_model(model)
+    layers = [layers] if isinstance(layers, int) else list(layers)
+    state = Steering(_layer_vectors(vectors, layers), multiplier, positions, start)
+    with layer_hooks(model, {l: (lambda h, l=l: state.add(l, h)) for l in layers}):
+        yield state
+
+
+@contextmanager
+def capture(model, layers: Iterable[int] | None = None, position: int = -1):
+    """Record the output of decoder layers at one token position; yields a dict layer -> list of [B, H]."""
+    n = len(get_layers(model))
+    layers = range(n) if layers is None else layers
+    store: dict[int, list[torch.Tensor]] = {l: [] for l in layers}
+
+    def rec(l):
+        def fn(h):
+            store[l].append(h[:, position].detach())
+
+        return fn
+
+    with layer_hooks(model, {l: rec(l) for l in layers}):
+        yield store

@@ -1,0 +1,143 @@
+"""Steering vectors: one per decoder layer, mean(matching - not matching) at the answer token.
+
+Normalisation: ``none`` (the raw mean difference, as the CAA code uses for one
+behaviour), ``unit`` (each layer's vector has norm 1) or ``residual`` (scaled to
+the mean residual norm at that layer, so a multiplier of 1 is "one typical
+residual norm"). Saved as safetensors with JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .activations import ActivationStats, _atomic_save, cache_key, collect_activations, read_safetensors
+from .data import ABItem, dataset_hash, encode_items
+from .errors import SteerscaleError
+from .models import get_layers, model_info
+
+NORMALIZATIONS = ("none", "unit", "residual")
+
+
+@dataclass
+class SteeringVectors:
+    """vectors[L] is added to the output of decoder layer L. ``meta`` says what produced them."""
+
+    vectors: torch.Tensor  # [n_layers, hidden], float32
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.vectors.ndim != 2:
+            raise SteerscaleError(f"steering vectors must be [n_layers, hidden], got shape {tuple(self.vectors.shape)}")
+        if not torch.isfinite(self.vectors).all():
+            raise SteerscaleError("steering vectors contain NaN or Inf")
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    def __getitem__(self, layer: int) -> torch.Tensor:
+        if not 0 <= layer < len(self):
+            raise IndexError(layer)
+        return self.vectors[layer]
+
+    @property
+    def n_layers(self) -> int:
+        return self.vectors.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.vectors.shape[1]
+
+    def norms(self) -> torch.Tensor:
+        return self.vectors.norm(dim=-1)
+
+    def check_model(self, model) -> None:
+        """Refuse to steer a model whose layer count or hidden size differs from the vectors'."""
+        n = len(get_layers(model))
+        h = int(model.config.get_text_config().hidden_size)
+        src = self.meta.get("model", "another model")
+        if (n, h) != (self.n_layers, self.hidden_size):
+            raise SteerscaleError(
+                f"vectors from {src} have {self.n_layers} layers x hidden {self.hidden_size}; "
+                f"this model has {n} layers x hidden {h}"
+            )
+
+    def normalized(self, how: str, mean_norm: torch.Tensor | None = None) -> "SteeringVectors":
+        if how not in NORMALIZATIONS:
+            raise SteerscaleError(f"normalization {how!r}: expected one of {', '.join(NORMALIZATIONS)}")
+        v = self.vectors
+        if how == "unit":
+            v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        elif how == "residual":
+            if mean_norm is None:
+                raise SteerscaleError("normalization 'residual' needs the mean residual norm per layer")
+            v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12) * mean_norm.view(-1, 1)
+        return SteeringVectors(v.clone(), dict(self.meta, normalization=how))
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        _atomic_save({"vectors": self.vectors.contiguous()}, path, {"steerscale": json.dumps(self.meta)})
+        return path
+
+    @classmethod
+    def load(cls, path) -> "SteeringVectors":
+        tensors, meta = read_safetensors(path)
+        if "vectors" not in tensors:
+            raise SteerscaleError(f"{path}: no 'vectors' tensor; expected a file written by steerscale train")
+        try:
+            m = json.loads(meta.get("steerscale", "{}"))
+        except json.JSONDecodeError:
+            raise SteerscaleError(f"{path}: metadata is not valid JSON") from None
+        return cls(tensors["vectors"].float(), m)
+
+
+def train_vectors(
+    model,
+    tokenizer,
+    items: list[ABItem],
+    template: str = "chat",
+    system: str | None = None,
+    normalize: str = "none",
+    batch_size: int = 8,
+    cache_dir: str | Path | None = None,
+    keep_activations: bool = False,
+    progress: bool = True,
+    info=None,
+) -> SteeringVectors:
+    """CAA vectors from contrastive items; reuses a cached activation file when the inputs match."""
+    if normalize not in NORMALIZATIONS:
+        raise SteerscaleError(f"normalization {normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
+    if not items:
+        raise SteerscaleError("no items to train vectors on")
+    info = info or model_info(model)
+    meta = {
+        "model": info.name,
+        "model_spec": info.spec,
+        "n_layers": info.n_layers,
+        "hidden_size": info.hidden_size,
+        "dataset_hash": dataset_hash(items),
+        "n_items": len(items),
+        "template": template,
+        "system": system or "",
+        "read_at": "output of decoder layer L, answer-letter token",
+    }
+    stats = None
+    cache_path = None
+    if cache_dir is not None:
+        key = cache_key(info.name, info.n_params, info.dtype, items, template, system)
+        cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
+        if cache_path.is_file():
+            cached = ActivationStats.load(cache_path)
+            if not keep_activations or cached.matching is not None:
+                stats = cached
+    if stats is None:
+        enc = encode_items(tokenizer, items, template, system)
+        stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep_activations, progress=progress, meta=meta)
+        if cache_path is not None:
+            stats.save(cache_path)
+    vecs = SteeringVectors(stats.mean_diff.clone(), dict(meta, normalization="none"))
+    vecs.meta["mean_residual_norm"] = [round(float(x), 6) for x in stats.mean_norm]
+    return vecs.normalized(normalize, stats.mean_norm)
