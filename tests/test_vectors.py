@@ -1,0 +1,121 @@
+"""Mean-difference vectors: a planted direction is recovered; steering with it moves p the right way."""
+
+import pytest
+import torch
+
+from steerscale.data import parse_item
+from steerscale.errors import SteerscaleError
+from steerscale.evaluate import ab_scores
+from steerscale.data import encode_items
+from steerscale.steering import steer
+from steerscale.vectors import SteeringVectors, train_vectors
+from conftest import TinyTokenizer, make_model
+
+
+def identity_llama(direction: torch.Tensor):
+    """A Llama whose blocks add nothing (zeroed output projections): the residual is the token embedding.
+
+    The embeddings of the letters A and B differ by exactly `direction`, so the mean difference at
+    every layer is known in closed form.
+    """
+    model = make_model("llama")
+    tok = TinyTokenizer()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        E = model.model.embed_tokens.weight
+        a, b = tok("A").input_ids[0], tok("B").input_ids[0]
+        E[a] = E[b] + direction
+        model.lm_head.weight.copy_(E)  # unembedding = embedding, so the letter logits read the direction
+    return model, tok
+
+
+def items(n, frac_a):
+    out = []
+    for i in range(n):
+        m, nm = ("(A)", "(B)") if i < round(n * frac_a) else ("(B)", "(A)")
+        out.append(parse_item({"question": f"request number {i}?\n\nChoices:\n(A) no\n(B) yes",
+                               "answer_matching_behavior": m, "answer_not_matching_behavior": nm}, idx=i))
+    return out
+
+
+@pytest.mark.parametrize("frac_a", [1.0, 0.75, 0.5])
+def test_planted_direction_is_recovered(frac_a):
+    torch.manual_seed(0)
+    d = torch.randn(32)
+    model, tok = identity_llama(d)
+    vecs = train_vectors(model, tok, items(8, frac_a), template="plain", batch_size=4, progress=False)
+    expected = (2 * frac_a - 1) * d
+    for l in range(vecs.n_layers):
+        torch.testing.assert_close(vecs[l], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_normalizations():
+    torch.manual_seed(0)
+    model, tok = identity_llama(torch.randn(32))
+    unit = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="unit", progress=False)
+    torch.testing.assert_close(unit.norms(), torch.ones(unit.n_layers))
+    res = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="residual", progress=False)
+    mean_norm = torch.tensor(res.meta["mean_residual_norm"])
+    torch.testing.assert_close(res.norms(), mean_norm, atol=1e-4, rtol=1e-4)
+
+
+def test_planted_direction_steers_the_right_way():
+    torch.manual_seed(0)
+    d = torch.randn(32) * 0.5
+    model, tok = identity_llama(d)
+    train = items(8, 1.0)  # A always matches: vector = E_A - E_B
+    vecs = train_vectors(model, tok, train, template="plain", progress=False)
+    enc = encode_items(tok, items(6, 0.5), "plain")
+    base = ab_scores(model, tok, enc).logit_diff
+    shifts = []
+    for m in (-2.0, 2.0):
+        with steer(model, vecs, [2], m) as s:
+            shifts.append(ab_scores(model, tok, enc, steering=s).logit_diff - base)
+    is_a = torch.tensor([e.item.matching == "A" for e in enc]).numpy()
+    # +m pushes toward A: items whose matching letter is A gain, items matching B lose; -m the reverse.
+    assert (shifts[1][is_a] > 0).all() and (shifts[1][~is_a] < 0).all()
+    assert (shifts[0][is_a] < 0).all() and (shifts[0][~is_a] > 0).all()
+
+
+def test_save_load_roundtrip_and_mismatch(tmp_path, tiny):
+    model, _, info = tiny
+    v = SteeringVectors(torch.randn(info.n_layers, info.hidden_size), {"model": "x"})
+    p = v.save(tmp_path / "v.safetensors")
+    w = SteeringVectors.load(p)
+    assert torch.equal(v.vectors, w.vectors) and w.meta == {"model": "x"}
+    w.check_model(model)
+    with pytest.raises(SteerscaleError, match="have 3 layers x hidden"):
+        SteeringVectors(torch.randn(info.n_layers - 1, info.hidden_size), {}).check_model(model)
+    with pytest.raises(SteerscaleError, match="hidden 16"):
+        SteeringVectors(torch.randn(info.n_layers, 16), {}).check_model(model)
+
+
+def test_bad_vector_files(tmp_path):
+    p = tmp_path / "v.safetensors"
+    SteeringVectors(torch.randn(4, 8)).save(p)
+    raw = p.read_bytes()
+    (tmp_path / "trunc.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(SteerscaleError, match="trunc.safetensors: not a readable safetensors file"):
+        SteeringVectors.load(tmp_path / "trunc.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(SteerscaleError, match="junk.safetensors: not a readable"):
+        SteeringVectors.load(tmp_path / "junk.safetensors")
+    with pytest.raises(SteerscaleError, match="NaN or Inf"):
+        SteeringVectors(torch.tensor([[float("nan"), 1.0]]))
+
+
+def test_activation_cache_is_reused(tmp_path):
+    torch.manual_seed(0)
+    model, tok = identity_llama(torch.randn(32))
+    its = items(4, 1.0)
+    v1 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+    files = list(tmp_path.glob("activations-*.safetensors"))
+    assert len(files) == 1
+    with torch.no_grad():  # change the model: a cache hit must return the old numbers
+        model.model.embed_tokens.weight.mul_(2)
+    v2 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+    assert torch.equal(v1.vectors, v2.vectors)
+    v3 = train_vectors(model, tok, its[:3], template="plain", cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("activations-*.safetensors"))) == 2 and not torch.equal(v1.vectors, v3.vectors)
