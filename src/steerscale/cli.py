@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -243,7 +244,25 @@ def cmd_generate(args) -> int:
 COMMANDS = {"info": cmd_info, "train": cmd_train, "sweep": cmd_sweep, "generate": cmd_generate}
 
 
+_NUMERIC_LIST_FLAGS = ("--multipliers", "--multiplier", "--windows", "--widths")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """Let `--multipliers -1,0,1` work: argparse would take '-1,0,1' for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _NUMERIC_LIST_FLAGS and i + 1 < len(argv) and re.match(r"^-[\d.]", argv[i + 1]):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
