@@ -122,6 +122,7 @@ def resolve_spec(spec: str) -> tuple[str, dict]:
     if spec.endswith(".gguf"):
         if not p.is_file():
             raise SteerscaleError(f"model file {spec}: no such file (expected a .gguf file)")
+        check_gguf(p)
         return str(p.parent), {"gguf_file": p.name}
     if p.exists():
         if not p.is_dir() or not (p / "config.json").is_file():
@@ -141,6 +142,29 @@ def resolve_spec(spec: str) -> tuple[str, dict]:
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
         raise SteerscaleError(f"model path {spec}: no such directory")
     return spec, {"use_safetensors": True}  # a hub id: safetensors weights only, never pickle
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse, with a clear message, a GGUF file that is unreadable or holds a quantisation we cannot dequantise."""
+    try:
+        import gguf
+        from gguf.quants import _type_traits
+    except ImportError:
+        raise SteerscaleError(f"model file {path}: reading GGUF needs the 'gguf' package: pip install gguf") from None
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as e:  # gguf raises ValueError/struct errors/IndexError on bad or truncated files
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise SteerscaleError(f"model file {path}: not a readable GGUF file, truncated or corrupted ({msg})") from None
+    T = gguf.GGMLQuantizationType
+    ok = set(_type_traits) | {T.F32, T.F16, T.BF16}
+    for t in reader.tensors:
+        if t.tensor_type not in ok:
+            known = ", ".join(sorted(q.name for q in ok))
+            raise SteerscaleError(
+                f"model file {path}: tensor {t.name!r} uses quantisation {t.tensor_type.name}, which cannot be "
+                f"dequantised; expected one of {known}"
+            )
 
 
 def count_params(model) -> int:
