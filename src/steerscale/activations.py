@@ -4,7 +4,8 @@ Read place: output of decoder layer L (after the MLP residual add), at the
 answer-letter token of ``(A`` / ``(B``, once with the matching and once with the
 non-matching letter. Mean differences are accumulated in float64 as batches
 stream past, so memory does not grow with the number of items; per-item
-activations are kept only when asked (``keep=True``).
+activations are kept only when asked (``keep=True``), and then streamed to disk
+as one safetensors shard per batch rather than held in RAM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .data import Encoded, dataset_hash
@@ -71,35 +72,83 @@ def batches(n: int, size: int):
 
 @dataclass
 class ActivationStats:
-    """Per-layer mean difference (matching - not matching) and mean residual norm at the answer token."""
+    """Per-layer mean difference (matching - not matching) and mean residual norm at the answer token.
+
+    Per-item activations, when kept, live on disk in ``shard_dir`` as one
+    safetensors file per batch (``shard-00000.safetensors`` with tensors
+    ``matching`` and ``not_matching``, each [items in batch, n_layers, hidden],
+    float32, in item order); they are never all held in RAM unless you ask for
+    ``.matching`` / ``.not_matching``.
+    """
 
     mean_diff: torch.Tensor  # [n_layers, hidden], float32
     mean_norm: torch.Tensor  # [n_layers], mean L2 norm of the residual over both completions
     n_items: int
     meta: dict
-    matching: torch.Tensor | None = None  # [n_items, n_layers, hidden] when kept
-    not_matching: torch.Tensor | None = None
+    shard_dir: Path | None = None
+
+    def shards(self) -> list[Path]:
+        if self.shard_dir is None:
+            return []
+        return sorted(Path(self.shard_dir).glob("shard-*.safetensors"))
+
+    @property
+    def kept(self) -> bool:
+        n = int(self.meta.get("n_shards", -1))
+        return self.shard_dir is not None and len(self.shards()) == n
+
+    def iter_kept(self):
+        """(matching, not_matching) per shard, in item order; one shard in memory at a time."""
+        for p in self.shards():
+            t, _ = read_safetensors(p)
+            yield t["matching"], t["not_matching"]
+
+    def _cat(self, which: int) -> torch.Tensor | None:
+        if not self.kept:
+            return None
+        return torch.cat([pair[which] for pair in self.iter_kept()])
+
+    @property
+    def matching(self) -> torch.Tensor | None:
+        """All kept matching activations [n_items, n_layers, hidden], loaded into RAM (large)."""
+        return self._cat(0)
+
+    @property
+    def not_matching(self) -> torch.Tensor | None:
+        return self._cat(1)
 
     def save(self, path: Path) -> None:
+        path = Path(path)
         tensors = {"mean_diff": self.mean_diff.contiguous(), "mean_norm": self.mean_norm.contiguous()}
-        if self.matching is not None:
-            tensors["matching"] = self.matching.contiguous()
-            tensors["not_matching"] = self.not_matching.contiguous()
-        meta = {"steerscale": json.dumps(dict(self.meta, n_items=self.n_items))}
-        _atomic_save(tensors, Path(path), meta)
+        meta = dict(self.meta, n_items=self.n_items)
+        if self.shard_dir is not None:
+            sd = Path(self.shard_dir)
+            meta["shard_dir"] = sd.name if sd.parent.resolve() == path.parent.resolve() else str(sd)
+        _atomic_save(tensors, path, {"steerscale": json.dumps(meta)})
 
     @classmethod
     def load(cls, path: Path) -> "ActivationStats":
+        path = Path(path)
         t, meta = read_safetensors(path)
-        m = json.loads(meta.get("steerscale", "{}"))
-        return cls(t["mean_diff"], t["mean_norm"], int(m.get("n_items", 0)), m, t.get("matching"), t.get("not_matching"))
+        try:
+            m = json.loads(meta.get("steerscale", "{}"))
+        except json.JSONDecodeError:
+            raise SteerscaleError(f"{path}: metadata is not valid JSON") from None
+        for k in ("mean_diff", "mean_norm"):
+            if k not in t:
+                raise SteerscaleError(f"{path}: no {k!r} tensor; expected an activation cache written by steerscale")
+        sd = m.get("shard_dir")
+        shard_dir = None if sd is None else (path.parent / sd if not Path(sd).is_absolute() else Path(sd))
+        return cls(t["mean_diff"], t["mean_norm"], int(m.get("n_items", 0)), m, shard_dir)
 
 
 def _atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    """safetensors bytes written atomically (temp file, fsync, rename); disk-full is a clear error."""
+    from safetensors.torch import save
+
+    from .store import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
 
 
 def read_safetensors(path) -> tuple[dict, dict]:
@@ -114,7 +163,8 @@ def read_safetensors(path) -> tuple[dict, dict]:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for bad headers/lengths
-        raise SteerscaleError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+        msg = str(e).splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise SteerscaleError(f"{path}: not a readable safetensors file, truncated or corrupted ({msg})") from None
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise SteerscaleError(f"{path}: tensor {name!r} contains NaN or Inf")
@@ -137,15 +187,30 @@ def collect_activations(
     keep: bool = False,
     progress: bool = True,
     meta: dict | None = None,
+    keep_dir: str | Path | None = None,
 ) -> ActivationStats:
-    """Mean over items of (act with matching letter - act with non-matching letter), every layer."""
+    """Mean over items of (act with matching letter - act with non-matching letter), every layer.
+
+    Memory stays bounded by one batch: sums are accumulated in float64 as batches
+    stream past. With ``keep=True`` per-item activations are streamed to one
+    safetensors shard per batch in `keep_dir` (a new temporary folder if not given),
+    never gathered in RAM.
+    """
     n_layers = len(get_layers(model))
     dev = model_device(model)
     pad_id = pad_id_of(tokenizer)
     diff_sum = None
     norm_sum = torch.zeros(n_layers, dtype=torch.float64)
-    kept_m, kept_n = [], []
+    shard_dir = None
+    if keep:
+        import tempfile
+
+        shard_dir = Path(keep_dir) if keep_dir is not None else Path(tempfile.mkdtemp(prefix="steerscale-acts-"))
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        for old in shard_dir.glob("shard-*.safetensors"):
+            old.unlink()
     half = max(1, batch_size // 2)
+    n_shards = 0
     for idx in tqdm(list(batches(len(encoded), half)), desc="activations", disable=not progress, leave=False):
         seqs = []
         for i in idx:
@@ -157,23 +222,31 @@ def collect_activations(
         b = pad_left(seqs, pad_id).to(dev)
         with capture(model) as store:
             model(**b.model_inputs(), use_cache=False)
-        acts = torch.stack([store[l][0] for l in range(n_layers)], dim=1).float().cpu()  # [2k, L, H]
+        acts = torch.stack([store.pop(l)[0] for l in range(n_layers)], dim=1).float().cpu()  # [2k, L, H]
+        del store
         if not torch.isfinite(acts).all():
-            raise SteerscaleError("activations contain NaN or Inf (try --dtype float32)")
+            bad = sorted({int(x) for x in torch.nonzero(~torch.isfinite(acts))[:, 1].tolist()})[:5]
+            raise SteerscaleError(f"activations contain NaN or Inf (items {idx.start}..{idx.stop - 1}, "
+                                  f"layers {bad}); the model's weights or dtype overflow (try --dtype float32)")
         k = len(idx)
         am, an = acts[:k], acts[k:]
         d = (am - an).double().sum(0)
-        diff_sum = d if diff_sum is None else diff_sum + d
+        diff_sum = d if diff_sum is None else diff_sum.add_(d)
+        del d
         norm_sum += acts.double().norm(dim=-1).sum(0)
         if keep:
-            kept_m.append(am)
-            kept_n.append(an)
+            _atomic_save({"matching": am.contiguous(), "not_matching": an.contiguous()},
+                         shard_dir / f"shard-{n_shards:05d}.safetensors", {"first_item": str(idx.start)})
+            n_shards += 1
+        del acts, am, an
     n = len(encoded)
+    m = dict(meta or {})
+    if keep:
+        m["n_shards"] = n_shards
     return ActivationStats(
         mean_diff=(diff_sum / n).float(),
         mean_norm=(norm_sum / (2 * n)).float(),
         n_items=n,
-        meta=dict(meta or {}),
-        matching=torch.cat(kept_m) if keep else None,
-        not_matching=torch.cat(kept_n) if keep else None,
+        meta=m,
+        shard_dir=shard_dir,
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import sys
 import textwrap
 from pathlib import Path
 
 from .errors import SteerscaleError
+from .store import check_writable_folder, os_error
 
 EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debug for full tracebacks."
 
@@ -31,6 +31,8 @@ def parse_layers(text: str | None) -> list[int] | None:
                 out.append(int(part))
         except ValueError:
             raise SteerscaleError(f"--layers {text!r}: expected 'all', a layer, a range like 10-14, or a comma list") from None
+    if not out:
+        raise SteerscaleError(f"--layers {text!r}: selects no layers; expected e.g. 10-14 (low-high)")
     return out
 
 
@@ -149,7 +151,7 @@ def cmd_train(args) -> int:
 
     items = load_dataset(args.data, limit=args.limit)
     out = Path(args.out)
-    _check_writable(out.parent if str(out.parent) else Path("."))
+    check_writable_folder(out.parent if str(out.parent) else Path("."))
     model, tok, info = _load(args)
     vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
                          cache_dir=args.cache_dir, info=info)
@@ -159,12 +161,6 @@ def cmd_train(args) -> int:
     print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, from {len(items)} items "
           f"(norm min {norms.min():.3g}, max {norms.max():.3g} at layer {int(norms.argmax())})")
     return 0
-
-
-def _check_writable(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True) if not folder.exists() else None
-    if not os.access(folder, os.W_OK):
-        raise SteerscaleError(f"output folder {folder}: not writable")
 
 
 def cmd_sweep(args) -> int:
@@ -180,24 +176,38 @@ def cmd_sweep(args) -> int:
         config.engine = args.engine
     items = load_dataset(args.data, limit=args.limit)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SteerscaleError(f"output folder {out}: cannot create ({e.strerror})") from None
-    _check_writable(out)
+    train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
+    out = check_writable_folder(Path(args.out))
     model, tok, info = _load(args)
     if vecs is None:
-        train = load_dataset(args.train_data, limit=args.train_limit)
-        vecs = train_vectors(model, tok, train, args.template, args.system, args.normalize, args.batch_size,
-                             cache_dir=out / "cache", info=info)
-        vecs.meta["dataset"] = str(args.train_data)
-        vecs.save(out / "vectors.safetensors")
+        vecs = _train_or_resume_vectors(args, out / "vectors.safetensors", model, tok, info, train)
     result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     _print_summary(result)
     print(f"wrote {out}/items.csv, aggregate.csv, manifest.json, layer_sweep.png")
     return 0
+
+
+def _train_or_resume_vectors(args, path: Path, model, tok, info, train):
+    """Vectors for a sweep run folder: reuse the folder's file when it was trained the same way (resume)."""
+    from .data import dataset_hash
+    from .vectors import SteeringVectors, train_vectors
+
+    want = {"model": info.name, "n_layers": info.n_layers, "hidden_size": info.hidden_size,
+            "dataset_hash": dataset_hash(train), "n_items": len(train), "template": args.template,
+            "system": args.system or "", "normalization": args.normalize}
+    if path.exists():
+        old = SteeringVectors.load(path)
+        diffs = [f"{k}: {old.meta.get(k)!r} vs {v!r}" for k, v in want.items() if old.meta.get(k) != v]
+        if diffs:
+            raise SteerscaleError(f"{path}: trained with a different setup ({'; '.join(diffs)}; old vs new); "
+                                  f"use a new --out folder or delete this one")
+        return old
+    vecs = train_vectors(model, tok, train, args.template, args.system, args.normalize, args.batch_size,
+                         cache_dir=path.parent / "cache", info=info)
+    vecs.meta["dataset"] = str(args.train_data)
+    vecs.save(path)  # atomic: a killed run leaves either no file or the whole file
+    return vecs
 
 
 def _print_summary(result) -> None:
@@ -272,9 +282,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"steerscale {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file problem no stage caught: still one line, with the path
+        if args.debug:
+            raise
+        print(f"steerscale {args.command}: error: {os_error(e.filename or '?', e, 'cannot access')}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"steerscale {args.command}: interrupted", file=sys.stderr)
+        print(f"steerscale {args.command}: interrupted (finished points are kept; re-run to continue)", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not bad input: say so, one line, exit 1
+        if args.debug:
+            raise
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        print(f"steerscale {args.command}: internal error: {type(e).__name__}: {first} "
+              f"(re-run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

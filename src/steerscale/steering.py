@@ -120,7 +120,8 @@ def capture(model, layers: Iterable[int] | None = None, position: int = -1):
 
     def rec(l):
         def fn(h):
-            store[l].append(h[:, position].detach())
+            # clone: a view would keep the whole [batch, seq, hidden] output of every layer alive
+            store[l].append(h[:, position].detach().clone())
 
         return fn
 

@@ -4,11 +4,18 @@ One row per (model, layer, multiplier, item) in ``items.csv`` and one per
 (model, layer, multiplier) in ``aggregate.csv`` (mean with a seeded bootstrap
 95% interval, and the effect against multiplier 0). Multiplier 0 is the
 unsteered model: it is computed once and reported at every layer.
+
+Resumable: with ``out_dir``, every finished (model, layer, multiplier) point is
+written at once and atomically to ``out_dir/points/`` (see ``store.ResultsStore``);
+re-running the same call continues where an interrupted run stopped, and the
+tables, rebuilt from the point files, are byte-identical to an uninterrupted run's.
+A different setup (config, model, dataset or vectors) into the same folder is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import platform
 import subprocess
@@ -25,6 +32,7 @@ from .errors import SteerscaleError
 from .evaluate import ABScores, ab_scores, mean_ci
 from .models import ModelInfo, model_info
 from .steering import POSITIONS, steer
+from .store import ResultsStore, atomic_write_text, tensor_hash
 
 ENGINES = ("naive",)
 
@@ -101,19 +109,16 @@ class SweepResult:
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _fmt(r.get(k)) for k in columns})
-    tmp.replace(path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(r.get(k)) for k in columns})
+    atomic_write_text(path, buf.getvalue())
 
 
 def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _fmt(v):
@@ -182,6 +187,44 @@ def item_rows(info: ModelInfo, layer: int, m: float, items: list[ABItem], s: ABS
     ]
 
 
+def vectors_hash(vectors) -> str:
+    """Content hash of the steering vectors (SteeringVectors, tensor, or dict layer -> tensor)."""
+    import torch
+
+    v = getattr(vectors, "vectors", vectors)
+    if isinstance(v, dict):
+        v = torch.stack([torch.as_tensor(v[k]).float().reshape(-1) for k in sorted(v)])
+    return tensor_hash(torch.as_tensor(v))
+
+
+def run_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors) -> dict:
+    """What must match for a run folder to be resumed: config, model, dataset and vectors."""
+    model = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
+    return {"config": asdict(config), "model": model, "dataset_hash": dataset_hash(items),
+            "n_items": len(items), "vectors_hash": vectors_hash(vectors)}
+
+
+def _check_scores(s: ABScores, layer, m) -> ABScores:
+    if not (np.isfinite(s.score).all() and np.isfinite(s.logit_diff).all()):
+        where = "unsteered" if layer is None else f"layer {layer}, multiplier {m:g}"
+        raise SteerscaleError(f"scores at {where} are NaN or Inf: the model produced non-finite logits "
+                              f"(try --dtype float32 or smaller multipliers)")
+    return s
+
+
+class _MemoryStore:
+    """The store used without an output folder: points live in a dict."""
+
+    def __init__(self):
+        self.d = {}
+
+    def get(self, model, layer, m=None):
+        return self.d.get((model, layer, None if m is None else float(m)))
+
+    def put(self, model, layer, m, rows):
+        self.d[(model, layer, None if m is None else float(m))] = rows
+
+
 def run_sweep(
     model,
     tokenizer,
@@ -192,7 +235,11 @@ def run_sweep(
     out_dir=None,
     progress: bool = True,
 ) -> SweepResult:
-    """Score every (layer, multiplier) point on `items`; write tables to `out_dir` if given."""
+    """Score every (layer, multiplier) point on `items`; write tables to `out_dir` if given.
+
+    With `out_dir`, finished points are stored as they complete and an interrupted
+    run resumes: only missing points are computed.
+    """
     info = info or model_info(model)
     config = (config or SweepConfig()).validate(info.n_layers)
     if hasattr(vectors, "check_model"):
@@ -200,19 +247,50 @@ def run_sweep(
     if not items:
         raise SteerscaleError("no items to evaluate")
     t0 = time.time()
+    store = ResultsStore(out_dir, run_identity(config, info, items, vectors)) if out_dir is not None else _MemoryStore()
     encoded = encode_items(tokenizer, items, config.template, config.system)
     engine = get_engine(config.engine)
-    steered = [m for m in config.multipliers if m != 0.0]
+    name = info.name
+    t_base = 0.0
+    n_computed = 0
+    baseline: ABScores | None = None
+
+    def get_baseline() -> ABScores:
+        nonlocal baseline, t_base
+        if baseline is None:
+            cached = store.get(name, None)
+            if cached is not None and len(cached) == len(items):
+                baseline = ABScores(*(np.array([r[k] for r in cached]) for k in ("score", "logit_diff", "letter_mass")))
+            else:
+                t = time.time()
+                baseline = _check_scores(ab_scores(model, tokenizer, encoded, config.batch_size), None, 0.0)
+                t_base = time.time() - t
+                store.put(name, None, None, [
+                    {"item": it.id, "score": float(a), "logit_diff": float(b), "letter_mass": float(c)}
+                    for it, a, b, c in zip(items, baseline.score, baseline.logit_diff, baseline.letter_mass)])
+        return baseline
+
+    for layer in tqdm(config.layers, desc=f"sweep {name}", disable=not progress):
+        missing = [m for m in config.multipliers if store.get(name, layer, m) is None]
+        if 0.0 in missing:
+            store.put(name, layer, 0.0, item_rows(info, layer, 0.0, items, get_baseline()))
+        steered = [m for m in missing if m != 0.0]
+        # The reference engine costs the same per point, so store each point as it finishes;
+        # other engines get a layer's missing multipliers at once (they may share work).
+        chunks = [[m] for m in steered] if config.engine == "naive" else ([steered] if steered else [])
+        for chunk in chunks:
+            scores = engine(model, tokenizer, vectors, encoded, layer, chunk, config)
+            for m in chunk:
+                store.put(name, layer, m, item_rows(info, layer, m, items, _check_scores(scores[m], layer, m)))
+                n_computed += 1
     rows: list[dict] = []
-    t_base = time.time()
-    baseline = ab_scores(model, tokenizer, encoded, config.batch_size) if 0.0 in config.multipliers else None
-    t_base = time.time() - t_base
-    for layer in tqdm(config.layers, desc=f"sweep {info.name}", disable=not progress):
-        scores = engine(model, tokenizer, vectors, encoded, layer, steered, config) if steered else {}
-        if baseline is not None:
-            scores[0.0] = baseline
+    for layer in config.layers:
         for m in config.multipliers:
-            rows.extend(item_rows(info, layer, m, items, scores[m]))
+            point = store.get(name, layer, m)
+            if point is None or len(point) != len(items):
+                raise SteerscaleError(f"results store {out_dir}: point layer {layer}, multiplier {m:g} is missing "
+                                      f"or damaged after computing it; re-run the same command")
+            rows.extend(point)
     elapsed = time.time() - t0
     aggregate = aggregate_rows(rows, config.n_bootstrap, config.seed)
     manifest = {
@@ -233,6 +311,10 @@ def run_sweep(
             "baseline": "multiplier 0 is the unsteered model, computed once and repeated at every layer",
         },
         "timings_s": {"total": round(elapsed, 3), "baseline": round(t_base, 3)},
+        "resume": {"points_total": len(config.layers) * len(config.multipliers),
+                   "points_computed_now": n_computed,
+                   "store": "points/: one atomically written JSON file per (model, layer, multiplier)"},
+        "identity": {"dataset_hash": dataset_hash(items), "vectors_hash": vectors_hash(vectors)},
     }
     result = SweepResult(rows, aggregate, manifest)
     if out_dir is not None:

@@ -59,9 +59,10 @@ class SteeringVectors:
         n = len(get_layers(model))
         h = int(model.config.get_text_config().hidden_size)
         src = self.meta.get("model", "another model")
+        where = f"{self.path}: " if getattr(self, "path", None) else ""
         if (n, h) != (self.n_layers, self.hidden_size):
             raise SteerscaleError(
-                f"vectors from {src} have {self.n_layers} layers x hidden {self.hidden_size}; "
+                f"{where}vectors from {src} have {self.n_layers} layers x hidden {self.hidden_size}; "
                 f"this model has {n} layers x hidden {h}"
             )
 
@@ -91,7 +92,15 @@ class SteeringVectors:
             m = json.loads(meta.get("steerscale", "{}"))
         except json.JSONDecodeError:
             raise SteerscaleError(f"{path}: metadata is not valid JSON") from None
-        return cls(tensors["vectors"].float(), m)
+        if not isinstance(m, dict):
+            raise SteerscaleError(f"{path}: metadata 'steerscale' must be a JSON object")
+        t = tensors["vectors"]
+        if t.ndim != 2 or not t.is_floating_point():
+            raise SteerscaleError(f"{path}: tensor 'vectors' has shape {tuple(t.shape)} and dtype {t.dtype}; "
+                                  f"expected a float [n_layers, hidden] tensor")
+        vecs = cls(t.float(), m)
+        vecs.path = str(path)
+        return vecs
 
 
 def train_vectors(
@@ -131,11 +140,13 @@ def train_vectors(
         cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
         if cache_path.is_file():
             cached = ActivationStats.load(cache_path)
-            if not keep_activations or cached.matching is not None:
+            if not keep_activations or cached.kept:
                 stats = cached
     if stats is None:
         enc = encode_items(tokenizer, items, template, system)
-        stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep_activations, progress=progress, meta=meta)
+        keep_dir = cache_path.with_suffix(".shards") if (keep_activations and cache_path is not None) else None
+        stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep_activations, progress=progress,
+                                    meta=meta, keep_dir=keep_dir)
         if cache_path is not None:
             stats.save(cache_path)
     vecs = SteeringVectors(stats.mean_diff.clone(), dict(meta, normalization="none"))
