@@ -167,7 +167,7 @@ def cmd_sweep(args) -> int:
     from .data import load_dataset
     from .report import plot_layer_sweep
     from .sweep import SweepConfig, run_sweep
-    from .vectors import SteeringVectors, train_vectors
+    from .vectors import SteeringVectors
 
     config = SweepConfig(layers=parse_layers(args.layers), multipliers=parse_floats(args.multipliers),
                          positions=args.positions, template=args.template, system=args.system,
