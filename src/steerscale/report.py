@@ -84,8 +84,8 @@ def plot_model_sweep(analysis, path, behaviour: str = "refusal") -> list[Path]:
     a = analysis
     title = (f"{a.model}: p({behaviour}) by steered layer ({a.n_items} items; "
              f"baseline {a.baseline['p']:.3f})")
-    paths = plot_layer_sweep(effects_as_aggregate(a.effects), Path(path), title=title, behaviour=behaviour)
-    return paths
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return plot_layer_sweep(effects_as_aggregate(a.effects), Path(path), title=title, behaviour=behaviour)
 
 
 def plot_heatmap(analysis, path) -> list[Path]:
