@@ -453,8 +453,23 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
 
     summary = {"claims": claims, "models": [a.to_dict() for a in analyses], "scaling": scaling.to_dict(),
                "imported": imported or []}
-    (out / "summary.json").write_text(_json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    (out / "summary.json").write_text(_json.dumps(_finite(summary), indent=2, default=_jsonable) + "\n")
     return {"html": html_path, "md": md_path, "figures": [p for _, p, _ in figs + cross]}
+
+
+def _finite(o):
+    """Strict JSON: infinities become the strings "inf"/"-inf", NaN becomes null."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        o = float(o)
+        if math.isnan(o):
+            return None
+        if math.isinf(o):
+            return "inf" if o > 0 else "-inf"
+    return o
 
 
 def _jsonable(o):
