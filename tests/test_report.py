@@ -215,3 +215,20 @@ def test_reproduce_fails_fast_on_bad_import(tmp_path, tiny_loader):
     with pytest.raises(SteerscaleError, match=r"pub\.csv: header lacks column"):
         reproduce(cfg, tmp_path / "out", progress=False)
     assert tiny_loader == []
+
+
+@pytest.mark.slow
+def test_reproduce_smollm2_short(tmp_path):
+    """End to end on the bundled SmolLM2: two layers, a handful of items."""
+    from steerscale.reproduce import reproduce
+
+    cfg = tmp_path / "smol.toml"
+    cfg.write_text('[run]\nn_bootstrap = 100\n[data]\ntrain_limit = 8\ntest_limit = 8\n'
+                   '[sweep]\nlayers = [4, 12]\nbatch_size = 8\n[[models]]\nspec = "smollm2-135m"\n'
+                   '[[imports]]\ntable = "caa-llama2-chat"\n')
+    s = reproduce(cfg, tmp_path / "out", progress=False)
+    assert s["runs"][0]["status"] == "ran"
+    m = s["models"][0]
+    assert 0 <= m["baseline"] <= 1 and m["peaks"]["negative"]["layer"] in (4, 12)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5 and "Llama-2-13b-chat (CAA)" in html

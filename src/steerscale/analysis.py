@@ -443,7 +443,8 @@ def check_depth_claim(a: ModelAnalysis, sign: str = "negative") -> dict:
     interval of the selected depth lies outside that band; otherwise inconclusive."""
     p = a.peaks.get(sign)
     if p is None:
-        return {"claim": "peak at ~40% depth", "verdict": "inconclusive", "why": f"no {sign} multiplier swept"}
+        return {"claim": f"{sign} steering peaks at ~40% depth", "model": a.model, "verdict": "inconclusive",
+                "why": f"no {sign} multiplier swept", "numbers": ""}
     band = (DEPTH_CLAIM - DEPTH_TOLERANCE, DEPTH_CLAIM + DEPTH_TOLERANCE)
     nums = (f"{sign} peak at layer {p.layer} of {a.n_layers} (depth {p.depth:.2f} = L/n_layers, "
             f"{p.depth_alt:.2f} = L/(n_layers−1); depth interval [{p.depth_ci_low:.2f}, {p.depth_ci_high:.2f}]; "
