@@ -215,7 +215,8 @@ def plot_scaling(scaling, path) -> list[Path]:
         if not fit.ok:
             continue
         c, ls = styles[name]
-        label = f"ours: {MODELS[name][2]}" + (f" (AIC {fit.aic:.1f})" if fit.aic is not None else " (exact, no residual freedom)")
+        label = f"ours: {MODELS[name][2]}" + (f" (AIC {fit.aic:.1f})" if fit.aic is not None else
+                                                      f" ({fit.n_points} points = parameters: not a test)")
         ax.plot(grid, fit.predict(grid), color=c, ls=ls, lw=1.6, label=label)
         b = band(fit, grid)
         if b is not None and name == "exp":

@@ -142,7 +142,8 @@ def fit_model(name: str, x, y, se=None, n_boot: int = 1000, seed: int = 0) -> Fi
     if n > k:
         fit.aic = float(n * math.log(max(rss, 1e-300) / n) + 2 * k)
     else:
-        fit.message = f"{n} points for {k} parameters: the curve passes exactly through them (no residual freedom)"
+        fit.message = (f"{n} points for {k} parameters: no residual degrees of freedom, so no AIC or "
+                       "leave-one-out error; the curve is not a test of the form")
     if n >= k + 1:
         errs = []
         for i in range(n):
