@@ -251,7 +251,7 @@ def check_scaling_claim(res: ScalingResult) -> dict:
     if len(use) < 4:
         return {"claim": claim, "model": "all", "verdict": "inconclusive",
                 "why": f"not enough points: {len(use)} model size(s); the 3-parameter law needs at least 4 to be "
-                       "tested (3 pass through exactly)", "numbers": nums}
+                       "tested (with 3 there is no residual freedom)", "numbers": nums}
     if ll.ok and "b" in ll.intervals and ll.intervals["b"][0] > 0:
         return {"claim": claim, "model": "all", "verdict": "not supported",
                 "why": "the peak effect grows with size", "numbers": nums}
