@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/steerscale sweep --model smollm2-135m --layers all --multipliers=-1,0,1 --out $(OUT)
+	$(BIN)/steerscale reproduce --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -122,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positions", default="all", choices=["all", "instruction_end"])
     p.add_argument("--max-new-tokens", type=int, default=60)
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("reproduce", help="the paper's experiments (layer sweep, asymmetry, scaling) and a report",
+                       description="Train vectors and sweep every model of a TOML config (each in its own subfolder; "
+                       "a model whose folder already holds complete results for the same config is reused), then "
+                       "analyse peaks, asymmetry and the scaling fit and write report.html and report.md.")
+    p.add_argument("--config", default=None, help="TOML config (default: the bundled configs/default.toml)")
+    p.add_argument("--out", "-o", default="results/reproduce", help="output folder (default results/reproduce)")
+    p.add_argument("--force", action="store_true", help="run every model again even if its results are complete")
+    p.add_argument("--print-config", action="store_true", help="print the default config and exit")
+
+    p = sub.add_parser("report", help="re-render the report of a 'steerscale reproduce' output folder",
+                       description="Re-analyse the model folders of a reproduce output folder (no model is run) "
+                       "and write report.html, report.md, figures/ and summary.json again.")
+    p.add_argument("folder", help="a 'steerscale reproduce' output folder")
     return ap
 
 
@@ -251,7 +265,37 @@ def cmd_generate(args) -> int:
     return 0
 
 
-COMMANDS = {"info": cmd_info, "train": cmd_train, "sweep": cmd_sweep, "generate": cmd_generate}
+def _print_findings(summary: dict) -> None:
+    for r in summary["runs"]:
+        print(f"{r['model']}: {r['status']} ({r['folder']})")
+    for m in summary["models"]:
+        peaks = "; ".join(f"{k} peak layer {p['layer']} (depth {p['depth']:.2f}) delta {p['delta']:+.3f} "
+                          f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}]" for k, p in m["peaks"].items())
+        print(f"{m['model']}: baseline {m['baseline']:.3f}; {peaks}")
+    for c in summary["claims"]:
+        print(f"  [{c['verdict']}] {c['claim']} ({c.get('model', '')}): {c['why']}")
+    print(f"wrote {summary['report_html']} and {summary['report_md']}")
+
+
+def cmd_reproduce(args) -> int:
+    from .reproduce import default_config_path, reproduce
+
+    if args.print_config:
+        print(default_config_path().read_text(), end="")
+        return 0
+    _print_findings(reproduce(args.config, args.out, force=args.force))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .reproduce import render
+
+    _print_findings(render(Path(args.folder)))
+    return 0
+
+
+COMMANDS = {"info": cmd_info, "train": cmd_train, "sweep": cmd_sweep, "generate": cmd_generate,
+            "reproduce": cmd_reproduce, "report": cmd_report}
 
 
 _NUMERIC_LIST_FLAGS = ("--multipliers", "--multiplier", "--windows", "--widths")

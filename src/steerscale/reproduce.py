@@ -1,0 +1,302 @@
+"""`steerscale reproduce`: the paper's three experiments over the models of a TOML config, then the report.
+
+Composes the public API only: load_model, load_dataset, train_vectors, run_sweep,
+then analysis, scaling and report. Each model's sweep goes in its own subfolder
+of the output folder; a model whose folder already holds complete results for the
+same configuration (same config hash in its manifest) is not run again.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import hashlib
+import json
+import logging
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import SteerscaleError
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "run": {"seed": 0, "n_bootstrap": 1000, "val_fraction": 0.5, "scaling_y": "max"},
+    "data": {"train": "refusal-train", "test": "refusal-test", "train_limit": None, "test_limit": None},
+    "sweep": {"layers": "all", "layer_stride": 1, "multipliers": [-1.0, 0.0, 1.0], "template": "chat",
+              "positions": "all", "batch_size": 8, "normalize": "none", "system": None, "engine": None},
+}
+MODEL_KEYS = {"spec", "name", "dtype", "device", "trust_remote_code"}
+IMPORT_KEYS = {"table", "include_in_fit"}
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("steerscale") / "configs" / "default.toml"))
+
+
+@dataclass
+class ModelSpec:
+    spec: str
+    name: str
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    sweep: dict = field(default_factory=dict)  # effective sweep settings for this model
+
+
+@dataclass
+class ReproduceConfig:
+    path: str
+    run: dict
+    data: dict
+    sweep: dict
+    models: list[ModelSpec]
+    imports: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
+                "models": [m.__dict__ for m in self.models], "imports": self.imports}
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return s or "model"
+
+
+def _resolve(base: Path, value: str) -> str:
+    """A relative path in the config is read relative to the config file's folder when something is there;
+    anything else (built-in names, hub ids, absolute paths) is kept as written."""
+    p = Path(value).expanduser()
+    if not p.is_absolute() and (base / p).exists():
+        return str((base / p).resolve())
+    return str(p) if value.startswith("~") else value
+
+
+def load_config(path=None) -> ReproduceConfig:
+    """Read and validate a reproduce config (the bundled default when `path` is None)."""
+    path = Path(path) if path is not None else default_config_path()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SteerscaleError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SteerscaleError(f"{path}: invalid TOML ({e})") from None
+    known = set(DEFAULTS) | {"models", "imports"}
+    for k in raw:
+        if k not in known:
+            raise SteerscaleError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(known))})")
+    sections = {}
+    for sec, defaults in DEFAULTS.items():
+        got = raw.get(sec, {})
+        if not isinstance(got, dict):
+            raise SteerscaleError(f"{path}: [{sec}] must be a table")
+        for k in got:
+            if k not in defaults:
+                raise SteerscaleError(f"{path}: [{sec}] unknown key {k!r} (known: {', '.join(defaults)})")
+        sections[sec] = {**copy.deepcopy(defaults), **got}
+    run, data, sweep = sections["run"], sections["data"], sections["sweep"]
+    if run["scaling_y"] not in ("max", "negative", "positive"):
+        raise SteerscaleError(f"{path}: [run] scaling_y {run['scaling_y']!r}: expected max, negative or positive")
+    if not 0 < float(run["val_fraction"]) < 1:
+        raise SteerscaleError(f"{path}: [run] val_fraction {run['val_fraction']}: expected a number between 0 and 1")
+    _check_sweep(sweep, f"{path}: [sweep]")
+    base = path.resolve().parent
+    for k in ("train", "test"):
+        data[k] = _resolve(base, str(data[k]))
+    models_raw = raw.get("models", [])
+    if not isinstance(models_raw, list) or not models_raw:
+        raise SteerscaleError(f"{path}: no [[models]] listed; add at least one, e.g. spec = \"smollm2-135m\"")
+    models, names = [], set()
+    for i, m in enumerate(models_raw, 1):
+        where = f"{path}: [[models]] #{i}"
+        if not isinstance(m, dict) or "spec" not in m:
+            raise SteerscaleError(f"{where}: missing key 'spec' (a hub id, model directory, .gguf file or smollm2-135m)")
+        for k in m:
+            if k not in MODEL_KEYS and k not in DEFAULTS["sweep"]:
+                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(MODEL_KEYS))}, "
+                                      f"or any [sweep] key)")
+        spec = _resolve(base, str(m["spec"]))
+        name = str(m.get("name") or (Path(spec).stem if spec.endswith(".gguf") or Path(spec).exists() else spec))
+        if slug(name) in names:
+            raise SteerscaleError(f"{where}: name {name!r} is used twice; give each model a distinct 'name'")
+        names.add(slug(name))
+        eff = {**sweep, **{k: v for k, v in m.items() if k in DEFAULTS["sweep"]}}
+        _check_sweep(eff, where)
+        models.append(ModelSpec(spec, name, str(m.get("dtype", "float32")), str(m.get("device", "cpu")),
+                                bool(m.get("trust_remote_code", False)), eff))
+    imports = []
+    for i, imp in enumerate(raw.get("imports", []), 1):
+        where = f"{path}: [[imports]] #{i}"
+        if not isinstance(imp, dict) or "table" not in imp:
+            raise SteerscaleError(f"{where}: missing key 'table' (a CSV/JSON file or a built-in table name)")
+        for k in imp:
+            if k not in IMPORT_KEYS:
+                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(IMPORT_KEYS))})")
+        imports.append({"table": _resolve(base, str(imp["table"])), "include_in_fit": bool(imp.get("include_in_fit", True))})
+    return ReproduceConfig(str(path), run, data, sweep, models, imports)
+
+
+def _check_sweep(s: dict, where: str) -> None:
+    if not (s["layers"] == "all" or (isinstance(s["layers"], list) and all(isinstance(l, int) for l in s["layers"]))):
+        raise SteerscaleError(f"{where}: layers {s['layers']!r}: expected \"all\" or a list of layer indices")
+    if not isinstance(s["layer_stride"], int) or s["layer_stride"] < 1:
+        raise SteerscaleError(f"{where}: layer_stride {s['layer_stride']!r}: expected a positive integer")
+    if not isinstance(s["multipliers"], list) or not all(isinstance(m, (int, float)) for m in s["multipliers"]):
+        raise SteerscaleError(f"{where}: multipliers {s['multipliers']!r}: expected a list of numbers")
+    if 0 not in s["multipliers"]:
+        raise SteerscaleError(f"{where}: multipliers must include 0 (the unsteered baseline every effect is measured against)")
+
+
+def model_layers(sweep: dict, n_layers: int) -> list[int]:
+    layers = list(range(n_layers)) if sweep["layers"] == "all" else sorted(set(sweep["layers"]))
+    return layers[:: sweep["layer_stride"]]
+
+
+def config_hash(cfg: ReproduceConfig, m: ModelSpec) -> str:
+    """Everything that changes a model's sweep results (not the analysis settings, nor the engine)."""
+    key = {"spec": m.spec, "dtype": m.dtype, "device": m.device,
+           "sweep": {k: v for k, v in m.sweep.items() if k != "engine"},
+           "data": cfg.data, "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"]}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_complete(folder: Path, chash: str) -> bool:
+    man = folder / "manifest.json"
+    if not man.is_file() or not (folder / "items.csv").is_file():
+        return False
+    try:
+        meta = json.loads(man.read_text()).get("reproduce", {})
+    except (json.JSONDecodeError, OSError):
+        return False
+    if meta.get("config_hash") != chash:
+        return False
+    with open(folder / "items.csv") as f:
+        n_rows = sum(1 for _ in f) - 1
+    return n_rows == meta.get("expected_rows")
+
+
+def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool = True) -> dict:
+    """Train vectors and sweep one model into `folder`; returns a status dict."""
+    from . import load_dataset, load_model, run_sweep, train_vectors
+    from .sweep import SweepConfig
+
+    chash = config_hash(cfg, m)
+    if is_complete(folder, chash):
+        log.info("%s: complete results for this config in %s; not run again", m.name, folder)
+        return {"model": m.name, "folder": str(folder), "status": "reused", "config_hash": chash}
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    train = load_dataset(cfg.data["train"], limit=cfg.data["train_limit"])
+    test = load_dataset(cfg.data["test"], limit=cfg.data["test_limit"])
+    model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
+    info.name = m.name
+    s = m.sweep
+    try:
+        vecs = train_vectors(model, tok, train, s["template"], s["system"], s["normalize"], s["batch_size"],
+                             cache_dir=folder / "cache", progress=progress, info=info)
+        vecs.meta["dataset"] = str(cfg.data["train"])
+        vecs.save(folder / "vectors.safetensors")
+        sc = SweepConfig(layers=model_layers(s, info.n_layers), multipliers=[float(x) for x in s["multipliers"]],
+                         positions=s["positions"], template=s["template"], system=s["system"],
+                         batch_size=s["batch_size"], n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
+        if s.get("engine"):
+            sc.engine = s["engine"]
+        result = run_sweep(model, tok, vecs, test, sc, info=info, progress=progress)
+    finally:
+        del model
+        gc.collect()
+    n_layers_swept = len(result.manifest["config"]["layers"])
+    result.manifest["reproduce"] = {
+        "config_hash": chash, "config_file": cfg.path, "model_entry": m.__dict__, "data": cfg.data,
+        "expected_rows": n_layers_swept * len(s["multipliers"]) * len(test),
+        "timings_s": {"total_with_training": round(time.time() - t0, 3)},
+    }
+    result.save(folder)  # manifest.json is written last: its hash marks the folder complete
+    return {"model": m.name, "folder": str(folder), "status": "ran", "config_hash": chash,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False) -> dict:
+    """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary."""
+    cfg = config if isinstance(config, ReproduceConfig) else load_config(config)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SteerscaleError(f"output folder {out}: cannot create ({e.strerror})") from None
+    for imp in cfg.imports:  # fail on a bad import file before hours of sweeping
+        from .scaling import load_results_table
+
+        load_results_table(imp["table"])
+    (out / "reproduce_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
+    runs = []
+    for m in cfg.models:
+        folder = out / slug(m.name)
+        if force and (folder / "manifest.json").exists():
+            (folder / "manifest.json").unlink()
+        runs.append(run_model(cfg, m, folder, progress))
+    summary = render(out, cfg, runs)
+    return summary
+
+
+def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None = None) -> dict:
+    """Analyse the model folders under `out_dir` and write the report (also `steerscale report`)."""
+    from .analysis import analyze, check_asymmetry_claim, check_depth_claim, read_items_csv
+    from .report import write_report
+    from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
+                          point_from_analysis)
+
+    out = Path(out_dir)
+    if cfg is None:
+        saved = out / "reproduce_config.json"
+        if not saved.is_file():
+            raise SteerscaleError(f"{out}: no reproduce_config.json; is this a 'steerscale reproduce' output folder?")
+        d = json.loads(saved.read_text())
+        cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
+                              [ModelSpec(**m) for m in d["models"]], d["imports"])
+    run = cfg.run
+    analyses, folders, manifests = [], {}, {}
+    for m in cfg.models:
+        folder = out / slug(m.name)
+        if not (folder / "items.csv").is_file() or not (folder / "manifest.json").is_file():
+            log.warning("%s: no results in %s; left out of the report", m.name, folder)
+            continue
+        a = analyze(read_items_csv(folder / "items.csv"), n_boot=run["n_bootstrap"], seed=run["seed"],
+                    val_fraction=run["val_fraction"])
+        analyses.append(a)
+        folders[a.model] = folder
+        manifests[a.model] = json.loads((folder / "manifest.json").read_text())
+    if not analyses and not cfg.imports:
+        raise SteerscaleError(f"{out}: no model results to report")
+    imported_rows, points = [], []
+    for a in analyses:
+        p = point_from_analysis(a, run["scaling_y"])
+        if p is not None:
+            points.append(p)
+    for imp in cfg.imports:
+        rows = load_results_table(imp["table"])
+        imported_rows.extend(rows)
+        points.extend(imported_points(rows, imp["include_in_fit"], run["scaling_y"]))
+    scaling = fit_scaling(points, n_boot=run["n_bootstrap"], seed=run["seed"],
+                          y_definition=f"peak |Δ| ({run['scaling_y']} of the two signs)" if run["scaling_y"] == "max"
+                          else f"peak |Δ| of {run['scaling_y']} steering")
+    claims = []
+    for a in analyses:
+        claims.append(check_depth_claim(a, "negative"))
+        claims.append(check_depth_claim(a, "positive"))
+        claims.append(check_asymmetry_claim(a))
+    claims.append(check_scaling_claim(scaling))
+    paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
+                         imported=imported_summary(imported_rows) if imported_rows else [],
+                         config=cfg.to_dict(), runs=runs or [])
+    summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
+               "runs": runs or [], "claims": claims,
+               "models": [{"model": a.model, "baseline": a.baseline["p"],
+                           "peaks": {k: {"layer": p.layer, "depth": p.depth, "delta": p.delta,
+                                         "ci": [p.ci_low, p.ci_high]} for k, p in a.peaks.items()}}
+                          for a in analyses]}
+    return summary

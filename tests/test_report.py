@@ -1,0 +1,234 @@
+"""Findings report: files, self-containment, headless Chromium rendering; reproduce config and resume."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from steerscale.analysis import analyze, check_asymmetry_claim, check_depth_claim
+from steerscale.errors import SteerscaleError
+from steerscale.report import write_report
+from steerscale.scaling import check_scaling_claim, fit_scaling, imported_points, imported_summary, \
+    load_results_table, point_from_analysis
+from synth import bump, make_rows
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or \
+    ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    analyses = [
+        analyze(make_rows(n_items=40, layers=range(0, 12, 2), n_layers=12, effect=bump(4, 0.25), model="small",
+                          n_params=135_000_000), n_boot=200),
+        analyze(make_rows(n_items=40, layers=range(0, 24, 3), n_layers=24, effect=bump(10, 0.12), model="medium",
+                          n_params=1_700_000_000, seed=1), n_boot=200),
+    ]
+    imported = load_results_table("caa-llama2-chat")
+    points = [point_from_analysis(a) for a in analyses] + imported_points(imported)
+    scaling = fit_scaling(points, n_boot=100)
+    claims = [c for a in analyses for c in (check_depth_claim(a), check_asymmetry_claim(a))]
+    claims.append(check_scaling_claim(scaling))
+    paths = write_report(out, analyses, scaling, claims, folders={a.model: out / a.model for a in analyses},
+                         manifests={a.model: {"kind": "sweep", "seed": 0} for a in analyses},
+                         imported=imported_summary(imported), config={"run": {"seed": 0}})
+    return out, paths
+
+
+def test_report_files(report):
+    out, paths = report
+    for name in ("depth", "asymmetry", "scaling"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    for m in ("small", "medium"):
+        for name in ("layer_sweep", "heatmap"):
+            assert (out / m / f"{name}.png").is_file() and (out / m / f"{name}.svg").is_file()
+    html = paths["html"].read_text()
+    srcs = re.findall(r"<img src='([^']*)'", html)
+    assert len(srcs) == 2 * 2 + 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "href=" not in html and "<link" not in html and "<script" not in html  # nothing external
+    for word in ("supported", "inconclusive", "Manifest", "Llama-2-7b-chat (CAA)", "layer / n_layers",
+                 "Scaling points", "Per-item steerability"):
+        assert word in html, word
+    md = paths["md"].read_text()
+    pngs = re.findall(r"\]\(([^)]+\.png)\)", md)
+    assert len(pngs) == 7 and all((out / p).is_file() for p in pngs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {c["verdict"] for c in summary["claims"]} <= {"supported", "not supported", "inconclusive"}
+    assert summary["scaling"]["fits"]["exp"]["status"] in ("ok", "not enough points")
+
+
+PROBE = """
+<script>
+window.__errors = [];
+window.addEventListener('error', function (e) { window.__errors.push(String(e.message || e.type)); }, true);
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0); });
+  var out = document.createElement('pre');
+  out.id = '__probe';
+  out.textContent = JSON.stringify({images: imgs.length, broken: bad.map(function (i) { return i.alt; }),
+                                    errors: window.__errors, title: document.title});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium; .ci/run installs it)")
+def test_report_renders_in_headless_chromium(report):
+    out, paths = report
+    html = paths["html"].read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.html"
+        probe.write_text(html.replace("<head>", "<head>" + PROBE, 1))
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage", f"--user-data-dir={tmp}/profile", "--enable-logging=stderr", "--v=0",
+               "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="__probe">(.*?)</pre>', r.stdout, re.S)
+    assert m, f"no probe output; chromium rc={r.returncode}, stderr tail: {r.stderr[-800:]}"
+    res = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert res["images"] == 7 and res["broken"] == [] and res["errors"] == []
+    console = [l for l in r.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
+    assert console == [], console
+    assert res["title"].startswith("steerscale")
+
+
+# ---------------------------------------------------------------- reproduce (tiny model, no download)
+
+
+def _write_items(path, n, offset=0):
+    items = []
+    for i in range(n):
+        refuse_a = (i + offset) % 2 == 0
+        a, b = ("No, I won't.", "Sure, here.") if refuse_a else ("Sure, here.", "No, I won't.")
+        items.append({"question": f"Request {i + offset}?\n\nChoices:\n(A) {a}\n(B) {b}",
+                      "answer_matching_behavior": "(A)" if refuse_a else "(B)",
+                      "answer_not_matching_behavior": "(B)" if refuse_a else "(A)", "category": "c"})
+    path.write_text(json.dumps(items))
+
+
+def _tiny_config(tmp_path, multipliers="[-1.0, 0.0, 1.0]", extra=""):
+    _write_items(tmp_path / "train.json", 8)
+    _write_items(tmp_path / "test.json", 8, offset=100)
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f"""
+[run]
+n_bootstrap = 50
+[data]
+train = "train.json"
+test = "test.json"
+[sweep]
+template = "plain"
+layer_stride = 2
+multipliers = {multipliers}
+[[models]]
+spec = "tiny-a"
+name = "tiny a"
+[[models]]
+spec = "tiny-b"
+{extra}""")
+    return cfg
+
+
+@pytest.fixture
+def tiny_loader(monkeypatch):
+    import steerscale
+    from conftest import TinyTokenizer, make_model
+    from steerscale.models import model_info
+
+    calls = []
+
+    def fake_load_model(spec, dtype="float32", device="cpu", trust_remote_code=False):
+        calls.append(spec)
+        model = make_model("llama", seed=0 if spec == "tiny-a" else 1)
+        return model, TinyTokenizer(), model_info(model, spec=spec, name=spec)
+
+    monkeypatch.setattr(steerscale, "load_model", fake_load_model)
+    return calls
+
+
+def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
+    from steerscale.reproduce import render, reproduce
+
+    cfg = _tiny_config(tmp_path)
+    out = tmp_path / "out"
+    s1 = reproduce(cfg, out, progress=False)
+    assert [r["status"] for r in s1["runs"]] == ["ran", "ran"] and tiny_loader == ["tiny-a", "tiny-b"]
+    for sub in ("tiny-a", "tiny-b"):
+        man = json.loads((out / sub / "manifest.json").read_text())
+        assert man["config"]["layers"] == [0, 2] and man["reproduce"]["expected_rows"] == 2 * 3 * 8
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert any(c["claim"].startswith("peak effect decays") and "not enough points" in c["why"] for c in s1["claims"])
+    # same config: nothing runs again
+    s2 = reproduce(cfg, out, progress=False)
+    assert [r["status"] for r in s2["runs"]] == ["reused", "reused"] and len(tiny_loader) == 2
+    # a changed config is not "complete" (its hash differs), so it would run again
+    from steerscale.reproduce import config_hash, is_complete, load_config
+
+    c1, c2 = load_config(cfg), load_config(_tiny_config(tmp_path, "[-2.0, 0.0, 2.0]"))
+    assert is_complete(out / "tiny-a", config_hash(c1, c1.models[0]))
+    assert config_hash(c2, c2.models[0]) != config_hash(c1, c1.models[0])
+    assert not is_complete(out / "tiny-a", config_hash(c2, c2.models[0]))
+    # `report` re-renders from the folder without running anything
+    (out / "report.html").unlink()
+    s3 = render(out)
+    assert len(tiny_loader) == 2 and (out / "report.html").is_file()
+    assert s3["models"][0]["peaks"]["negative"]["layer"] in (0, 2)
+
+
+def test_default_config_and_errors(tmp_path):
+    from steerscale.reproduce import load_config, model_layers
+
+    cfg = load_config()
+    assert [m.spec for m in cfg.models] == ["smollm2-135m"] and cfg.imports == []
+    assert cfg.sweep["multipliers"] == [-1.0, 0.0, 1.0] and model_layers(cfg.models[0].sweep, 30) == list(range(30))
+    assert cfg.data == {"train": "refusal-train", "test": "refusal-test", "train_limit": None, "test_limit": None}
+    bad = tmp_path / "bad.toml"
+    for text, msg in [
+        ("[sweep]\nlayerz = 3\n[[models]]\nspec='x'\n", r"bad\.toml: \[sweep\] unknown key 'layerz'"),
+        ("[run]\nseed = 0\n", r"no \[\[models\]\] listed"),
+        ("[[models]]\nname='x'\n", r"\[\[models\]\] #1: missing key 'spec'"),
+        ("[sweep]\nmultipliers=[-1, 1]\n[[models]]\nspec='x'\n", r"multipliers must include 0"),
+        ("[[models]]\nspec='x'\n[[imports]]\npath='a.csv'\n", r"\[\[imports\]\] #1: missing key 'table'"),
+        ("[[models]\nspec='x'\n", r"bad\.toml: invalid TOML"),
+        ("[[models]]\nspec='x'\n[[models]]\nspec='x'\n", r"name 'x' is used twice"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(SteerscaleError, match=msg):
+            load_config(bad)
+
+
+def test_reproduce_fails_fast_on_bad_import(tmp_path, tiny_loader):
+    from steerscale.reproduce import reproduce
+
+    (tmp_path / "pub.csv").write_text("model,n_params\nx,7B\n")
+    cfg = _tiny_config(tmp_path, extra='[[imports]]\ntable = "pub.csv"\n')
+    with pytest.raises(SteerscaleError, match=r"pub\.csv: header lacks column"):
+        reproduce(cfg, tmp_path / "out", progress=False)
+    assert tiny_loader == []
+
+
+@pytest.mark.slow
+def test_reproduce_smollm2_short(tmp_path):
+    """End to end on the bundled SmolLM2: two layers, a handful of items."""
+    from steerscale.reproduce import reproduce
+
+    cfg = tmp_path / "smol.toml"
+    cfg.write_text('[run]\nn_bootstrap = 100\n[data]\ntrain_limit = 8\ntest_limit = 8\n'
+                   '[sweep]\nlayers = [4, 12]\nbatch_size = 8\n[[models]]\nspec = "smollm2-135m"\n'
+                   '[[imports]]\ntable = "caa-llama2-chat"\n')
+    s = reproduce(cfg, tmp_path / "out", progress=False)
+    assert s["runs"][0]["status"] == "ran"
+    m = s["models"][0]
+    assert 0 <= m["baseline"] <= 1 and m["peaks"]["negative"]["layer"] in (4, 12)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5 and "Llama-2-13b-chat (CAA)" in html
