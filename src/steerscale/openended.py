@@ -691,7 +691,7 @@ def transfer_effect(source, target, vectors, layers: list[int], multiplier: floa
     for l in layers:
         if not 0 <= l < ns:
             raise SteerscaleError(f"layer {l} out of range: the source model has layers 0..{ns - 1}")
-    pairs = {l: (l if how == "same" else int(round(l * (nt - 1) / max(ns - 1, 1)))) for l in layers}
+    pairs = {l: (l if how == "same" else int(math.floor(l * (nt - 1) / max(ns - 1, 1) + 0.5))) for l in layers}
     tgt_layers = sorted(set(pairs.values()))
     if len(tgt_layers) != len(pairs):
         raise SteerscaleError(f"source layers {list(layers)} map onto fewer target layers ({tgt_layers})")

@@ -9,6 +9,7 @@ residual norm"). Saved as safetensors with JSON metadata.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def map_layers(n_source: int, n_target: int, how: str = "relative") -> list[int]
     """For each target layer, the source layer whose vector it gets.
 
     "same": layer L -> layer L, and the layer counts must match. "relative": by relative depth,
-    target layer t takes source layer round(t * (n_source - 1) / (n_target - 1)) (first to first,
+    target layer t takes source layer floor(t * (n_source - 1) / (n_target - 1) + 0.5) (first to first,
     last to last).
     """
     if how not in TRANSFER_MAPS:
@@ -222,7 +223,7 @@ def map_layers(n_source: int, n_target: int, how: str = "relative") -> list[int]
         return list(range(n_target))
     if n_target == 1:
         return [n_source - 1]
-    return [int(round(t * (n_source - 1) / (n_target - 1))) for t in range(n_target)]
+    return [int(math.floor(t * (n_source - 1) / (n_target - 1) + 0.5)) for t in range(n_target)]
 
 
 def transfer_vectors(vectors: SteeringVectors, target_model=None, *, n_layers: int | None = None,
