@@ -82,12 +82,14 @@ def test_layer_maps_and_transfer_vectors():
         transfer_vectors(v, n_layers=4, hidden_size=16)
 
 
-def _deep_llama(n_layers, seed=1):
+def _deep_llama(n_layers, seed=1, hidden=32):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     cfg = make_config("llama")
     cfg.num_hidden_layers = n_layers
+    cfg.hidden_size = hidden
+    cfg.head_dim = hidden // cfg.num_attention_heads
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float().eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -110,5 +112,5 @@ def test_transfer_effect_between_models():
     with pytest.raises(SteerscaleError, match="'same'"):
         transfer_effect((src, tok), (tgt, tok), v, [1], 3.0, prompts, how="same", template="plain")
     with pytest.raises(SteerscaleError, match="hidden size"):
-        transfer_effect((src, tok), (make_model("gpt2"), tok), SteeringVectors(torch.randn(4, 32)), [1], 1.0,
+        transfer_effect((src, tok), (_deep_llama(4, hidden=16), tok), SteeringVectors(torch.randn(4, 32)), [1], 1.0,
                         prompts, template="plain")
