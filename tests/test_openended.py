@@ -275,8 +275,8 @@ def test_run_openended_tables(tmp_path):
     info = model_info(model, name="tiny")
     torch.manual_seed(0)
     vecs = torch.randn(info.n_layers, info.hidden_size)
-    cfg = OpenEndedConfig(layers=[0, 2], window_starts=[0, 2], window_widths=[2, 3], multipliers=[-2, 0, 2, 6],
-                          template="plain", batch_size=4, n_generate=2, max_new_tokens=5, sampled=True,
+    cfg = OpenEndedConfig(layers=[0, 2], window_starts=[0, 2], window_widths=[2, 3], multipliers=[-2, 0, 6],
+                          template="plain", batch_size=8, n_generate=1, max_new_tokens=3, sampled=True,
                           n_bootstrap=50, ce_bound=0.5)
     judge = lambda ps, rs: [float(len(r) % 2) for r in rs]  # noqa: E731
     res = run_openended(model, tok, vecs, _prompts("harmful", 3), _prompts("harmless", 2),
@@ -284,9 +284,9 @@ def test_run_openended_tables(tmp_path):
                         out_dir=tmp_path, progress=False)
     points = res.manifest["points"]
     assert points == [[0, 0], [2, 2], [0, 1], [2, 3], [0, 2]]  # (2, 3 wide) runs past layer 3: skipped
-    n_pts, n_m = len(points), 4
+    n_pts, n_m = len(points), 3
     assert len(res.aggregate) == n_pts * n_m and len(res.logodds) == n_pts * n_m * 5
-    assert len(res.generations) == n_pts * n_m * 4 * 2 and len(res.ce) == n_pts * n_m * 2
+    assert len(res.generations) == n_pts * n_m * 2 * 2 and len(res.ce) == n_pts * n_m * 2
     for f in ("logodds.csv", "generations.csv", "ce.csv", "aggregate.csv", "manifest.json", "max_multiplier.csv"):
         assert (tmp_path / f).is_file(), f
     with open(tmp_path / "aggregate.csv") as f:
@@ -296,7 +296,7 @@ def test_run_openended_tables(tmp_path):
     assert all(b["logodds_harmful"] == base[0]["logodds_harmful"] and b["ce_delta"] == 0 for b in base)
     for a in res.aggregate:
         assert a["logodds_harmful_low"] <= a["logodds_harmful"] <= a["logodds_harmful_high"]
-        assert 0 <= a["phrase_refusal_harmful"] <= 1 and a["judge_refusal_harmful"] in (0, 0.5, 1)
+        assert 0 <= a["phrase_refusal_harmful"] <= 1 and a["judge_refusal_harmful"] in (0, 1)
     g = [r for r in res.generations if r["multiplier"] == 6 and r["mode"] == "greedy"]
     assert all("output" in r and "unsteered_output" in r for r in g)
     assert {r["kind"] for r in res.generations} == {"harmful", "harmless"}
