@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -64,3 +66,25 @@ def test_short_sweep_end_to_end(smol, tmp_path):
             steered = [r["score"] for r in res.rows if r["layer"] == layer and r["multiplier"] == m]
             assert max(abs(a - b) for a, b in zip(steered, base)) > 1e-3
     assert 0.2 < agg[(5, 0.0)]["letter_mass"] <= 1.0
+
+
+def test_openended_measures_on_smollm2(smol):
+    from steerscale.data import load_neutral_text, load_prompts
+    from steerscale.openended import PhraseMatcher, neutral_cross_entropy, opening_token_ids, refusal_logodds
+    from steerscale.steering import steer
+    from steerscale.data import format_prompt
+
+    model, tok, info = smol
+    words = PhraseMatcher().opening_words()
+    ids = opening_token_ids(tok, format_prompt(tok, "hi"), words)
+    assert {"I", "Sorry", "As", "Unfortunately"} <= set(tok.convert_ids_to_tokens(ids))
+    prompts = load_prompts("harmful-prompts", limit=2)
+    base = refusal_logodds(model, tok, prompts, words)
+    assert np.isfinite(base.logodds).all() and (base.p_open < 0.5).all()  # SmolLM2 does not refuse these
+    ce = neutral_cross_entropy(model, tok, load_neutral_text(limit=1))
+    assert 1.0 < ce.mean < 5.0
+    torch.manual_seed(0)
+    v = torch.randn(info.n_layers, info.hidden_size)
+    with steer(model, v, [10], 8.0) as s:
+        steered = neutral_cross_entropy(model, tok, load_neutral_text(limit=1), steering=s)
+    assert steered.mean > ce.mean

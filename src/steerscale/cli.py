@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import textwrap
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Re-analyse the model folders of a reproduce output folder (no model is run) "
                        "and write report.html, report.md, figures/ and summary.json again.")
     p.add_argument("folder", help="a 'steerscale reproduce' output folder")
+    add_openended_commands(sub)
     return ap
 
 
@@ -313,6 +315,232 @@ def _join_negative_values(argv: list[str]) -> list[str]:
         out.append(a)
         i += 1
     return out
+
+
+# ----------------------------------------------------------------- open-ended, similarity, transfer (issue 6)
+
+
+def parse_ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SteerscaleError(f"{flag} {text!r}: expected a comma list of integers, e.g. 0,6,12") from None
+
+
+def add_openended_commands(sub) -> None:
+    p = sub.add_parser(
+        "openended", help="open-ended refusal, over-refusal and capability cost over layers/windows x multipliers",
+        description="For every layer (or window of layers) and multiplier: refusal log-odds at the first response "
+        "token on harmful and harmless prompts (one forward pass, no generation), greedy (and optionally sampled) "
+        "generations on a subset scored by a refusal-phrase matcher (and optionally a judge), degeneration of the "
+        "generations, and cross-entropy on neutral text. Writes logodds.csv, generations.csv, ce.csv, "
+        "aggregate.csv, manifest.json and plots.")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--vectors", default=None, help="vectors from 'steerscale train' (default: train on --train-data)")
+    p.add_argument("--train-data", default="refusal-train", help="A/B dataset for vectors when --vectors is not given")
+    p.add_argument("--train-limit", type=int, default=None)
+    p.add_argument("--normalize", default="none", choices=["none", "unit", "residual"])
+    p.add_argument("--harmful", default="harmful-prompts", help="harmful prompts: built-in name or JSON/JSONL file")
+    p.add_argument("--harmless", default="harmless-prompts", help="harmless prompts: built-in name or JSON/JSONL file")
+    p.add_argument("--neutral", default="neutral-text", help="neutral paragraphs for cross-entropy")
+    p.add_argument("--phrases", default=None, help="refusal-phrase list (JSON); default the built-in list")
+    p.add_argument("--layers", default=None, help="single layers: 'all', '13', '0-29', '0,3,6' (default all, "
+                   "or none when windows are given)")
+    p.add_argument("--window-starts", default=None, help="multi-layer windows: comma list of first layers")
+    p.add_argument("--window-widths", default=None, help="comma list of window widths (every start x width)")
+    p.add_argument("--window-mode", default="per-layer", choices=["per-layer", "same"],
+                   help="each layer its own vector, or the start layer's vector at every layer of the window")
+    p.add_argument("--multipliers", default="-4,-2,0,2,4", help="comma list (default -4,-2,0,2,4)")
+    p.add_argument("--positions", default="all", choices=["all", "instruction_end"])
+    p.add_argument("--n-logodds", type=int, default=None, help="prompts per kind for log-odds (default all)")
+    p.add_argument("--n-generate", type=int, default=4, help="prompts per kind to generate for (default 4; 0 = none)")
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--sampled", action="store_true", help="also sampled generation (seeded)")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--n-neutral", type=int, default=None, help="neutral paragraphs for CE (default all 42; 0 = none)")
+    p.add_argument("--ce-bound", type=float, default=None,
+                   help="report the largest multiplier per point whose CE increase stays <= this (nats/token)")
+    p.add_argument("--judge-url", default=None, help="OpenAI-compatible endpoint (base URL or .../chat/completions)")
+    p.add_argument("--judge-name", default="judge", help="model name sent to the judge endpoint")
+    p.add_argument("--judge-key-env", default=None, help="environment variable holding the judge endpoint's API key")
+    p.add_argument("--judge-timeout", type=float, default=30.0)
+    p.add_argument("--judge-model", default=None, help="local judge: a model spec for load_model (chat model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", "-o", required=True, help="results folder")
+
+    p = sub.add_parser("similarity", help="cosine similarity of vectors between layers and between behaviours",
+                       description="Writes cosine.csv (behaviour_a, layer_a, behaviour_b, layer_b, cosine) and "
+                       "heatmaps. Name vectors as NAME=FILE (default name: the file's stem).")
+    p.add_argument("vectors", nargs="+", help="vector files from 'steerscale train', optionally NAME=FILE")
+    p.add_argument("--normalize-across", action="store_true",
+                   help="rescale each behaviour's vector to the mean norm across behaviours at each layer (CAA) "
+                   "and save the results as NAME.normalized.safetensors in --out")
+    p.add_argument("--out", "-o", required=True, help="results folder")
+
+    p = sub.add_parser("transfer", help="steer one model with vectors made on another (same hidden size)",
+                       description="Refusal log-odds effect of the vectors on the source model and on the target "
+                       "model (layers mapped by relative depth, or same index), and their ratio.")
+    p.add_argument("--vectors", required=True, help="vectors made on --source-model")
+    p.add_argument("--source-model", required=True, help="the model the vectors were made on")
+    _model_args(p)
+    _prompt_args(p)
+    p.add_argument("--layers", required=True, help="source layer(s) to steer, e.g. 15 or 12-14")
+    p.add_argument("--multiplier", type=float, default=4.0)
+    p.add_argument("--map", default="relative", choices=["relative", "same"])
+    p.add_argument("--prompts", default="harmful-prompts")
+    p.add_argument("--limit", type=int, default=16)
+    p.add_argument("--json", action="store_true")
+
+
+def cmd_openended(args) -> int:
+    from .data import load_neutral_text, load_prompt_records, load_refusal_phrases
+    from .openended import HFJudge, HTTPJudge, OpenEndedConfig, PhraseMatcher, run_openended
+    from .report import plot_openended_layers, plot_tradeoff
+    from .vectors import SteeringVectors, train_vectors
+
+    layers = parse_layers(args.layers) if args.layers is not None else None
+    if args.layers is None and args.window_starts:
+        layers = []
+    config = OpenEndedConfig(
+        layers=layers, window_starts=parse_ints(args.window_starts or "", "--window-starts"),
+        window_widths=parse_ints(args.window_widths or "", "--window-widths"), window_mode=args.window_mode,
+        multipliers=parse_floats(args.multipliers), positions=args.positions, template=args.template,
+        system=args.system, batch_size=args.batch_size, n_logodds=args.n_logodds, n_generate=args.n_generate,
+        max_new_tokens=args.max_new_tokens, sampled=args.sampled, temperature=args.temperature,
+        n_neutral=args.n_neutral, ce_bound=args.ce_bound, seed=args.seed)
+    harmful, harmless = load_prompt_records(args.harmful), load_prompt_records(args.harmless)
+    neutral = load_neutral_text(args.neutral)
+    phrases = PhraseMatcher(load_refusal_phrases(args.phrases))
+    vecs = SteeringVectors.load(args.vectors) if args.vectors else None
+    judge = None
+    if args.judge_url:
+        key = None
+        if args.judge_key_env:
+            key = os.environ.get(args.judge_key_env)
+            if not key:
+                raise SteerscaleError(f"--judge-key-env {args.judge_key_env}: that environment variable is not set")
+        judge = HTTPJudge(args.judge_url, args.judge_name, key, args.judge_timeout)
+    out = check_writable_folder(Path(args.out))
+    model, tok, info = _load(args)
+    if args.judge_model:
+        from .models import load_model
+
+        jm, jt, _ = load_model(args.judge_model, dtype=args.dtype, device=args.device)
+        judge = HFJudge(jm, jt, batch_size=args.batch_size)
+    if vecs is None:
+        from .data import load_dataset
+
+        train = load_dataset(args.train_data, limit=args.train_limit)
+        vecs = train_vectors(model, tok, train, args.template, args.system, args.normalize, args.batch_size,
+                             cache_dir=out / "cache", info=info)
+        vecs.meta["dataset"] = str(args.train_data)
+        vecs.save(out / "vectors.safetensors")
+    res = run_openended(model, tok, vecs, harmful, harmless, neutral, config, info=info, phrases=phrases,
+                        judge=judge, out_dir=out)
+    plot_tradeoff(res.aggregate, out / "tradeoff")
+    if any(r["width"] == 1 for r in res.aggregate):
+        plot_openended_layers(res.aggregate, out / "openended_layers")
+    _print_openended_summary(res)
+    print(f"wrote {out}/aggregate.csv, logodds.csv, generations.csv, ce.csv, manifest.json, tradeoff.png")
+    return 0
+
+
+def _print_openended_summary(res) -> None:
+    agg = res.aggregate
+    b = next((r for r in agg if r["multiplier"] == 0.0), None)
+    if b:
+        print(f"{b['model']} unsteered: refusal log-odds harmful {b['logodds_harmful']:+.2f} "
+              f"[{b['logodds_harmful_low']:+.2f}, {b['logodds_harmful_high']:+.2f}], harmless "
+              f"{b['logodds_harmless']:+.2f}; phrase refusal harmful {b.get('phrase_refusal_harmful', float('nan')):.2f}"
+              f", harmless {b.get('phrase_refusal_harmless', float('nan')):.2f}; CE {b.get('ce', float('nan')):.3f}")
+    for m in sorted({r["multiplier"] for r in agg if r["multiplier"] != 0.0}):
+        rows = [r for r in agg if r["multiplier"] == m]
+        best = max(rows, key=lambda r: abs(r["delta_logodds_harmful"]))
+        print(f"  m = {m:+g}: largest |log-odds change| at layers {best['layer_start']}-{best['layer_end']}: "
+              f"harmful {best['delta_logodds_harmful']:+.2f}, harmless {best['delta_logodds_harmless']:+.2f}, "
+              f"CE {best['ce_delta']:+.3f}, phrase refusal harmful {best.get('phrase_refusal_harmful', float('nan')):.2f}")
+    if res.max_multiplier:
+        print(f"  largest multiplier with CE increase <= {res.max_multiplier[0]['ce_bound']:g}: see max_multiplier.csv")
+
+
+def _named_vectors(specs: list[str]) -> dict:
+    from .vectors import SteeringVectors
+
+    out = {}
+    for s in specs:
+        name, _, path = s.partition("=") if "=" in s else (Path(s).name.split(".")[0], "", s)
+        if name in out:
+            raise SteerscaleError(f"vectors: name {name!r} given twice; use NAME=FILE")
+        out[name] = SteeringVectors.load(path)
+    return out
+
+
+def cmd_similarity(args) -> int:
+    from .report import plot_cosine_heatmap
+    from .sweep import write_csv
+    from .vectors import cosine_table, layer_cosine, normalize_across_behaviours
+
+    vecs = _named_vectors(args.vectors)
+    out = check_writable_folder(Path(args.out))
+    if args.normalize_across:
+        vecs = normalize_across_behaviours(vecs)
+        for name, v in vecs.items():
+            v.save(out / f"{name}.normalized.safetensors")
+    rows = cosine_table(vecs)
+    write_csv(out / "cosine.csv", rows, ["behaviour_a", "layer_a", "behaviour_b", "layer_b", "cosine"])
+    import numpy as np
+
+    for name, v in vecs.items():
+        c = layer_cosine(v).numpy()
+        plot_cosine_heatmap(c, out / f"cosine_layers_{name}", labels=[str(i) for i in range(len(c))],
+                            title=f"{name}: cosine between layers")
+        adj = [float(c[i, i + 1]) for i in range(len(c) - 1)]
+        print(f"{name}: {v.n_layers} layers; cosine of adjacent layers min {min(adj, default=1):.3f}, "
+              f"median {float(np.median(adj)) if adj else 1:.3f}")
+    names = list(vecs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            m = np.array([[r["cosine"] for r in rows if r["behaviour_a"] == a and r["behaviour_b"] == b
+                           and r["layer_a"] == la] for la in range(vecs[a].n_layers)])
+            plot_cosine_heatmap(m, out / f"cosine_{a}_vs_{b}", title=f"cosine: {a} (rows) vs {b} (columns)",
+                                xlabel=f"{b} layer", ylabel=f"{a} layer")
+            same = np.diag(m) if m.shape[0] == m.shape[1] else np.array([])
+            if same.size:
+                print(f"{a} vs {b}: same-layer cosine mean {same.mean():.3f}, max {same.max():.3f} at layer "
+                      f"{int(same.argmax())}")
+    print(f"wrote {out}/cosine.csv and heatmaps")
+    return 0
+
+
+def cmd_transfer(args) -> int:
+    from .data import load_prompts
+    from .models import load_model
+    from .openended import transfer_effect
+    from .vectors import SteeringVectors
+
+    vecs = SteeringVectors.load(args.vectors)
+    layers = parse_layers(args.layers)
+    if layers is None:
+        raise SteerscaleError("--layers: give the source layer(s) to steer, e.g. 15 or 12-14")
+    prompts = load_prompts(args.prompts, limit=args.limit)
+    src = load_model(args.source_model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    tgt = _load(args)
+    vecs.check_model(src[0])
+    r = transfer_effect(src[:2], tgt[:2], vecs, layers, args.multiplier, prompts, how=args.map,
+                        template=args.template, system=args.system, batch_size=args.batch_size)
+    r.update(source_model=src[2].name, target_model=tgt[2].name)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{r['source_model']} layers {r['source_layers']} -> {r['target_model']} layers {r['target_layers']} "
+          f"({r['layer_map']} map), m = {r['multiplier']:+g}, {r['n_prompts']} prompts")
+    print(f"  refusal log-odds effect: source {r['effect_source']:+.3f}, target {r['effect_target']:+.3f}, "
+          f"ratio {r['ratio']:.2f}")
+    return 0
+
+
+COMMANDS.update({"openended": cmd_openended, "similarity": cmd_similarity, "transfer": cmd_transfer})
 
 
 def main(argv: list[str] | None = None) -> int:

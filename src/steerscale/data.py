@@ -23,6 +23,8 @@ BUILTIN = {
     "refusal-test": "refusal_test.json",
     "harmful-prompts": "harmful_prompts.json",
     "harmless-prompts": "harmless_prompts.json",
+    "neutral-text": "neutral_text.json",
+    "refusal-phrases": "refusal_phrases.json",
 }
 _CHOICE_RE = re.compile(r"^\(([A-Z])\)\s?(.*)$")
 _ANSWER_RE = re.compile(r"^\s*\(?([A-Z])\)?\s*$")
@@ -171,6 +173,59 @@ def load_prompts(source: str | Path, limit: int | None = None) -> list[str]:
     if not out:
         raise SteerscaleError(f"{path}: no prompts; expected at least one")
     return out[:limit] if limit else out
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One open-ended prompt with its id (position in the file unless the record has 'id') and category."""
+
+    text: str
+    id: str = ""
+    category: str = ""
+
+
+def load_prompt_records(source: str | Path, limit: int | None = None) -> list[Prompt]:
+    """Like `load_prompts`, keeping each prompt's id and category (for per-prompt result rows)."""
+    path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
+    records = _read_records(path)
+    texts = load_prompts(source)  # validates
+    out = []
+    for i, (r, t) in enumerate(zip(records, texts)):
+        rid = str(r.get("id", i)) if isinstance(r, dict) else str(i)
+        cat = str(r.get("category", "")) if isinstance(r, dict) else ""
+        out.append(Prompt(t, rid, cat))
+    return out[:limit] if limit else out
+
+
+def load_neutral_text(source: str | Path = "neutral-text", limit: int | None = None) -> list[str]:
+    """Paragraphs for language-modelling cross-entropy: {"texts": [...]} or a JSON list of strings."""
+    path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise SteerscaleError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SteerscaleError(f"{path}: not valid JSON text ({e})") from None
+    texts = obj.get("texts") if isinstance(obj, dict) else obj
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise SteerscaleError(f"{path}: expected {{\"texts\": [non-empty strings]}} or a JSON list of strings")
+    return texts[:limit] if limit else texts
+
+
+def load_refusal_phrases(source: str | Path | None = None) -> list[str]:
+    """The refusal-phrase list (built-in ``refusal-phrases`` by default): {"phrases": [...]} or a JSON list."""
+    source = "refusal-phrases" if source is None else source
+    path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise SteerscaleError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SteerscaleError(f"{path}: not valid JSON text ({e})") from None
+    phrases = obj.get("phrases") if isinstance(obj, dict) else obj
+    if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p.strip() for p in phrases):
+        raise SteerscaleError(f"{path}: expected {{\"phrases\": [non-empty strings]}} or a JSON list of strings")
+    return [p.strip() for p in phrases]
 
 
 def dataset_hash(items) -> str:

@@ -127,3 +127,30 @@ def capture(model, layers: Iterable[int] | None = None, position: int = -1):
 
     with layer_hooks(model, {l: rec(l) for l in layers}):
         yield store
+
+
+WINDOW_MODES = ("per-layer", "same")
+
+
+def window_vectors(vectors, start: int, width: int, mode: str = "per-layer", source_layer: int | None = None,
+                   n_layers: int | None = None) -> dict[int, torch.Tensor]:
+    """Vectors for multi-layer injection over layers ``start .. start + width - 1``.
+
+    mode "per-layer": each layer L in the window gets its own vector[L];
+    mode "same": every layer in the window gets vector[source_layer] (default: the window's first layer).
+    Pass the result to ``steer(model, result, list(result), multiplier)``: each layer in the window adds the
+    full ``multiplier * vector`` to its output (the multiplier is not divided by the width).
+    """
+    if mode not in WINDOW_MODES:
+        raise SteerscaleError(f"window mode {mode!r}: expected one of {', '.join(WINDOW_MODES)}")
+    n = len(vectors) if n_layers is None else n_layers
+    if width < 1:
+        raise SteerscaleError(f"window width {width}: expected a positive integer")
+    if start < 0 or start + width > n:
+        raise SteerscaleError(f"window {start}..{start + width - 1}: out of range, layers are 0..{n - 1}")
+    layers = range(start, start + width)
+    if mode == "per-layer":
+        return _layer_vectors(vectors, layers)
+    src = _layer_vectors(vectors, [start if source_layer is None else source_layer])
+    v = next(iter(src.values()))
+    return {l: v for l in layers}

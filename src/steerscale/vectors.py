@@ -9,6 +9,7 @@ residual norm"). Saved as safetensors with JSON metadata.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,3 +153,107 @@ def train_vectors(
     vecs = SteeringVectors(stats.mean_diff.clone(), dict(meta, normalization="none"))
     vecs.meta["mean_residual_norm"] = [round(float(x), 6) for x in stats.mean_norm]
     return vecs.normalized(normalize, stats.mean_norm)
+
+
+# ------------------------------------------------------------ several behaviours, similarity, transfer
+
+
+def normalize_across_behaviours(vectors: dict[str, SteeringVectors]) -> dict[str, SteeringVectors]:
+    """Rescale each behaviour's vector at each layer to the mean norm across behaviours at that layer.
+
+    This is what the CAA code does when vectors for several behaviours are made together
+    (``normalize_vectors``): directions are kept, and at every layer all behaviours get the same norm,
+    so one multiplier means the same step size for each. Needs at least one behaviour; all must have
+    the same shape.
+    """
+    if not vectors:
+        raise SteerscaleError("normalize_across_behaviours: no behaviours given")
+    shapes = {name: tuple(v.vectors.shape) for name, v in vectors.items()}
+    if len(set(shapes.values())) != 1:
+        raise SteerscaleError(f"normalize_across_behaviours: vectors differ in shape: {shapes}")
+    norms = torch.stack([v.vectors.norm(dim=-1) for v in vectors.values()])  # [B, L]
+    target = norms.mean(0)  # [L]
+    out = {}
+    for name, v in vectors.items():
+        scaled = v.vectors / v.vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12) * target.view(-1, 1)
+        out[name] = SteeringVectors(scaled, dict(v.meta, normalization="across-behaviours",
+                                                 behaviours=sorted(vectors)))
+    return out
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a.double() / a.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    b = b.double() / b.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return a @ b.T
+
+
+def layer_cosine(vectors: SteeringVectors) -> torch.Tensor:
+    """[n_layers, n_layers] cosine similarity of one behaviour's vectors between layers."""
+    return _cos(vectors.vectors, vectors.vectors).float()
+
+
+def cosine_table(vectors: dict[str, SteeringVectors]) -> list[dict]:
+    """Tidy rows (behaviour_a, layer_a, behaviour_b, layer_b, cosine) for every pair of (behaviour, layer).
+
+    Between layers within a behaviour and, for two or more behaviours, between behaviours at every
+    pair of layers. Behaviours must share the hidden size.
+    """
+    if not vectors:
+        raise SteerscaleError("cosine_table: no vectors given")
+    hs = {name: v.hidden_size for name, v in vectors.items()}
+    if len(set(hs.values())) != 1:
+        raise SteerscaleError(f"cosine_table: hidden sizes differ: {hs}")
+    names = list(vectors)
+    rows = []
+    for a in names:
+        for b in names:
+            c = _cos(vectors[a].vectors, vectors[b].vectors)
+            for la in range(c.shape[0]):
+                for lb in range(c.shape[1]):
+                    rows.append({"behaviour_a": a, "layer_a": la, "behaviour_b": b, "layer_b": lb,
+                                 "cosine": float(c[la, lb])})
+    return rows
+
+
+TRANSFER_MAPS = ("relative", "same")
+
+
+def map_layers(n_source: int, n_target: int, how: str = "relative") -> list[int]:
+    """For each target layer, the source layer whose vector it gets.
+
+    "same": layer L -> layer L, and the layer counts must match. "relative": by relative depth,
+    target layer t takes source layer floor(t * (n_source - 1) / (n_target - 1) + 0.5) (first to first,
+    last to last).
+    """
+    if how not in TRANSFER_MAPS:
+        raise SteerscaleError(f"layer map {how!r}: expected one of {', '.join(TRANSFER_MAPS)}")
+    if how == "same":
+        if n_source != n_target:
+            raise SteerscaleError(f"layer map 'same': source has {n_source} layers, target {n_target}; "
+                                  "use the 'relative' map for models of different depth")
+        return list(range(n_target))
+    if n_target == 1:
+        return [n_source - 1]
+    return [int(math.floor(t * (n_source - 1) / (n_target - 1) + 0.5)) for t in range(n_target)]
+
+
+def transfer_vectors(vectors: SteeringVectors, target_model=None, *, n_layers: int | None = None,
+                     hidden_size: int | None = None, how: str = "relative") -> SteeringVectors:
+    """Vectors made on one model, laid out for another with the same hidden size.
+
+    Give the target model (its layer count and hidden size are read) or `n_layers` and `hidden_size`.
+    The result has one vector per target layer (see `map_layers`); the vectors themselves are not
+    rescaled, so a multiplier means the same raw step in both models.
+    """
+    if target_model is not None:
+        n_layers = len(get_layers(target_model))
+        hidden_size = int(target_model.config.get_text_config().hidden_size)
+    if n_layers is None or hidden_size is None:
+        raise SteerscaleError("transfer_vectors: give the target model or n_layers and hidden_size")
+    if hidden_size != vectors.hidden_size:
+        raise SteerscaleError(f"cannot transfer vectors of hidden size {vectors.hidden_size} to a model with "
+                              f"hidden size {hidden_size}; transfer needs the same hidden size")
+    src = map_layers(vectors.n_layers, n_layers, how)
+    meta = dict(vectors.meta, transferred_from=vectors.meta.get("model", "?"), layer_map=how, source_layers=src,
+                n_layers=n_layers)
+    return SteeringVectors(vectors.vectors[src].clone(), meta)
