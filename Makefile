@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.steerscale-installed
 OUT ?= results/demo
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install demo test test-fast bench clean
 
@@ -31,7 +32,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps steering-vectors
-	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_sweep.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) results build src/*.egg-info
