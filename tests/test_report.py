@@ -37,8 +37,30 @@ def report(tmp_path_factory):
     claims.append(check_scaling_claim(scaling))
     paths = write_report(out, analyses, scaling, claims, folders={a.model: out / a.model for a in analyses},
                          manifests={a.model: {"kind": "sweep", "seed": 0} for a in analyses},
-                         imported=imported_summary(imported), config={"run": {"seed": 0}})
+                         imported=imported_summary(imported), config={"run": {"seed": 0}},
+                         openended={"small": _tiny_openended(out / "small" / "openended")})
     return out, paths
+
+
+def _tiny_openended(folder):
+    """A real (tiny-model) open-ended sweep saved in `folder`, read back as the report reads it."""
+    import torch
+
+    from conftest import TinyTokenizer, make_model
+    from steerscale.data import Prompt
+    from steerscale.models import model_info
+    from steerscale.openended import OpenEndedConfig, read_openended, run_openended
+
+    model = make_model("llama")
+    info = model_info(model, name="small")
+    torch.manual_seed(0)
+    cfg = OpenEndedConfig(layers=[0, 2], multipliers=[-4, 0, 4], template="plain", n_generate=1, max_new_tokens=4,
+                          n_bootstrap=50, ce_bound=0.1)
+    prompts = {k: [Prompt(f"{k} <request> & {i}", str(i), "") for i in range(3)] for k in ("harmful", "harmless")}
+    run_openended(model, TinyTokenizer(), torch.randn(info.n_layers, info.hidden_size), prompts["harmful"],
+                  prompts["harmless"], ["some neutral text.", "more of it here."], cfg, info=info, out_dir=folder,
+                  progress=False)
+    return dict(read_openended(folder), folder=folder)
 
 
 def test_report_files(report):
@@ -51,15 +73,21 @@ def test_report_files(report):
             assert (out / m / f"{name}.png").is_file() and (out / m / f"{name}.svg").is_file()
     html = paths["html"].read_text()
     srcs = re.findall(r"<img src='([^']*)'", html)
-    assert len(srcs) == 2 * 2 + 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 2 * 2 + 3 + 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "href=" not in html and "<link" not in html and "<script" not in html  # nothing external
     for word in ("supported", "inconclusive", "Manifest", "Llama-2-7b-chat (CAA)", "layer / n_layers",
-                 "Scaling points", "Per-item steerability"):
+                 "Scaling points", "Per-item steerability", "Open-ended refusal and capability cost",
+                 "Example generations", "harmful &lt;request&gt; &amp; 0", "CE ≤ 0.1"):
         assert word in html, word
+    assert "<request>" not in html  # prompts and generations are escaped
     md = paths["md"].read_text()
     pngs = re.findall(r"\]\(([^)]+\.png)\)", md)
-    assert len(pngs) == 7 and all((out / p).is_file() for p in pngs)
+    assert len(pngs) == 9 and all((out / p).is_file() for p in pngs)
+    assert "small/openended/tradeoff.png" in pngs and "small/openended/openended_layers.png" in pngs
     summary = json.loads((out / "summary.json").read_text())
+    oe = summary["openended"][0]
+    assert oe["model"] == "small" and [v["sign"] for v in oe["verdicts"]] == ["negative", "positive"]
+    assert len(oe["rows"]) == 2 * 2 and oe["ce_bound"] == 0.1
     assert {c["verdict"] for c in summary["claims"]} <= {"supported", "not supported", "inconclusive"}
     assert summary["scaling"]["fits"]["exp"]["status"] in ("ok", "not enough points")
 
@@ -96,7 +124,7 @@ def test_report_renders_in_headless_chromium(report):
     m = re.search(r'<pre id="__probe">(.*?)</pre>', r.stdout, re.S)
     assert m, f"no probe output; chromium rc={r.returncode}, stderr tail: {r.stderr[-800:]}"
     res = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
-    assert res["images"] == 7 and res["broken"] == [] and res["errors"] == []
+    assert res["images"] == 9 and res["broken"] == [] and res["errors"] == []
     console = [l for l in r.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
     assert console == [], console
     assert res["title"].startswith("steerscale")
@@ -185,6 +213,57 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
     assert s3["models"][0]["peaks"]["negative"]["layer"] in (0, 2)
 
 
+OPENENDED = """[openended]
+layer_stride = 2
+multipliers = [-4.0, 0.0, 4.0]
+n_logodds = 3
+n_generate = 1
+max_new_tokens = {max_new_tokens}
+n_neutral = 2
+ce_bound = 0.5
+"""
+
+
+def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader):
+    from steerscale.reproduce import load_config, render, reproduce, run_model
+
+    cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=3))
+    out = tmp_path / "out"
+    s1 = reproduce(cfg, out, progress=False)
+    assert [(r["status"], r["openended"]) for r in s1["runs"]] == [("ran", "ran")] * 2 and len(tiny_loader) == 2
+    for sub in ("tiny-a", "tiny-b"):
+        oe = out / sub / "openended"
+        for f in ("aggregate.csv", "generations.csv", "logodds.csv", "ce.csv", "max_multiplier.csv", "manifest.json",
+                  "tradeoff.png", "openended_layers.png"):
+            assert (oe / f).is_file(), f
+        man = json.loads((oe / "manifest.json").read_text())
+        assert man["points"] == [[0, 0], [2, 2]] and man["config"]["template"] == "plain"
+        assert man["vectors"] == json.loads((out / sub / "manifest.json").read_text())["vectors"]  # the A/B vectors
+        assert man["prompts"] == {"n_harmful_logodds": 3, "n_harmless_logodds": 3, "n_generate_per_kind": 1,
+                                  "n_neutral": 2}
+    html = (out / "report.html").read_text()
+    assert html.count("<h3>tiny a: open-ended refusal and capability cost</h3>") == 1
+    assert html.count("data:image/png;base64,") == 2 * 2 + 3 + 2 * 2
+    assert "Open-ended refusal and capability cost" in (out / "report.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [o["model"] for o in summary["openended"]] == ["tiny a", "tiny-b"]
+    assert {v["verdict"] for o in s1["openended"] for v in o["verdicts"]} <= {"supported", "not supported", "inconclusive"}
+    # same config: neither part runs again, the model is not even loaded (run_model: no report rendering here)
+    c1, c2 = load_config(cfg), load_config(_tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2)))
+    m1, m2 = c1.models[1], c2.models[1]
+    assert run_model(c1, m1, out / "tiny-b", progress=False)["openended"] == "reused" and len(tiny_loader) == 2
+    # only the [openended] section changed: the A/B sweep is kept, the open-ended sweep runs again
+    r = run_model(c2, m2, out / "tiny-b", progress=False)
+    assert (r["status"], r["openended"]) == ("reused", "ran") and len(tiny_loader) == 3
+    # `report` re-renders the section (and its figures) without running anything
+    (out / "report.html").unlink()
+    (out / "tiny-b" / "openended" / "tradeoff.png").unlink()
+    s2 = render(out)
+    assert len(tiny_loader) == 3 and (out / "tiny-b" / "openended" / "tradeoff.png").is_file()
+    assert "tiny-b: open-ended refusal and capability cost" in (out / "report.html").read_text()
+    assert len(s2["openended"]) == 2
+
+
 def test_default_config_and_errors(tmp_path):
     from steerscale.reproduce import load_config, model_layers
 
@@ -192,6 +271,9 @@ def test_default_config_and_errors(tmp_path):
     assert [m.spec for m in cfg.models] == ["smollm2-135m"] and cfg.imports == []
     assert cfg.sweep["multipliers"] == [-1.0, 0.0, 1.0] and model_layers(cfg.models[0].sweep, 30) == list(range(30))
     assert cfg.data == {"train": "refusal-train", "test": "refusal-test", "train_limit": None, "test_limit": None}
+    oe = cfg.openended
+    assert model_layers(oe, 30) == list(range(0, 30, 3)) and oe["multipliers"] == [-4.0, 0.0, 4.0]
+    assert (oe["n_logodds"], oe["n_generate"], oe["max_new_tokens"], oe["n_neutral"], oe["ce_bound"]) == (40, 2, 24, 10, 0.1)
     bad = tmp_path / "bad.toml"
     for text, msg in [
         ("[sweep]\nlayerz = 3\n[[models]]\nspec='x'\n", r"bad\.toml: \[sweep\] unknown key 'layerz'"),
@@ -201,6 +283,13 @@ def test_default_config_and_errors(tmp_path):
         ("[[models]]\nspec='x'\n[[imports]]\npath='a.csv'\n", r"\[\[imports\]\] #1: missing key 'table'"),
         ("[[models]\nspec='x'\n", r"bad\.toml: invalid TOML"),
         ("[[models]]\nspec='x'\n[[models]]\nspec='x'\n", r"name 'x' is used twice"),
+        ("[openended]\nn_prompts = 3\n[[models]]\nspec='x'\n", r"\[openended\] unknown key 'n_prompts'"),
+        ("[openended]\nmultipliers = [-4, 4]\n[[models]]\nspec='x'\n", r"\[openended\]: multipliers must include 0"),
+        ("[openended]\nlayer_stride = 0\n[[models]]\nspec='x'\n", r"\[openended\]: layer_stride 0"),
+        ("[openended]\nn_generate = -1\n[[models]]\nspec='x'\n", r"\[openended\]: n_generate -1: expected an integer"),
+        ("[openended]\nmax_new_tokens = 0\n[[models]]\nspec='x'\n", r"max_new_tokens 0: expected an integer >= 1"),
+        ("[openended]\nce_bound = 'low'\n[[models]]\nspec='x'\n", r"\[openended\]: ce_bound 'low'"),
+        ("openended = 3\n[[models]]\nspec='x'\n", r"\[openended\] must be a table"),
     ]:
         bad.write_text(text)
         with pytest.raises(SteerscaleError, match=msg):

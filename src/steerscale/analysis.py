@@ -486,3 +486,79 @@ def check_asymmetry_claim(a: ModelAnalysis) -> dict:
 
 def _fmt_ratio(x: float) -> str:
     return "∞" if math.isinf(x) else ("n/a" if math.isnan(x) else f"{x:.2f}")
+
+
+# ---------------------------------------------------------------- open-ended refusal (openended.run_openended)
+
+
+def _ci_str(r: dict, key: str, fmt: str = "{:+.2f}") -> str:
+    """'value [low, high]' of an aggregate column (value alone when the row has no interval)."""
+    v = r.get(key)
+    if v is None or v != v:
+        return "n/a"
+    lo, hi = r.get(f"{key}_low"), r.get(f"{key}_high")
+    if lo is None or hi is None:
+        return fmt.format(v)
+    return f"{fmt.format(v)} [{_fmt_num(lo, fmt)}, {_fmt_num(hi, fmt)}]"
+
+
+def _fmt_num(x, fmt: str) -> str:
+    return "n/a" if x is None or x != x else fmt.format(x)
+
+
+def _beyond_zero(r: dict, key: str, sign: int) -> bool:
+    """The interval of `key` lies entirely on the `sign` side of 0."""
+    lo, hi = r.get(f"{key}_low"), r.get(f"{key}_high")
+    return (lo is not None and lo == lo and lo > 0) if sign > 0 else (hi is not None and hi == hi and hi < 0)
+
+
+def check_openended(aggregate: list[dict], ce_bound: float | None = None) -> list[dict]:
+    """Per multiplier sign (its largest |m|, single-layer points): does steering move the refusal log-odds on
+    harmful prompts more than on harmless ones, in the multiplier's direction, and at what cross-entropy cost?
+
+    The layer examined is the one with the largest change on harmful prompts in the multiplier's direction,
+    chosen on the same prompts (optimistic). Supported when the interval of (Δ harmful − Δ harmless) at that
+    layer lies on the multiplier's side of 0, not supported when it lies on the other side, else inconclusive.
+    The CE increase there is "under" the bound when its whole interval is <= the bound, "over" when above it.
+    """
+    rows = [r for r in aggregate if r["width"] == 1]
+    base = next((r for r in rows if r["multiplier"] == 0), {})
+    out = []
+    for sign, name in ((-1, "negative"), (1, "positive")):
+        ms = {r["multiplier"] for r in rows if r["multiplier"] * sign > 0}
+        if not ms:
+            continue
+        m = max(ms, key=abs)
+        rs = [r for r in rows if r["multiplier"] == m]
+        best = max(rs, key=lambda r: -math.inf if math.isnan(r["delta_logodds_harmful"])
+                   else sign * r["delta_logodds_harmful"])
+        direction = "up" if sign > 0 else "down"
+        claim = f"{name} steering (m = {m:+g}) moves open-ended refusal {direction} on harmful prompts more than on harmless"
+        if _beyond_zero(best, "delta_logodds_contrast", sign):
+            verdict, why = "supported", "the interval of the difference lies on the multiplier's side of 0"
+        elif _beyond_zero(best, "delta_logodds_contrast", -sign):
+            verdict, why = "not supported", "harmless prompts move more (the difference's interval is on the other side of 0)"
+        else:
+            verdict, why = "inconclusive", "the interval of the difference includes 0"
+        n_sel = sum(_beyond_zero(r, "delta_logodds_contrast", sign) for r in rs)
+        ce_verdict = None
+        if ce_bound is not None and best.get("ce_delta") == best.get("ce_delta"):
+            lo, hi = best.get("ce_delta_low", best["ce_delta"]), best.get("ce_delta_high", best["ce_delta"])
+            ce_verdict = "under" if hi <= ce_bound else ("over" if lo > ce_bound else "straddles")
+        n_under = sum(r.get("ce_delta", math.nan) <= ce_bound for r in rs) if ce_bound is not None else None
+        why = (f"at layer {best['layer_start']} (largest change on harmful prompts, chosen on these same prompts): "
+               f"{why}; harmful moved more than harmless at {n_sel} of {len(rs)} layers")
+        if ce_verdict:
+            why += (f"; CE increase at that layer is {ce_verdict} the bound {ce_bound:g} nats/token"
+                    + (" (interval straddles it)" if ce_verdict == "straddles" else "")
+                    + f", and its point estimate is within the bound at {n_under} of {len(rs)} layers")
+        nums = (f"layer {best['layer_start']}, m = {m:+g}: Δ refusal log-odds harmful {_ci_str(best, 'delta_logodds_harmful')}"
+                f" (n = {best.get('n_harmful', '?')}), harmless {_ci_str(best, 'delta_logodds_harmless')} "
+                f"(n = {best.get('n_harmless', '?')}), difference {_ci_str(best, 'delta_logodds_contrast')}; "
+                f"CE increase {_ci_str(best, 'ce_delta', '{:+.3f}')} nats/token; phrase refusal on harmful "
+                f"generations {_fmt_num(base.get('phrase_refusal_harmful'), '{:.2f}')} unsteered → "
+                f"{_fmt_num(best.get('phrase_refusal_harmful'), '{:.2f}')}")
+        out.append({"claim": claim, "model": best["model"], "sign": name, "multiplier": m, "layer": best["layer_start"],
+                    "verdict": verdict, "ce_bound": ce_bound, "ce_verdict": ce_verdict, "n_layers_selective": n_sel,
+                    "n_layers_under_bound": n_under, "n_layers": len(rs), "why": why, "numbers": nums})
+    return out

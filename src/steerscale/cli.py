@@ -276,7 +276,7 @@ def _print_findings(summary: dict) -> None:
         peaks = "; ".join(f"{k} peak layer {p['layer']} (depth {p['depth']:.2f}) delta {p['delta']:+.3f} "
                           f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}]" for k, p in m["peaks"].items())
         print(f"{m['model']}: baseline {m['baseline']:.3f}; {peaks}")
-    for c in summary["claims"]:
+    for c in summary["claims"] + [v for oe in summary.get("openended", []) for v in oe["verdicts"]]:
         print(f"  [{c['verdict']}] {c['claim']} ({c.get('model', '')}): {c['why']}")
     print(f"wrote {summary['report_html']} and {summary['report_md']}")
 

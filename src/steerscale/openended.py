@@ -172,15 +172,23 @@ class CrossEntropy:
         """Token-weighted mean CE over all texts."""
         return float(self.nll_sum.sum() / self.n_tokens.sum())
 
-    def ci(self, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-        """Token-weighted mean with a bootstrap interval over texts (ratio of resampled sums)."""
+    def ci(self, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+           base: "CrossEntropy | None" = None) -> tuple[float, float, float]:
+        """Token-weighted mean with a bootstrap interval over texts (ratio of resampled sums).
+
+        With `base` (the same texts under other conditions): the paired difference self - base, both
+        resampled with the same texts."""
+        def stat(idx):
+            v = self.nll_sum[idx].sum(-1) / self.n_tokens[idx].sum(-1)
+            return v if base is None else v - base.nll_sum[idx].sum(-1) / base.n_tokens[idx].sum(-1)
+
+        point = float(stat(np.arange(len(self.nll_sum))))
         if len(self.nll_sum) < 2 or n_boot <= 0:
-            return self.mean, self.mean, self.mean
+            return point, point, point
         rng = np.random.default_rng(seed)
-        idx = rng.integers(0, len(self.nll_sum), size=(n_boot, len(self.nll_sum)))
-        vals = self.nll_sum[idx].sum(1) / self.n_tokens[idx].sum(1)
+        vals = stat(rng.integers(0, len(self.nll_sum), size=(n_boot, len(self.nll_sum))))
         a = (1 - level) / 2
-        return self.mean, float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+        return point, float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
 @torch.no_grad()
@@ -402,14 +410,17 @@ CE_COLUMNS = ["model", "n_layers", "layer_start", "layer_end", "width", "depth",
 AGG_COLUMNS = ["model", "n_params", "n_layers", "layer_start", "layer_end", "width", "depth", "depth_alt",
                "multiplier",
                "n_harmful", "logodds_harmful", "logodds_harmful_low", "logodds_harmful_high", "delta_logodds_harmful",
+               "delta_logodds_harmful_low", "delta_logodds_harmful_high",
                "n_harmless", "logodds_harmless", "logodds_harmless_low", "logodds_harmless_high",
-               "delta_logodds_harmless", "p_open_harmful", "p_open_harmless",
+               "delta_logodds_harmless", "delta_logodds_harmless_low", "delta_logodds_harmless_high",
+               "delta_logodds_contrast", "delta_logodds_contrast_low", "delta_logodds_contrast_high",
+               "p_open_harmful", "p_open_harmless",
                "n_generated", "phrase_refusal_harmful", "phrase_refusal_harmful_low", "phrase_refusal_harmful_high",
                "phrase_refusal_harmless", "phrase_refusal_harmless_low", "phrase_refusal_harmless_high",
                "phrase_refusal_harmful_sampled", "phrase_refusal_harmless_sampled",
                "judge_refusal_harmful", "judge_refusal_harmless",
                "rep_3", "distinct_1", "distinct_2",
-               "ce", "ce_low", "ce_high", "ce_delta", "perplexity"]
+               "ce", "ce_low", "ce_high", "ce_delta", "ce_delta_low", "ce_delta_high", "perplexity"]
 MAXMULT_COLUMNS = ["model", "layer_start", "layer_end", "width", "sign", "ce_bound", "max_multiplier", "ce_delta",
                    "delta_logodds_harmful", "delta_logodds_harmless", "tested"]
 
@@ -437,6 +448,27 @@ class OpenEndedResult:
         return out
 
 
+def read_openended(folder) -> dict:
+    """A saved open-ended sweep: {"aggregate": rows of aggregate.json, "generations": rows of generations.csv
+    (layer_start/layer_end/multiplier/phrase_refusal typed), "manifest": manifest.json}."""
+    import csv
+
+    folder = Path(folder)
+    try:
+        agg = json.loads((folder / "aggregate.json").read_text())
+        man = json.loads((folder / "manifest.json").read_text())
+        with open(folder / "generations.csv", newline="", encoding="utf-8") as f:
+            gens = list(csv.DictReader(f))
+    except FileNotFoundError as e:
+        raise SteerscaleError(f"{folder}: no {Path(e.filename).name}; not a complete open-ended sweep") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SteerscaleError(f"{folder}: unreadable results ({e})") from None
+    for g in gens:
+        g.update(layer_start=int(g["layer_start"]), layer_end=int(g["layer_end"]), multiplier=float(g["multiplier"]),
+                 phrase_refusal=int(g["phrase_refusal"]))
+    return {"aggregate": agg, "generations": gens, "manifest": man}
+
+
 def _nanmean(x) -> float:
     x = np.asarray([v for v in x if v is not None], dtype=np.float64)
     x = x[~np.isnan(x)]
@@ -447,6 +479,17 @@ def _ci(x, n_boot, seed):
     x = np.asarray(x, dtype=np.float64)
     x = x[~np.isnan(x)]
     return mean_ci(x, n_boot, seed) if x.size else (float("nan"),) * 3
+
+
+def _diff_ci(a, b, n_boot, seed) -> tuple[float, float]:
+    """Bootstrap 95% interval of mean(a) - mean(b) for independent samples (NaNs dropped)."""
+    from .analysis import bootstrap_weights, percentile_ci
+
+    a, b = (np.asarray(x, dtype=np.float64) for x in (a, b))
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if not a.size or not b.size:
+        return float("nan"), float("nan")
+    return percentile_ci(bootstrap_weights(a.size, n_boot, seed) @ a - bootstrap_weights(b.size, n_boot, seed + 1) @ b)
 
 
 def max_multiplier_under_bound(aggregate: list[dict], bound: float) -> list[dict]:
@@ -632,13 +675,20 @@ def run_openended(
 def _aggregate_point(info, row0, lo, base_lo, lo_prompts, gens, jd, gen_prompts, ce, base_ce, phrases, config):
     nb, seed = config.n_bootstrap, config.seed
     r = dict(row0, n_params=info.n_params, depth_alt=row0["layer_start"] / max(info.n_layers - 1, 1))
+    diffs = {}
     for kind in ("harmful", "harmless"):
         sel = np.array([k == kind for _, k in lo_prompts], dtype=bool)
         mean, low, high = _ci(lo.logodds[sel], nb, seed)
         r[f"n_{kind}"] = int(sel.sum())
         r[f"logodds_{kind}"], r[f"logodds_{kind}_low"], r[f"logodds_{kind}_high"] = mean, low, high
         r[f"delta_logodds_{kind}"] = mean - _nanmean(base_lo.logodds[sel]) if sel.any() else float("nan")
+        diffs[kind] = lo.logodds[sel] - base_lo.logodds[sel]  # paired by prompt
+        _, r[f"delta_logodds_{kind}_low"], r[f"delta_logodds_{kind}_high"] = _ci(diffs[kind], nb, seed)
         r[f"p_open_{kind}"] = _nanmean(lo.p_open[sel])
+    # harmful minus harmless change: independent prompt sets, each resampled on its own
+    r["delta_logodds_contrast"] = r["delta_logodds_harmful"] - r["delta_logodds_harmless"]
+    r["delta_logodds_contrast_low"], r["delta_logodds_contrast_high"] = _diff_ci(diffs["harmful"], diffs["harmless"],
+                                                                                 nb, seed)
     r["n_generated"] = len(gen_prompts)
     for mode, texts in gens.items():
         suffix = "" if mode == "greedy" else "_sampled"
@@ -657,7 +707,7 @@ def _aggregate_point(info, row0, lo, base_lo, lo_prompts, gens, jd, gen_prompts,
                 r[key] = _nanmean([x[key] for x in d])
     if ce is not None:
         r["ce"], r["ce_low"], r["ce_high"] = ce.ci(nb, seed)
-        r["ce_delta"] = ce.mean - base_ce.mean
+        r["ce_delta"], r["ce_delta_low"], r["ce_delta_high"] = ce.ci(nb, seed, base=base_ce)
         r["perplexity"] = math.exp(ce.mean)
     else:
         r["ce_delta"] = float("nan")

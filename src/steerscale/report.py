@@ -336,9 +336,85 @@ def _point_rows(scaling) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def openended_section(oe: dict) -> dict:
+    """One model's open-ended sweep (openended.read_openended plus "folder"): figures (written into the folder),
+    verdicts, a layer x multiplier table and example generations. Returns {"title", "figures": [(png, caption)],
+    "intro", "verdicts", "table": (header, rows), "examples": (header, rows), "summary"}."""
+    from .analysis import _ci_str, _fmt_num, check_openended
+
+    agg, folder, man = oe["aggregate"], Path(oe["folder"]), oe["manifest"]
+    model = agg[0]["model"]
+    bound = man.get("config", {}).get("ce_bound")
+    figs = [(plot_tradeoff(agg, folder / "tradeoff")[0],
+             f"{model}: change in refusal log-odds on harmful prompts against the CE increase on neutral text, one "
+             f"marker per steered layer and multiplier (label: layer).")]
+    if any(r["width"] == 1 for r in agg):
+        figs.append((plot_openended_layers(agg, folder / "openended_layers")[0],
+                     f"{model}: refusal log-odds on harmful and harmless prompts and CE increase against the steered "
+                     f"layer, one line per multiplier (bands: bootstrap 95% over prompts / paragraphs)."))
+    verdicts = check_openended(agg, bound)
+    base = next(r for r in agg if r["multiplier"] == 0)
+    greedy = [g for g in oe["generations"] if g.get("mode", "greedy") == "greedy"]
+    n_gen = {k: sum(g["kind"] == k for g in greedy if g["multiplier"] == 0 and g["layer_start"] == base["layer_start"]
+                    and g["layer_end"] == base["layer_end"]) for k in ("harmful", "harmless")}
+    intro = (f"Unsteered: refusal log-odds at the first response token {_ci_str(base, 'logodds_harmful')} on "
+             f"{base.get('n_harmful')} harmful prompts, {_ci_str(base, 'logodds_harmless')} on {base.get('n_harmless')} "
+             f"harmless prompts; phrase refusal in greedy generations {_fmt_num(base.get('phrase_refusal_harmful'), '{:.2f}')}"
+             f" (harmful, n = {n_gen['harmful']}) and {_fmt_num(base.get('phrase_refusal_harmless'), '{:.2f}')} "
+             f"(harmless, n = {n_gen['harmless']}); CE on {man.get('prompts', {}).get('n_neutral', '?')}"
+             f" neutral paragraphs {_ci_str(base, 'ce', '{:.3f}')} nats/token. "
+             f"Steering adds m × vector[L] (the A/B sweep's vectors) to the output of layer L at "
+             f"{'every position' if man.get('config', {}).get('positions', 'all') == 'all' else 'positions from the instruction end'}"
+             f"; Δ = steered − unsteered on the same prompts (paired bootstrap 95%); difference = Δ harmful − Δ "
+             f"harmless (the two prompt sets resampled independently).")
+    header = ["layer", "depth", "m", "Δ log-odds harmful [95% CI]", "Δ log-odds harmless [95% CI]",
+              "difference [95% CI]", f"phrase refusal harmful / harmless (n = {n_gen['harmful']} / {n_gen['harmless']})",
+              "CE increase (nats/token) [95% CI]"] + ([f"CE ≤ {bound:g}"] if bound is not None else [])
+    rows = []
+    for r in sorted((r for r in agg if r["multiplier"] != 0), key=lambda r: (r["width"], r["layer_start"], r["multiplier"])):
+        layer = str(r["layer_start"]) if r["width"] == 1 else f"{r['layer_start']}–{r['layer_end']}"
+        rows.append([layer, f"{r['depth']:.2f}", f"{r['multiplier']:+g}", _ci_str(r, "delta_logodds_harmful"),
+                     _ci_str(r, "delta_logodds_harmless"), _ci_str(r, "delta_logodds_contrast"),
+                     f"{_fmt_num(r.get('phrase_refusal_harmful'), '{:.2f}')} / "
+                     f"{_fmt_num(r.get('phrase_refusal_harmless'), '{:.2f}')}", _ci_str(r, "ce_delta", "{:+.3f}")]
+                    + (["yes" if r.get("ce_delta", math.nan) <= bound else "no"] if bound is not None else []))
+    examples = ([], [])
+    if verdicts and greedy:
+        layer = next((v for v in verdicts if v["sign"] == "positive"), verdicts[0])["layer"]
+        ms = [v["multiplier"] for v in verdicts]
+        out = {(g["kind"], g["prompt_id"], g["multiplier"]): g for g in greedy
+               if g["layer_start"] == layer and g["layer_end"] == layer}
+        ex_header = ["kind", "prompt", "unsteered (m = 0)"] + [f"layer {layer}, m = {m:+g}" for m in ms]
+        ex_rows = []
+        for kind in ("harmful", "harmless"):
+            ids = list(dict.fromkeys(g["prompt_id"] for g in greedy if g["kind"] == kind))[:2]
+            for pid in ids:
+                first = out.get((kind, pid, ms[0]))
+                if first is not None:
+                    ex_rows.append([kind, first["prompt"], first["unsteered_output"]]
+                                   + [out[(kind, pid, m)]["output"] if (kind, pid, m) in out else "—" for m in ms])
+        examples = (ex_header, ex_rows)
+    summary = {"model": model, "folder": str(folder), "ce_bound": bound, "verdicts": verdicts,
+               "baseline": {k: base.get(k) for k in ("logodds_harmful", "logodds_harmless", "phrase_refusal_harmful",
+                                                     "phrase_refusal_harmless", "ce")},
+               "rows": [{k: r.get(k) for k in ("layer_start", "layer_end", "multiplier", "delta_logodds_harmful",
+                                                "delta_logodds_harmful_low", "delta_logodds_harmful_high",
+                                                "delta_logodds_harmless", "delta_logodds_harmless_low",
+                                                "delta_logodds_harmless_high", "delta_logodds_contrast",
+                                                "delta_logodds_contrast_low", "delta_logodds_contrast_high",
+                                                "phrase_refusal_harmful", "phrase_refusal_harmless", "ce_delta",
+                                                "ce_delta_low", "ce_delta_high")}
+                        for r in agg if r["multiplier"] != 0],
+               "timings_s": man.get("timings_s")}
+    return {"title": f"{model}: open-ended refusal and capability cost", "figures": figs, "intro": intro,
+            "verdicts": verdicts, "table": (header, rows), "examples": examples, "summary": summary}
+
+
 def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=None, imported=None,
-                 config=None, runs=None, title: str = "steerscale: activation steering findings") -> dict:
-    """Figures (PNG+SVG), one self-contained report.html (PNGs embedded as base64), and report.md."""
+                 config=None, runs=None, openended=None, title: str = "steerscale: activation steering findings") -> dict:
+    """Figures (PNG+SVG), one self-contained report.html (PNGs embedded as base64), and report.md.
+
+    `openended`: model -> openended.read_openended(folder) plus "folder", for the open-ended section."""
     out = Path(out_dir)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -368,6 +444,7 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
     ch = ["claim", "model", "verdict", "why", "numbers"]
     cr = [[c["claim"], c.get("model", ""), c["verdict"], c["why"], c.get("numbers", "")] for c in claims]
     notes = [f"{a.model}: {n}" for a in analyses for n in a.notes] + list(scaling.notes)
+    oes = [openended_section(oe) for oe in (openended or {}).values()]
 
     # ---- HTML
     h = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -418,10 +495,26 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
         ir = [[r["model"], f"{r['n_params_b']:.3g}", _f(r["layer"], "{}"), f"{r['multiplier']:+g}", f"{r['score']:.3f}",
                f"{r['delta']:+.3f}", _f(r["n_items"], "{}"), r["source"]] for r in imported]
         h.append("<h3>Imported results</h3>" + _table_html(ih, ir))
+    if oes:
+        h.append("<h2 id='openended'>Open-ended refusal and capability cost</h2>")
+    for sec in oes:
+        h.append(f"<h3>{_e(sec['title'])}</h3><p>{_e(sec['intro'])}</p>")
+        for v in sec["verdicts"]:
+            col = VERDICT_STYLE.get(v["verdict"], "#555")
+            h.append(f"<p><span class='verdict' style='background:{col}'>{_e(v['verdict'])}</span> {_e(v['claim'])}: "
+                     f"{_e(v['why'])}.<br><small>{_e(v['numbers'])}</small></p>")
+        for p, cap in sec["figures"]:
+            h.append(f"<figure><img src='{_img(p)}' alt='{_e(cap)}'><figcaption>{_e(cap)}</figcaption></figure>")
+        h.append(_table_html(*sec["table"]))
+        if sec["examples"][1]:
+            h.append("<h4>Example generations (greedy), unsteered and steered side by side</h4>"
+                     + _table_html(*sec["examples"], num_from=99))
     h.append("<h2 id='manifest'>Manifest</h2>")
     if runs:
-        h.append(_table_html(["model", "status", "folder", "config hash", "seconds"],
-                             [[r["model"], r["status"], r["folder"], r["config_hash"], r.get("seconds", "—")] for r in runs]))
+        h.append(_table_html(["model", "status", "folder", "config hash", "seconds", "open-ended"],
+                             [[r["model"], r["status"], r["folder"], r["config_hash"], r.get("seconds", "—"),
+                               f"{r['openended']} ({r['openended_seconds']} s)" if r.get("openended_seconds") is not None
+                               else (r.get("openended") or "—")] for r in runs]))
     man = {"config": config, "models": manifests or {}}
     h.append(f"<details><summary>manifest.json of every model and the configuration</summary><pre>"
              f"{_e(_json.dumps(man, indent=2, default=str))}</pre></details>")
@@ -447,14 +540,25 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
     for _, p, cap in cross:
         md += [f"![{cap}]({rel(p)})", ""]
     md += ["### Scaling points", "", _table_md(ph, pr), "", "### Fits", "", _table_md(fh, fr), ""]
+    md += ["## Open-ended refusal and capability cost", ""] if oes else []
+    for sec in oes:
+        md += [f"### {sec['title']}", "", sec["intro"], ""]
+        md += [f"- **{v['verdict']}**: {v['claim']}: {v['why']}. ({v['numbers']})" for v in sec["verdicts"]] + [""]
+        for p, cap in sec["figures"]:
+            md += [f"![{cap}]({rel(p)})", ""]
+        md += [_table_md(*sec["table"]), ""]
+        if sec["examples"][1]:
+            md += ["Example generations (greedy):", "", _table_md(*sec["examples"]), ""]
     md += ["Full numbers: `summary.json`; per-item rows: `<model>/items.csv`; self-contained report: `report.html`.", ""]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
 
     summary = {"claims": claims, "models": [a.to_dict() for a in analyses], "scaling": scaling.to_dict(),
-               "imported": imported or []}
+               "imported": imported or [], "openended": [sec["summary"] for sec in oes]}
     (out / "summary.json").write_text(_json.dumps(_finite(summary), indent=2, default=_jsonable) + "\n")
-    return {"html": html_path, "md": md_path, "figures": [p for _, p, _ in figs + cross]}
+    return {"html": html_path, "md": md_path,
+            "figures": [p for _, p, _ in figs + cross] + [p for sec in oes for p, _ in sec["figures"]],
+            "openended": summary["openended"]}
 
 
 def _finite(o):

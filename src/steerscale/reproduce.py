@@ -1,9 +1,11 @@
 """`steerscale reproduce`: the paper's three experiments over the models of a TOML config, then the report.
 
 Composes the public API only: load_model, load_dataset, train_vectors, run_sweep,
-then analysis, scaling and report. Each model's sweep goes in its own subfolder
-of the output folder; a model whose folder already holds complete results for the
-same configuration (same config hash in its manifest) is not run again.
+(with an [openended] section) openended.run_openended on the same vectors, then
+analysis, scaling and report. Each model's sweep goes in its own subfolder of the
+output folder, its open-ended sweep in `<model>/openended/`; a folder that already
+holds complete results for the same configuration (same config hash in its
+manifest) is not run again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ DEFAULTS = {
     "sweep": {"layers": "all", "layer_stride": 1, "multipliers": [-1.0, 0.0, 1.0], "template": "chat",
               "positions": "all", "batch_size": 8, "normalize": "none", "system": None, "engine": None},
 }
+# Optional [openended] section: open-ended refusal and capability cost (openended.run_openended) on the
+# vectors the A/B sweep trained. Template, system prompt, positions and batch size come from the model's sweep.
+OPENENDED_DEFAULTS = {"layers": "all", "layer_stride": 1, "multipliers": [-4.0, 0.0, 4.0],
+                      "harmful": "harmful-prompts", "harmless": "harmless-prompts", "neutral": "neutral-text",
+                      "n_logodds": None, "n_generate": 2, "max_new_tokens": 24, "n_neutral": None, "ce_bound": None}
 MODEL_KEYS = {"spec", "name", "dtype", "device", "trust_remote_code"}
 IMPORT_KEYS = {"table", "include_in_fit"}
 
@@ -56,10 +63,11 @@ class ReproduceConfig:
     sweep: dict
     models: list[ModelSpec]
     imports: list[dict]
+    openended: dict | None = None  # the [openended] section with defaults filled in; None = no open-ended sweep
 
     def to_dict(self) -> dict:
         return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
-                "models": [m.__dict__ for m in self.models], "imports": self.imports}
+                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended}
 
 
 def slug(text: str) -> str:
@@ -85,12 +93,12 @@ def load_config(path=None) -> ReproduceConfig:
         raise SteerscaleError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as e:
         raise SteerscaleError(f"{path}: invalid TOML ({e})") from None
-    known = set(DEFAULTS) | {"models", "imports"}
+    known = set(DEFAULTS) | {"models", "imports", "openended"}
     for k in raw:
         if k not in known:
             raise SteerscaleError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(known))})")
     sections = {}
-    for sec, defaults in DEFAULTS.items():
+    for sec, defaults in {**DEFAULTS, "openended": OPENENDED_DEFAULTS}.items():
         got = raw.get(sec, {})
         if not isinstance(got, dict):
             raise SteerscaleError(f"{path}: [{sec}] must be a table")
@@ -107,6 +115,12 @@ def load_config(path=None) -> ReproduceConfig:
     base = path.resolve().parent
     for k in ("train", "test"):
         data[k] = _resolve(base, str(data[k]))
+    openended = None
+    if "openended" in raw:
+        openended = sections["openended"]
+        _check_openended(openended, f"{path}: [openended]")
+        for k in ("harmful", "harmless", "neutral"):
+            openended[k] = _resolve(base, str(openended[k]))
     models_raw = raw.get("models", [])
     if not isinstance(models_raw, list) or not models_raw:
         raise SteerscaleError(f"{path}: no [[models]] listed; add at least one, e.g. spec = \"smollm2-135m\"")
@@ -137,7 +151,7 @@ def load_config(path=None) -> ReproduceConfig:
             if k not in IMPORT_KEYS:
                 raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(IMPORT_KEYS))})")
         imports.append({"table": _resolve(base, str(imp["table"])), "include_in_fit": bool(imp.get("include_in_fit", True))})
-    return ReproduceConfig(str(path), run, data, sweep, models, imports)
+    return ReproduceConfig(str(path), run, data, sweep, models, imports, openended)
 
 
 def _check_sweep(s: dict, where: str) -> None:
@@ -151,6 +165,29 @@ def _check_sweep(s: dict, where: str) -> None:
         raise SteerscaleError(f"{where}: multipliers must include 0 (the unsteered baseline every effect is measured against)")
 
 
+def _check_openended(o: dict, where: str) -> None:
+    _check_sweep(o, where)  # layers, layer_stride, multipliers: the same rules as [sweep]
+    for k, low in (("n_logodds", 1), ("n_generate", 0), ("n_neutral", 0), ("max_new_tokens", 1)):
+        v = o[k]
+        if not (v is None and k != "max_new_tokens") and not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
+            raise SteerscaleError(f"{where}: {k} {v!r}: expected an integer >= {low}")
+    b = o["ce_bound"]
+    if b is not None and not (isinstance(b, (int, float)) and not isinstance(b, bool) and b >= 0):
+        raise SteerscaleError(f"{where}: ce_bound {b!r}: expected a number >= 0 (nats per token)")
+
+
+def openended_config(cfg: ReproduceConfig, m: ModelSpec, n_layers: int):
+    """The OpenEndedConfig for one model: the [openended] section plus the model's template, system, positions."""
+    from .openended import OpenEndedConfig
+
+    o, s = cfg.openended, m.sweep
+    return OpenEndedConfig(layers=model_layers(o, n_layers), multipliers=[float(x) for x in o["multipliers"]],
+                           positions=s["positions"], template=s["template"], system=s["system"],
+                           batch_size=s["batch_size"], n_logodds=o["n_logodds"], n_generate=o["n_generate"],
+                           max_new_tokens=o["max_new_tokens"], n_neutral=o["n_neutral"], ce_bound=o["ce_bound"],
+                           n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
+
+
 def model_layers(sweep: dict, n_layers: int) -> list[int]:
     layers = list(range(n_layers)) if sweep["layers"] == "all" else sorted(set(sweep["layers"]))
     return layers[:: sweep["layer_stride"]]
@@ -161,12 +198,27 @@ def config_hash(cfg: ReproduceConfig, m: ModelSpec) -> str:
     key = {"spec": m.spec, "dtype": m.dtype, "device": m.device,
            "sweep": {k: v for k, v in m.sweep.items() if k != "engine"},
            "data": cfg.data, "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"]}
+    return _hash(key)
+
+
+def _hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def is_complete(folder: Path, chash: str) -> bool:
+def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors) -> str:
+    """Everything that changes a model's open-ended results, including the vectors' content."""
+    from .sweep import vectors_hash
+
+    s = m.sweep
+    return _hash({"spec": m.spec, "dtype": m.dtype, "device": m.device, "openended": cfg.openended,
+                  "sweep": {k: s[k] for k in ("template", "system", "positions", "batch_size")},
+                  "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"], "vectors": vectors_hash(vectors)})
+
+
+def is_complete(folder: Path, chash: str, table: str = "items.csv") -> bool:
+    """`folder` holds `table` with the expected number of rows and a manifest with config hash `chash`."""
     man = folder / "manifest.json"
-    if not man.is_file() or not (folder / "items.csv").is_file():
+    if not man.is_file() or not (folder / table).is_file():
         return False
     try:
         meta = json.loads(man.read_text()).get("reproduce", {})
@@ -174,41 +226,66 @@ def is_complete(folder: Path, chash: str) -> bool:
         return False
     if meta.get("config_hash") != chash:
         return False
-    with open(folder / "items.csv") as f:
+    with open(folder / table, newline="") as f:
         n_rows = sum(1 for _ in f) - 1
     return n_rows == meta.get("expected_rows")
 
 
 def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool = True) -> dict:
-    """Train vectors and sweep one model into `folder`; returns a status dict."""
-    from . import load_dataset, load_model, run_sweep, train_vectors
-    from .sweep import SweepConfig
+    """Train vectors and sweep one model into `folder` (and, with [openended], run the open-ended sweep on the
+    same vectors into `folder/openended`); each part whose results are complete for its config is kept.
+    Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None)."""
+    from . import load_dataset, load_model
+    from .vectors import SteeringVectors
 
     chash = config_hash(cfg, m)
-    if is_complete(folder, chash):
+    status = {"model": m.name, "folder": str(folder), "status": "reused", "config_hash": chash, "openended": None}
+    ab_done = is_complete(folder, chash)
+    oe_done = cfg.openended is None or (ab_done and is_complete(
+        folder / "openended", openended_hash(cfg, m, SteeringVectors.load(folder / "vectors.safetensors")),
+        "aggregate.csv"))
+    if cfg.openended is not None:
+        status["openended"] = "reused"
+    if ab_done and oe_done:
         log.info("%s: complete results for this config in %s; not run again", m.name, folder)
-        return {"model": m.name, "folder": str(folder), "status": "reused", "config_hash": chash}
+        return status
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    train = load_dataset(cfg.data["train"], limit=cfg.data["train_limit"])
-    test = load_dataset(cfg.data["test"], limit=cfg.data["test_limit"])
+    # read every input before the (slow) model load, so a bad file fails fast
+    ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"]),
+                                    load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
+    oe_data = None if oe_done else _openended_inputs(cfg.openended)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
-    s = m.sweep
     try:
-        vecs = train_vectors(model, tok, train, s["template"], s["system"], s["normalize"], s["batch_size"],
-                             cache_dir=folder / "cache", progress=progress, info=info)
-        vecs.meta["dataset"] = str(cfg.data["train"])
-        vecs.save(folder / "vectors.safetensors")
-        sc = SweepConfig(layers=model_layers(s, info.n_layers), multipliers=[float(x) for x in s["multipliers"]],
-                         positions=s["positions"], template=s["template"], system=s["system"],
-                         batch_size=s["batch_size"], n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
-        if s.get("engine"):
-            sc.engine = s["engine"]
-        result = run_sweep(model, tok, vecs, test, sc, info=info, progress=progress)
+        if ab_data is not None:
+            _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
+            status.update(status="ran", seconds=round(time.time() - t0, 1))
+        if oe_data is not None:
+            t1 = time.time()
+            status["openended"] = _run_openended(cfg, m, folder, model, tok, info, oe_data, progress)
+            status["openended_seconds"] = round(time.time() - t1, 1)
     finally:
         del model
         gc.collect()
+    return status
+
+
+def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) -> None:
+    from . import run_sweep, train_vectors
+    from .sweep import SweepConfig
+
+    s = m.sweep
+    vecs = train_vectors(model, tok, train, s["template"], s["system"], s["normalize"], s["batch_size"],
+                         cache_dir=folder / "cache", progress=progress, info=info)
+    vecs.meta["dataset"] = str(cfg.data["train"])
+    vecs.save(folder / "vectors.safetensors")
+    sc = SweepConfig(layers=model_layers(s, info.n_layers), multipliers=[float(x) for x in s["multipliers"]],
+                     positions=s["positions"], template=s["template"], system=s["system"],
+                     batch_size=s["batch_size"], n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
+    if s.get("engine"):
+        sc.engine = s["engine"]
+    result = run_sweep(model, tok, vecs, test, sc, info=info, progress=progress)
     n_layers_swept = len(result.manifest["config"]["layers"])
     result.manifest["reproduce"] = {
         "config_hash": chash, "config_file": cfg.path, "model_entry": m.__dict__, "data": cfg.data,
@@ -216,8 +293,32 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
         "timings_s": {"total_with_training": round(time.time() - t0, 3)},
     }
     result.save(folder)  # manifest.json is written last: its hash marks the folder complete
-    return {"model": m.name, "folder": str(folder), "status": "ran", "config_hash": chash,
-            "seconds": round(time.time() - t0, 1)}
+
+
+def _openended_inputs(o: dict) -> tuple:
+    from .data import load_neutral_text, load_prompt_records
+
+    return (load_prompt_records(o["harmful"]), load_prompt_records(o["harmless"]),
+            load_neutral_text(o["neutral"]) if o["n_neutral"] != 0 else [])
+
+
+def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
+    """The open-ended sweep on the vectors the A/B sweep saved (`folder/vectors.safetensors`)."""
+    from .openended import run_openended
+    from .vectors import SteeringVectors
+
+    vecs = SteeringVectors.load(folder / "vectors.safetensors")
+    ohash = openended_hash(cfg, m, vecs)
+    oe_dir = folder / "openended"
+    if is_complete(oe_dir, ohash, "aggregate.csv"):  # the A/B sweep ran again but made the same vectors
+        return "reused"
+    res = run_openended(model, tok, vecs, *inputs, openended_config(cfg, m, info.n_layers), info=info,
+                        progress=progress)
+    res.manifest["reproduce"] = {"config_hash": ohash, "config_file": cfg.path, "openended": cfg.openended,
+                                 "vectors_file": str(folder / "vectors.safetensors"),
+                                 "expected_rows": len(res.aggregate)}
+    res.save(oe_dir)  # manifest.json last
+    return "ran"
 
 
 def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False) -> dict:
@@ -236,8 +337,8 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
     runs = []
     for m in cfg.models:
         folder = out / slug(m.name)
-        if force and (folder / "manifest.json").exists():
-            (folder / "manifest.json").unlink()
+        for man in (folder / "manifest.json", folder / "openended" / "manifest.json") if force else ():
+            man.unlink(missing_ok=True)
         runs.append(run_model(cfg, m, folder, progress))
     summary = render(out, cfg, runs)
     return summary
@@ -246,6 +347,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
 def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None = None) -> dict:
     """Analyse the model folders under `out_dir` and write the report (also `steerscale report`)."""
     from .analysis import analyze, check_asymmetry_claim, check_depth_claim, read_items_csv
+    from .openended import read_openended
     from .report import write_report
     from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
                           point_from_analysis)
@@ -257,9 +359,9 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
             raise SteerscaleError(f"{out}: no reproduce_config.json; is this a 'steerscale reproduce' output folder?")
         d = json.loads(saved.read_text())
         cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
-                              [ModelSpec(**m) for m in d["models"]], d["imports"])
+                              [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
     run = cfg.run
-    analyses, folders, manifests = [], {}, {}
+    analyses, folders, manifests, openended = [], {}, {}, {}
     for m in cfg.models:
         folder = out / slug(m.name)
         if not (folder / "items.csv").is_file() or not (folder / "manifest.json").is_file():
@@ -270,6 +372,11 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         analyses.append(a)
         folders[a.model] = folder
         manifests[a.model] = json.loads((folder / "manifest.json").read_text())
+        oe_dir = folder / "openended"
+        if cfg.openended is not None and (oe_dir / "manifest.json").is_file():
+            openended[a.model] = dict(read_openended(oe_dir), folder=oe_dir)
+        elif cfg.openended is not None:
+            log.warning("%s: no open-ended results in %s; left out of the report", m.name, oe_dir)
     if not analyses and not cfg.imports:
         raise SteerscaleError(f"{out}: no model results to report")
     imported_rows, points = [], []
@@ -292,11 +399,12 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     claims.append(check_scaling_claim(scaling))
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
-                         config=cfg.to_dict(), runs=runs or [])
+                         config=cfg.to_dict(), runs=runs or [], openended=openended)
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,
                "models": [{"model": a.model, "baseline": a.baseline["p"],
                            "peaks": {k: {"layer": p.layer, "depth": p.depth, "delta": p.delta,
                                          "ci": [p.ci_low, p.ci_high]} for k, p in a.peaks.items()}}
-                          for a in analyses]}
+                          for a in analyses],
+               "openended": paths["openended"]}
     return summary
