@@ -293,6 +293,7 @@ def run_sweep(
         if todo and hasattr(engine, "prepare"):
             t = time.time()
             union = sorted({m for l in todo for m in missing[l] if m != 0.0})
+            engine.progress = progress  # a bar over the group's batches, under the bar over layers
             engine.prepare(model, tokenizer, vectors, encoded, replace(config, layers=todo), union)
             t_prep += time.time() - t
         for layer in group:
