@@ -15,7 +15,14 @@ every token (``positions="all"``) or from the last instruction token on
    a tail recomputes only the steered suffix (a few tokens) against that cache.
 3. Several multipliers at the same layer share the batch's prefix: they run as
    one batch of rows with a per-row multiplier. Multiplier 0 is the unsteered
-   pass itself, so the baseline costs nothing extra.
+   pass itself, so the baseline costs nothing extra. In instruction-end mode the
+   tails of a whole block of batches (up to ``TAIL_ROWS`` rows = items x
+   multipliers) run as one call per layer: the batches' prefix caches are
+   left-padded into one block prefix once, and each tail's cache broadcasts it
+   over the multiplier copies (no tiled copy is kept).
+   ``FastEngine`` keeps the unsteered work (walk residuals; prefix caches and
+   suffix residuals) between calls, up to ``STATE_MB``, so run_sweep's layer
+   groups share one unsteered pass.
 4. Scoring reads one position: the models' own head runs with ``logits_to_keep=1``.
    That is one full-vocabulary row per item (B x hidden x vocab multiply-adds), kept
    on purpose: ``letter_mass`` needs the full-vocabulary log-sum-exp at that
