@@ -20,7 +20,8 @@ run for the same dtype; speed ratios against (a); largest score differences: (a)
 (d) against the naive engine in instruction-end mode (on --check-layers), (e) against (c).
 Also the cost model of docs/cost_model.md, predicted against measured.
 
-  python benchmarks/bench_sweep.py                      # the full run (50 items, all 30 layers)
+  python benchmarks/bench_sweep.py                      # the default run (16 items, all 30 layers)
+  python benchmarks/bench_sweep.py --items 50           # the full refusal-test subset (about 3x longer)
   python benchmarks/bench_sweep.py --items 8 --layers 0-29:6   # a quick run
 """
 
@@ -213,7 +214,10 @@ def parse_layers(text, n):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--items", type=int, default=50, help="evaluation items from refusal-test (default 50)")
+    ap.add_argument("--items", type=int, default=16, help="evaluation items from refusal-test (default 16)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads for every configuration (default: torch's own choice; on a CPU shared with "
+                         "other jobs, 1 avoids OpenMP threads waiting on each other)")
     ap.add_argument("--layers", default="all", help="'all', '0-29:3' (range with step), or a comma list")
     ap.add_argument("--multipliers", default="-1,0,1")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -223,6 +227,9 @@ def main(argv=None):
     ap.add_argument("--configs", default="a,b,c,d,e", help="which configurations to run")
     ap.add_argument("--out", default="results/bench/bench.json")
     args = ap.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    load_at_start = os.getloadavg()
 
     t_load = time.time()
     model, tok, info = load_model("smollm2-135m")
@@ -330,7 +337,7 @@ def main(argv=None):
         "model": info.to_dict(), "n_items": len(items), "layers": layers, "multipliers": mults,
         "batch_size": args.batch_size, "mean_tokens": T, "mean_padded_tokens": T_pad, "mean_steered_suffix": S,
         "matmul_peak_gflops": peaks, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(), "platform": platform.platform(), "python": sys.version.split()[0],
+        "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(), "platform": platform.platform(), "python": sys.version.split()[0],
         "torch": torch.__version__, "model_load_s": t_load,
         "memory_measure": "peak process RSS above the RSS at the start of each configuration, psutil thread every 2 ms",
         "work_measure": "forward hooks on every decoder layer (rows x tokens) and on the LM head (rows x positions)",

@@ -15,7 +15,14 @@ every token (``positions="all"``) or from the last instruction token on
    a tail recomputes only the steered suffix (a few tokens) against that cache.
 3. Several multipliers at the same layer share the batch's prefix: they run as
    one batch of rows with a per-row multiplier. Multiplier 0 is the unsteered
-   pass itself, so the baseline costs nothing extra.
+   pass itself, so the baseline costs nothing extra. In instruction-end mode the
+   tails of a whole block of batches (up to ``TAIL_ROWS`` rows = items x
+   multipliers) run as one call per layer: the batches' prefix caches are
+   left-padded into one block prefix once, and each tail's cache broadcasts it
+   over the multiplier copies (no tiled copy is kept).
+   ``FastEngine`` keeps the unsteered work (walk residuals; prefix caches and
+   suffix residuals) between calls, up to ``STATE_MB``, so run_sweep's layer
+   groups share one unsteered pass.
 4. Scoring reads one position: the models' own head runs with ``logits_to_keep=1``.
    That is one full-vocabulary row per item (B x hidden x vocab multiply-adds), kept
    on purpose: ``letter_mass`` needs the full-vocabulary log-sum-exp at that
@@ -122,6 +129,77 @@ def _clone_cache(cache, repeat: int = 1):
     return c
 
 
+class _BlockPrefix:
+    """The unsteered prefix keys/values of a block of batches, left-padded to a common length ``P``.
+
+    Built once per block (one copy of the batches' caches, which are then dropped). ``cache(R)`` gives
+    a cache for one tail call over R copies of the block (rows multiplier-major): each layer's
+    ``update`` writes the prefix (broadcast over the R copies, never tiled in memory) and the new
+    suffix keys into one fresh tensor, as ``DynamicLayer.update``'s concatenation would, and stores
+    nothing, so the block's prefix serves every tail call.
+    """
+
+    def __init__(self, caches: list, lengths: list[int]):
+        self.P = max(lengths)
+        self.template = caches[0]
+        self.keys, self.values = [], []
+        for i in range(len(caches[0].layers)):
+            ks = [c.layers[i].keys for c in caches]
+            vs = [c.layers[i].values for c in caches]
+            self.keys.append(self._pad(ks, lengths))
+            self.values.append(self._pad(vs, lengths))
+        self.rows = self.keys[0].shape[0]
+
+    def _pad(self, parts, lengths):
+        if len(parts) == 1 and lengths[0] == self.P:
+            return parts[0]
+        B = sum(p.shape[0] for p in parts)
+        kv, hd = parts[0].shape[1], parts[0].shape[3]
+        out = parts[0].new_zeros(B, kv, self.P, hd)
+        r = 0
+        for p, n in zip(parts, lengths):
+            out[r:r + p.shape[0], :, self.P - n:] = p
+            r += p.shape[0]
+        return out
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+    def cache(self, R: int):
+        c = copy.copy(self.template)
+        c.layers = [_prefix_layer(k, v, R) for k, v in zip(self.keys, self.values)]
+        return c
+
+
+def _prefix_layer(keys, values, R: int):
+    """One layer of ``_BlockPrefix.cache``: prefix [B, kv, P, hd] shared by R row copies."""
+    from transformers.cache_utils import DynamicLayer
+
+    global _PrefixLayer
+    if _PrefixLayer is None:
+
+        class _PrefixLayer(DynamicLayer):
+            def _full(self, prefix, new):
+                B, kv, P, hd = prefix.shape
+                S = new.shape[-2]
+                out = new.new_empty(self.R, B, kv, P + S, hd)
+                out[:, :, :, :P] = prefix
+                out[:, :, :, P:] = new.view(self.R, B, kv, S, hd)
+                return out.view(self.R * B, kv, P + S, hd)
+
+            def update(self, key_states, value_states, *args, **kwargs):
+                return self._full(self.keys, key_states), self._full(self.values, value_states)
+
+    layer = _PrefixLayer()
+    layer.keys, layer.values, layer.R = keys, values, R
+    layer.device = keys.device
+    layer.is_initialized = True
+    return layer
+
+
+_PrefixLayer = None
+
+
 @dataclass
 class EngineStats:
     """Work done, counted as it happens: decoder layer x token evaluations, head rows, forward calls."""
@@ -157,6 +235,7 @@ class FastEngine:
         self._results: dict[tuple[int, float], ABScores] = {}
         self._baseline: ABScores | None = None
         self._fallback = False
+        self._state: dict = {}
 
     # ------------------------------------------------------------------ contract
 
@@ -197,6 +276,7 @@ class FastEngine:
         if key != self._key:
             self._key = key
             self._results, self._baseline, self._fallback = {}, None, False
+            self._state = {}  # unsteered work kept between calls (see sweep_points)
 
     def _naive(self, model, tokenizer, vectors, encoded, layer, multipliers, config):
         from .sweep import naive_engine
@@ -216,7 +296,8 @@ class FastEngine:
             if check and not self._verified(model, tokenizer, vectors, encoded, layers, mults, config):
                 return self._fall_back(f"model type {mtype!r} does not reproduce the naive scores")
             res, base = sweep_points(model, tokenizer, vectors, encoded, layers, mults, config.positions,
-                                     config.batch_size, True, self.stats, self.progress, self.sort_by_length)
+                                     config.batch_size, self._baseline is None, self.stats, self.progress,
+                                     self.sort_by_length, self._state)
         except Exception as e:  # an architecture the stand-in layers do not fit
             if mtype in VERIFIED_ARCHITECTURES:
                 raise
@@ -249,10 +330,30 @@ def _order(encoded: list[Encoded], sort_by_length: bool = False) -> list[int]:
     return sorted(range(len(encoded)), key=lambda i: (len(encoded[i].prefix_ids), i))
 
 
+TAIL_ROWS = 256  # rows (items x multipliers) of one instruction-end tail call
+BLOCK_MB = 256  # prefix keys/values of one block of items (instruction-end tails run per block)
+STATE_MB = 512  # unsteered state an engine keeps between calls (one prefix pass / one walk per sweep)
+
+
+def _nbytes(t) -> int:
+    if isinstance(t, torch.Tensor):
+        return t.numel() * t.element_size()
+    if isinstance(t, dict):
+        return sum(_nbytes(v) for v in t.values())
+    if isinstance(t, (list, tuple)):
+        return sum(_nbytes(v) for v in t)
+    if isinstance(t, _BlockPrefix):
+        return t.nbytes()
+    if hasattr(t, "layers"):  # a KV cache
+        return sum(_nbytes(getattr(l, "keys", None)) + _nbytes(getattr(l, "values", None)) for l in t.layers)
+    return 0
+
+
 @torch.no_grad()
 def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list[int], multipliers: list[float],
                  positions: str = "all", batch_size: int = 8, want_baseline: bool = True,
-                 stats: EngineStats | None = None, progress: bool = False, sort_by_length: bool = False):
+                 stats: EngineStats | None = None, progress: bool = False, sort_by_length: bool = False,
+                 state: dict | None = None):
     """Scores for every (layer, multiplier) in layers x multipliers, and the unsteered scores.
 
     Returns ({(layer, multiplier): ABScores}, baseline ABScores or None), in item order.
@@ -260,6 +361,10 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
     at the price of float32 rounding differences (~1e-5 in logit_diff on SmolLM2) against the naive
     engine, whose batches are in item order. Off by default: in all-positions mode the scores are then
     bit-for-bit the naive engine's.
+    ``state``: a dict kept by the caller between calls with the same model, vectors, items and settings;
+    the unsteered work (the walk's residuals in all-positions mode, the prefix keys/values and suffix
+    residuals in instruction-end mode) is kept there, up to ``STATE_MB``, so later calls for other
+    layers do not repeat it.
     """
     stats = stats if stats is not None else EngineStats()
     runner = _Runner(model, vectors, stats)
@@ -270,18 +375,37 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
     order = _order(encoded, sort_by_length)
     parts: dict[tuple[int, float], list[ABScores]] = {(l, m): [] for l in layers for m in multipliers}
     base_parts: list[ABScores] = []
-    for idx in tqdm(list(batches(len(order), batch_size)), desc=f"fast sweep ({positions})", disable=not progress,
-                    leave=False):
+    batch_list = list(batches(len(order), batch_size))
+
+    def make(idx):
         encs = [encoded[order[i]] for i in idx]
-        b = pad_left([e.prefix_ids for e in encs], pad_id, [e.instruction_end for e in encs]).to(dev)
-        if positions == "all":
-            out, base = runner.batch_all(b, layers, multipliers, want_baseline)
-        else:
-            out, base = runner.batch_instruction_end(b, layers, multipliers, want_baseline)
-        for key, logits in out.items():
-            parts[key].append(_scores(logits, encs))
-        if base is not None:
-            base_parts.append(_scores(base, encs))
+        return encs, pad_left([e.prefix_ids for e in encs], pad_id, [e.instruction_end for e in encs]).to(dev)
+
+    if positions == "all":
+        walk = state.setdefault("walk", {}) if state is not None else None
+        for bi, idx in enumerate(tqdm(batch_list, desc="fast sweep (all)", disable=not progress, leave=False)):
+            encs, b = make(idx)
+            out, base = runner.batch_all(b, layers, multipliers, want_baseline, walk, bi)
+            for key, logits in out.items():
+                parts[key].append(_scores(logits, encs))
+            if base is not None:
+                base_parts.append(_scores(base, encs))
+    else:
+        kept = state.get("blocks") if state is not None else None
+        keep = [] if state is not None and kept is None else None
+        size = 0
+        src = kept if kept is not None else runner.ie_blocks(batch_list, make, len(multipliers), progress)
+        for blk in src:
+            out = runner.ie_tails(blk, layers, multipliers)
+            for key, logits in out.items():
+                parts[key].append(_scores(logits, blk["encs"]))
+            if want_baseline:
+                base_parts.extend(blk["base"])
+            if keep is not None:
+                size += _nbytes(blk)
+                keep = keep + [blk] if size <= STATE_MB * 2**20 else None
+        if keep is not None:
+            state["blocks"] = keep
     inv = np.argsort(np.array(order))
     res = {key: _unsort(p, inv) for key, p in parts.items()}
     return res, (_unsort(base_parts, inv) if base_parts else None)
@@ -305,9 +429,15 @@ class _Runner:
         self.n = len(self.layers)
         self.vectors = vectors
         self.stats = stats
+        self._vcache: dict = {}
 
-    def _vec(self, layer):
-        return {layer: self.vectors[layer]}
+    def _vec(self, layer, h):
+        """{layer: vector} in the residual's dtype and device, converted once per sweep."""
+        key = (layer, h.dtype, h.device)
+        v = self._vcache.get(key)
+        if v is None:
+            v = self._vcache[key] = torch.as_tensor(self.vectors[layer]).to(device=h.device, dtype=h.dtype)
+        return {layer: v}
 
     def _count(self, rows, q, n_real, head_rows):
         self.stats.layer_tokens += rows * q * n_real
@@ -347,18 +477,24 @@ class _Runner:
         R = len(multipliers)
         B = h.shape[0]
         mult = torch.tensor(multipliers, dtype=torch.float32).repeat_interleave(B)
-        st = Steering(self._vec(layer), mult, positions, None if start is None else start.repeat(R))
+        st = Steering(self._vec(layer, h), mult, positions, None if start is None else start.repeat(R))
         return st.add(layer, h.repeat(R, 1, 1))
 
     @staticmethod
     def _rep(inputs: dict, R: int) -> dict:
         return {k: v.repeat(R, 1) for k, v in inputs.items()}
 
-    def batch_all(self, b: Batch, layers, multipliers, want_baseline):
-        """All positions: walk the unsteered pass through the swept layers; a tail per layer."""
+    def batch_all(self, b: Batch, layers, multipliers, want_baseline, walk: dict | None = None, key=None):
+        """All positions: walk the unsteered pass through the swept layers; a tail per layer.
+
+        ``walk``: {key: (layer, residual after it)} kept between calls, so a later call for deeper
+        layers goes on from where this one stopped instead of starting again at layer 0.
+        """
         inputs = b.model_inputs()
         out = {}
         h, prev = None, -1
+        if walk is not None and key in walk and layers and walk[key][0] < layers[0]:
+            prev, h = walk[key]
         for layer in layers:
             h = self.run_to(layer, h, prev + 1, inputs)[layer]
             prev = layer
@@ -371,13 +507,19 @@ class _Runner:
                 h = self.run_to(0, None, 0, inputs)[0]
                 prev = 0
             base = self.tail(prev, h, inputs)
+        if walk is not None and h is not None:
+            walk.pop(key, None)
+            if sum(_nbytes(v[1]) for v in walk.values()) + _nbytes(h) <= STATE_MB * 2**20:
+                walk[key] = (prev, h)
         return out, base
 
-    def batch_instruction_end(self, b: Batch, layers, multipliers, want_baseline):
-        """Instruction-end: one prefix pass (KV cache), one unsteered suffix pass, suffix-only tails."""
+    # ------------------------------------------------------------ instruction-end positions
+
+    def ie_unsteered(self, b: Batch, encs) -> dict:
+        """One batch's unsteered work: prefix KV cache (one prefix pass), suffix residuals of every layer
+        and the baseline scores (one suffix pass against the cache)."""
         T = b.input_ids.shape[1]
         P = int(b.instruction_end.min())  # every row is unsteered before P
-        start = b.instruction_end - P  # steering start within the suffix window
         full = b.model_inputs()
         suf = {"input_ids": b.input_ids[:, P:], "attention_mask": b.attention_mask, "position_ids": b.position_ids[:, P:]}
         cache = None
@@ -386,23 +528,111 @@ class _Runner:
             cache = self.run_to(self.n - 1, None, 0, pre, use_cache=True)["cache"]
         else:
             suf = full
-        # unsteered suffix: residuals of the swept layers, and the baseline logits
         store: dict[int, torch.Tensor] = {}
-        fns = {l: (lambda x, l=l: store.__setitem__(l, x)) for l in layers}
+        fns = {l: (lambda x, l=l: store.__setitem__(l, x)) for l in range(self.n)}
         with layer_hooks(self.model, fns):
             logits = self.model(**suf, cache=_clone_cache(cache) if cache is not None else None,
                                 use_cache=cache is not None, logits_to_keep=1).logits[:, -1]
         rows, q = suf["input_ids"].shape
         self._count(rows, q, self.n, rows)
-        base = logits if want_baseline else None
+        return {"encs": encs, "P": P, "S": T - P, "cache": cache, "resid": store, "suf": suf,
+                "start": b.instruction_end - P, "base": _scores(logits, encs)}
+
+    def ie_blocks(self, batch_list, make, n_mults: int, progress: bool = False):
+        """Blocks of consecutive batches (up to TAIL_ROWS // multipliers items, BLOCK_MB of prefix keys/values)."""
+        cap = max(1, TAIL_ROWS // max(1, n_mults))
+        pending, items, size = [], 0, 0
+        for idx in tqdm(batch_list, desc="fast sweep (instruction_end)", disable=not progress, leave=False):
+            st = self.ie_unsteered(*reversed(make(idx)))
+            pending.append(st)
+            items += len(st["encs"])
+            size += _nbytes(st["cache"])
+            if items >= cap or size >= BLOCK_MB * 2**20:
+                yield self._block(pending)
+                pending, items, size = [], 0, 0
+        if pending:
+            yield self._block(pending)
+
+    @staticmethod
+    def _combinable(pending) -> bool:
+        """Can these batches' caches be left-padded to one prefix? Plain (or not yet sliding) dynamic layers only."""
+        Pc = max(st["P"] for st in pending)
+        Sc = max(st["S"] for st in pending)
+        for st in pending:
+            if st["cache"] is None:
+                return False
+            for layer in st["cache"].layers:
+                if type(layer).__name__ not in ("DynamicLayer", "DynamicSlidingWindowLayer"):
+                    return False
+                if getattr(layer, "keys", None) is None or layer.keys.shape[-2] != st["P"]:
+                    return False
+                w = getattr(layer, "sliding_window", None)
+                if w is not None and Pc + Sc >= w:
+                    return False
+        return True
+
+    def _block(self, pending) -> dict:
+        encs = [e for st in pending for e in st["encs"]]
+        base = [st["base"] for st in pending]
+        if not self._combinable(pending):
+            for st in pending:  # the per-batch path keeps the model's own cache layers
+                st.pop("base")
+            return {"encs": encs, "base": base, "batches": pending}
+        Pc = max(st["P"] for st in pending)
+        Sc = max(st["S"] for st in pending)
+        prefix = _BlockPrefix([st["cache"] for st in pending], [st["P"] for st in pending])
+        ids, mask, pos, start = [], [], [], []
+        resid = {l: [] for l in range(self.n)}
+        for st in pending:
+            s, P, suf = Sc - st["S"], st["P"], st["suf"]
+            B = suf["input_ids"].shape[0]
+            am = suf["attention_mask"]
+            z = am.new_zeros
+            # [prefix padded on the left to Pc | suffix padded on the left to Sc]: padding is masked out
+            ids.append(torch.cat([suf["input_ids"].new_zeros(B, s), suf["input_ids"]], 1))
+            mask.append(torch.cat([z(B, Pc - P), am[:, :P], z(B, s), am[:, P:]], 1))
+            pos.append(torch.cat([suf["position_ids"].new_zeros(B, s), suf["position_ids"]], 1))
+            start.append(st["start"] + s)
+            for l, h in st["resid"].items():
+                resid[l].append(torch.cat([h.new_zeros(B, s, h.shape[-1]), h], 1) if s else h)
+            st.clear()  # drop the batch's own cache: the block's prefix holds its keys/values
+        cat = (lambda xs: xs[0]) if len(pending) == 1 else (lambda xs: torch.cat(xs))
+        return {"encs": encs, "base": base, "prefix": prefix,
+                "suf": {"input_ids": cat(ids), "attention_mask": cat(mask), "position_ids": cat(pos)},
+                "start": cat(start), "resid": {l: cat(v) for l, v in resid.items()}}
+
+    def ie_tails(self, blk: dict, layers, multipliers) -> dict:
+        """Logits of every (layer, multiplier) for a block: one tail call per layer over items x multipliers."""
+        out: dict = {}
+        if not multipliers:
+            return out
+        if "batches" in blk:
+            per = [self._ie_tails_batch(st, layers, multipliers) for st in blk["batches"]]
+            return {k: torch.cat([p[k] for p in per]) for k in per[0]}
+        Bk = len(blk["encs"])
+        chunk = max(1, TAIL_ROWS // Bk)
+        for c in range(0, len(multipliers), chunk):
+            ms = multipliers[c:c + chunk]
+            R = len(ms)
+            rinputs = self._rep(blk["suf"], R)
+            for layer in layers:
+                hs = self._steer(layer, blk["resid"][layer], ms, "instruction_end", blk["start"])
+                logits = self.tail(layer, hs, rinputs, cache=blk["prefix"].cache(R))
+                for j, m in enumerate(ms):
+                    out[(layer, m)] = logits[j * Bk:(j + 1) * Bk]
+        return out
+
+    def _ie_tails_batch(self, st: dict, layers, multipliers) -> dict:
+        """One batch, its own cache tiled per multiplier (caches that cannot be padded into a block)."""
         out = {}
         R = len(multipliers)
-        if R:
-            rcache = _clone_cache(cache, R) if cache is not None else None
-            rinputs = self._rep(suf, R)
-            for layer in layers:
-                hs = self._steer(layer, store[layer], multipliers, "instruction_end", start)
-                logits = self.tail(layer, hs, rinputs, cache=_clone_cache(rcache) if rcache is not None else None)
-                for j, m in enumerate(multipliers):
-                    out[(layer, m)] = logits[j * rows:(j + 1) * rows]
-        return out, base
+        rows = st["suf"]["input_ids"].shape[0]
+        cache = st["cache"]
+        rcache = _clone_cache(cache, R) if cache is not None else None
+        rinputs = self._rep(st["suf"], R)
+        for layer in layers:
+            hs = self._steer(layer, st["resid"][layer], multipliers, "instruction_end", st["start"])
+            logits = self.tail(layer, hs, rinputs, cache=_clone_cache(rcache) if rcache is not None else None)
+            for j, m in enumerate(multipliers):
+                out[(layer, m)] = logits[j * rows:(j + 1) * rows]
+        return out
