@@ -12,6 +12,7 @@ def test_parse_layers_and_floats():
     assert parse_layers("all") is None
     assert parse_layers("3") == [3]
     assert parse_layers("10-12,20") == [10, 11, 12, 20]
+    assert parse_layers("0-9:3") == [0, 3, 6, 9]
     assert parse_floats("-1,0,1.5") == [-1.0, 0.0, 1.5]
     with pytest.raises(SteerscaleError, match="'x' is not a number"):
         parse_floats("-1,x")

@@ -18,16 +18,22 @@ EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debu
 
 
 def parse_layers(text: str | None) -> list[int] | None:
-    """'all', '13', '10-14', '3,5,7' or a mix like '0-3,10'."""
+    """'all', '13', '10-14', '0-29:3' (every 3rd), '3,5,7' or a mix like '0-3,10'."""
     if text is None or text.strip().lower() == "all":
         return None
     out = []
     for part in text.split(","):
         part = part.strip()
         try:
+            step = 1
+            if ":" in part:
+                part, st = part.split(":", 1)
+                step = int(st)
+                if step < 1:
+                    raise ValueError
             if "-" in part[1:]:
                 a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
+                out.extend(range(int(a), int(b) + 1, step))
             else:
                 out.append(int(part))
         except ValueError:
