@@ -197,8 +197,8 @@ def load_prompt_records(source: str | Path, limit: int | None = None) -> list[Pr
     return out[:limit] if limit else out
 
 
-def load_neutral_text(source: str | Path = "neutral-text", limit: int | None = None) -> list[str]:
-    """Paragraphs for language-modelling cross-entropy: {"texts": [...]} or a JSON list of strings."""
+def _load_string_list(source, key: str) -> list[str]:
+    """A JSON file holding {key: [non-empty strings]} or a plain list of strings (built-in name or path)."""
     path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
     try:
         obj = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -206,26 +206,21 @@ def load_neutral_text(source: str | Path = "neutral-text", limit: int | None = N
         raise SteerscaleError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SteerscaleError(f"{path}: not valid JSON text ({e})") from None
-    texts = obj.get("texts") if isinstance(obj, dict) else obj
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise SteerscaleError(f"{path}: expected {{\"texts\": [non-empty strings]}} or a JSON list of strings")
+    values = obj.get(key) if isinstance(obj, dict) else obj
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise SteerscaleError(f"{path}: expected {{\"{key}\": [non-empty strings]}} or a JSON list of strings")
+    return values
+
+
+def load_neutral_text(source: str | Path = "neutral-text", limit: int | None = None) -> list[str]:
+    """Paragraphs for language-modelling cross-entropy: {"texts": [...]} or a JSON list of strings."""
+    texts = _load_string_list(source, "texts")
     return texts[:limit] if limit else texts
 
 
 def load_refusal_phrases(source: str | Path | None = None) -> list[str]:
     """The refusal-phrase list (built-in ``refusal-phrases`` by default): {"phrases": [...]} or a JSON list."""
-    source = "refusal-phrases" if source is None else source
-    path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise SteerscaleError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SteerscaleError(f"{path}: not valid JSON text ({e})") from None
-    phrases = obj.get("phrases") if isinstance(obj, dict) else obj
-    if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p.strip() for p in phrases):
-        raise SteerscaleError(f"{path}: expected {{\"phrases\": [non-empty strings]}} or a JSON list of strings")
-    return [p.strip() for p in phrases]
+    return [p.strip() for p in _load_string_list("refusal-phrases" if source is None else source, "phrases")]
 
 
 def dataset_hash(items) -> str:
