@@ -80,6 +80,16 @@ class TinyTokenizer:
         return ["".join(chr(int(i)) for i in s) for s in seqs]
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny models are overhead-bound, subprocesses match in-process runs, and OpenMP
+    threads do not spin against each other on a loaded machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(params=list(ARCH_CONFIGS))
 def arch(request):
     return request.param

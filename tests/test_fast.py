@@ -17,13 +17,7 @@ from steerscale.sweep import SweepConfig, get_engine, naive_engine, run_sweep
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models are overhead-bound; one thread avoids OpenMP spinning on a loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 FIELDS = ("score", "logit_diff", "letter_mass")
 
 
