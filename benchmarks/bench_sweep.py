@@ -44,9 +44,10 @@ from steerscale import load_dataset, load_model, train_vectors
 from steerscale.activations import batches, pad_id_of, pad_left
 from steerscale.data import encode_items
 from steerscale.evaluate import ABScores, letter_scores
+from steerscale.fast import _common_prefix
 from steerscale.models import get_layers
 from steerscale.steering import layer_hooks
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.sweep import LAYERS_PER_GROUP, SweepConfig, run_sweep
 
 
 class PeakRSS:
@@ -184,17 +185,21 @@ def flops(work, per_layer_params, hidden, vocab) -> float:
     return 2.0 * per_layer_params * work["layer_tokens"] + 2.0 * hidden * vocab * work["head_rows"]
 
 
-def cost_model(L, layers, n_steered, N, T, S, V, H, P):
+def cost_model(L, layers, n_steered, N, T, S, V, H, P, T_fast=None, C=0, groups=1):
     """Predicted cost in full-forward-pass equivalents (docs/cost_model.md).
 
-    One pass = L layers over T tokens + one head row; head row = rho of a pass.
+    One pass = L layers over T tokens (padded, in item order) + one head row; head row = rho of a pass.
+    Fast engine, all positions: T_fast tokens per item after the common prefix (padded in length-sorted
+    batches); the C prefix tokens run once per layer group unsteered and once per steered point.
     """
+    T_fast = T if T_fast is None else T_fast
     rho = V * H / (L * T * P)  # one full-vocabulary head row, relative to L layers x T tokens
     unit = 1 + rho
     tails = sum((L - 1 - l) / L for l in layers)
     naive = N * (unit + len(layers) * n_steered * unit)
     library = N * ((1 + T * rho) + len(layers) * n_steered * (1 + T * rho))
-    fast_all = N * (unit + n_steered * (tails + len(layers) * rho))
+    fast_all = (N * (T_fast / T * (1 + n_steered * tails) + rho * (1 + n_steered * len(layers)))
+                + C / T * (groups + n_steered * tails))
     fast_ie = N * (unit + n_steered * (tails * S / T + len(layers) * rho))
     return {"a_library": library, "b_naive": naive, "c_fast_all": fast_all, "d_fast_instruction_end": fast_ie,
             "e_fast_bf16": fast_all, "rho": rho}
@@ -247,12 +252,19 @@ def main(argv=None):
                            for idx in batches(len(encoded), args.batch_size) for _ in idx]))
     S = float(np.mean([max(len(encoded[i].prefix_ids) - encoded[i].instruction_end for i in idx)
                        for idx in batches(len(encoded), args.batch_size) for _ in idx]))
+    # the fast engine's own batches: length-sorted, the common prefix run once (fast.py)
+    C = _common_prefix([e.prefix_ids for e in encoded])
+    srt = sorted(len(e.prefix_ids) - C for e in encoded)
+    T_fast = float(np.mean([max(srt[i] for i in idx) for idx in batches(len(srt), args.batch_size) for _ in idx]))
+    group = min(LAYERS_PER_GROUP, -(-len(layers) // 5))
+    groups = -(-len(layers) // group)
     per_layer = sum(p.numel() for p in get_layers(model)[0].parameters())
     V, H = model.get_output_embeddings().weight.shape
     peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
     configs = set(args.configs.split(","))
     print(f"model {info.name}: {n} layers, hidden {H}, vocab {V}; {len(items)} items (mean {T:.1f} tokens, "
-          f"{T_pad:.1f} padded, steered suffix {S:.1f}); layers {len(layers)}; multipliers {mults}; "
+          f"{T_pad:.1f} padded; fast engine: common prefix {C}, {T_fast:.1f} padded after it; "
+          f"steered suffix {S:.1f}); layers {len(layers)}; multipliers {mults}; "
           f"threads {torch.get_num_threads()}; matmul peak fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s",
           flush=True)
 
@@ -312,7 +324,7 @@ def main(argv=None):
         diffs["d_fast_instruction_end_vs_naive_instruction_end"] = maxdiff("d_fast_instruction_end", "naive_instruction_end")
         diffs["d_checked_layers"] = check
 
-    model_cost = cost_model(n, layers, len(steered), len(items), T_pad, S, V, H, per_layer)
+    model_cost = cost_model(n, layers, len(steered), len(items), T_pad, S, V, H, per_layer, T_fast, C, groups)
     base_key = "a_library" if "a_library" in results else None
     for key, r in results.items():
         if base_key:
@@ -336,6 +348,7 @@ def main(argv=None):
     out = {
         "model": info.to_dict(), "n_items": len(items), "layers": layers, "multipliers": mults,
         "batch_size": args.batch_size, "mean_tokens": T, "mean_padded_tokens": T_pad, "mean_steered_suffix": S,
+        "fast_common_prefix_tokens": C, "fast_mean_padded_tokens_after_prefix": T_fast, "fast_layer_groups": groups,
         "matmul_peak_gflops": peaks, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(), "platform": platform.platform(), "python": sys.version.split()[0],
         "torch": torch.__version__, "model_load_s": t_load,

@@ -55,6 +55,8 @@ def test_fast_matches_naive_every_layer_and_multiplier(tiny, positions):
         for m in mults:
             assert_same(res[(layer, m)], ref[m], f"{info.model_type} {positions} layer {layer} m {m}")
     assert all(type(l).__name__ != "_Stand" for l in get_layers(model)), "a decoder layer was not restored"
+    if positions == "all":  # every item starts with "Input: q": those 8 tokens ran once per point, shared
+        assert stats.extra["shared_prefix"] == len("Input: q")
     # work actually done, against the naive engine's (padded) layer x token count
     naive = sum(len(b) * max(len(enc[i].prefix_ids) for i in b) for b in (range(0, 3), range(3, 5)))
     naive *= info.n_layers * (1 + info.n_layers * len(mults))
@@ -149,6 +151,49 @@ def test_unverified_architecture_checks_and_falls_back(monkeypatch, caplog):
         assert abs(r0["score"] - r1["score"]) <= TOL and abs(r0["score"] - r2["score"]) <= TOL
 
 
+def test_shared_prefix_off_is_bit_for_bit_naive():
+    """Without the shared prefix and length sorting, all-positions tails are the naive engine's operations."""
+    from conftest import TinyTokenizer, make_model
+
+    model, tok = make_model("llama"), TinyTokenizer()
+    vecs = torch.randn(4, 32)
+    enc = encode_items(tok, varied_items(5), "plain")
+    cfg = SweepConfig(template="plain", batch_size=3).validate(4)
+    stats = EngineStats()
+    res, base = sweep_points(model, tok, vecs, enc, [1, 2], [-1.0, 1.0], "all", 3, stats=stats, share_prefix=False)
+    assert stats.extra["shared_prefix"] == 0
+    zero = {f: 0.0 for f in FIELDS}
+    assert_same(base, ab_scores(model, tok, enc, 3), "baseline", zero)
+    for layer in (1, 2):
+        ref = naive_engine(model, tok, vecs, enc, layer, [-1.0, 1.0], cfg)
+        for m in (-1.0, 1.0):
+            assert_same(res[(layer, m)], ref[m], f"layer {layer} m {m}", zero)
+
+
+def test_no_shared_prefix_when_a_sliding_window_is_shorter_than_the_prompts():
+    """A sliding-window cache cannot be extended past its window: the engine then runs whole prompts."""
+    from conftest import TinyTokenizer, make_config
+
+    from transformers import AutoModelForCausalLM
+
+    cfg_m = make_config("mistral")
+    cfg_m.sliding_window = 12  # prompts are 25-34 tokens
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg_m, attn_implementation="eager").float().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.normal_(0, 0.2)
+    tok = TinyTokenizer()
+    vecs = torch.randn(4, 32)
+    enc = encode_items(tok, varied_items(5), "plain")
+    cfg = SweepConfig(template="plain", batch_size=3).validate(4)
+    stats = EngineStats()
+    res, _ = sweep_points(model, tok, vecs, enc, [1], [2.0], "all", 3, stats=stats)
+    assert stats.extra["shared_prefix"] == 0
+    assert_same(res[(1, 2.0)], naive_engine(model, tok, vecs, enc, 1, [2.0], cfg)[2.0], "sliding window")
+
+
 def test_bfloat16_runs_close_to_float32():
     from conftest import TinyTokenizer, make_model
 
@@ -181,11 +226,14 @@ def test_fast_matches_naive_on_smollm2(positions):
     enc = encode_items(tok, items, "chat")
     layers, mults = [0, 15, 29], [-1.0, 1.0]
     cfg = SweepConfig(layers=layers, multipliers=mults, positions=positions, batch_size=2).validate(info.n_layers)
-    res, base = sweep_points(model, tok, vecs, enc, layers, mults, positions, 2)
-    # All positions: the same batches and the same operations, so the numbers are bit-for-bit equal.
-    # Instruction end: the suffix runs against a KV cache (other matmul shapes, other float32 rounding);
-    # logit_diff, a difference of log-probabilities of magnitude ~1-10, then differs by up to ~2e-5.
-    tol = {"score": 0.0, "logit_diff": 0.0, "letter_mass": 0.0} if positions == "all" else {"logit_diff": 5e-5}
+    stats = EngineStats()
+    res, base = sweep_points(model, tok, vecs, enc, layers, mults, positions, 2, stats=stats)
+    if positions == "all":  # the chat template's system turn, common to every item, ran once per point
+        assert stats.extra["shared_prefix"] == 24
+    # The suffix runs against a KV cache (the shared prefix; in instruction-end mode the unsteered
+    # prompt): other matmul shapes, other float32 rounding. logit_diff, a difference of
+    # log-probabilities of magnitude ~1-10, then differs by up to ~2e-5.
+    tol = {"logit_diff": 5e-5}
     assert_same(base, ab_scores(model, tok, enc, 2), "baseline", tol)
     moved = 0.0
     for layer in layers:

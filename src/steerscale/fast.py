@@ -10,6 +10,10 @@ every token (``positions="all"``) or from the last instruction token on
    vector is added there, and only layers L+1..end run ("the tail").
    In all-positions mode the unsteered pass is *walked* layer by layer (swept
    layers in ascending order), so only one layer's residual is held at a time.
+   Tokens every item starts with (a chat template's system turn: 24 of SmolLM2's
+   ~117) have the same states in every item, steered or not: they run once per
+   point as one row, and each item's tail runs only its own tokens against their
+   keys/values (``share_prefix``).
 2. In instruction-end mode tokens before the steering start are untouched at
    every layer, so their keys/values (from one unsteered prefix pass) are reused:
    a tail recomputes only the steered suffix (a few tokens) against that cache.
@@ -23,7 +27,9 @@ every token (``positions="all"``) or from the last instruction token on
    ``FastEngine`` keeps the unsteered work (walk residuals; prefix caches and
    suffix residuals) between calls, up to ``STATE_MB``, so run_sweep's layer
    groups share one unsteered pass.
-4. Scoring reads one position: the models' own head runs with ``logits_to_keep=1``.
+4. Scoring reads one position: the models' own head runs with ``logits_to_keep=1``
+   on a contiguous input (``evaluate.contiguous_head``: torch's matmul would
+   otherwise expand the head weight per row, ~100x slower in bfloat16).
    That is one full-vocabulary row per item (B x hidden x vocab multiply-adds), kept
    on purpose: ``letter_mass`` needs the full-vocabulary log-sum-exp at that
    position, and the row costs about a tenth of one layer over an 80-token prompt.
@@ -35,10 +41,11 @@ model's own forward runs unchanged otherwise (embeddings, masks, rotary tables,
 per-layer attention types, sliding windows, final norm, soft-capping and head are
 the model's code). Replaced layers are always put back (try/finally).
 
-Exactness: items are batched in prompt-length order (less padding; ``sort_by_length=False``
-gives the naive engine's batches and bit-for-bit equal float32 scores in all-positions mode);
-sorted, scores agree with the naive engine to ~5e-6 on SmolLM2. In instruction-end mode the
-suffix is computed against a KV cache (other matmul shapes, so other rounding):
+Exactness: items are batched in prompt-length order (less padding) and the common prefix is
+shared; ``sort_by_length=False, share_prefix=False`` gives the naive engine's batches and operations
+and bit-for-bit equal float32 scores in all-positions mode. Otherwise the tokens after the prefix
+(all positions) or the steered suffix (instruction end) are computed against a KV cache (other
+matmul shapes, so other rounding):
 on the tiny test models every column agrees to 1e-5; on SmolLM2-135M ``score``
 agrees to ~5e-6 and ``logit_diff`` (a difference of log-probabilities, at the
 float32 rounding floor of logits) to ~2e-5. For a model type not in
@@ -60,7 +67,7 @@ from tqdm.auto import tqdm
 
 from .activations import Batch, batches, model_device, pad_id_of, pad_left
 from .data import Encoded
-from .evaluate import ABScores, letter_scores
+from .evaluate import ABScores, last_logits, letter_scores
 from .models import _model_type, get_layers
 from .steering import Steering, layer_hooks
 
@@ -180,12 +187,13 @@ def _prefix_layer(keys, values, R: int):
     if _PrefixLayer is None:
 
         class _PrefixLayer(DynamicLayer):
-            def _full(self, prefix, new):
-                B, kv, P, hd = prefix.shape
+            def _full(self, prefix, new):  # prefix [B or 1, kv, P, hd] broadcasts over the rows
+                _, kv, P, hd = prefix.shape
                 S = new.shape[-2]
+                B = new.shape[0] // self.R
                 out = new.new_empty(self.R, B, kv, P + S, hd)
                 out[:, :, :, :P] = prefix
-                out[:, :, :, P:] = new.view(self.R, B, kv, S, hd)
+                out[:, :, :, P:] = new.reshape(self.R, B, kv, S, hd)
                 return out.view(self.R * B, kv, P + S, hd)
 
             def update(self, key_states, value_states, *args, **kwargs):
@@ -227,9 +235,11 @@ class FastEngine:
 
     name = "fast"
 
-    def __init__(self, progress: bool = False, verify: str = "auto", sort_by_length: bool = True):
+    def __init__(self, progress: bool = False, verify: str = "auto", sort_by_length: bool = True,
+                 share_prefix: bool = True):
         self.progress = progress
         self.sort_by_length = sort_by_length
+        self.share_prefix = share_prefix
         self.verify = verify  # "auto": check unverified architectures against naive; "always"; "never"
         self.stats = EngineStats()
         self._key = None
@@ -298,7 +308,7 @@ class FastEngine:
                 return self._fall_back(f"model type {mtype!r} does not reproduce the naive scores")
             res, base = sweep_points(model, tokenizer, vectors, encoded, layers, mults, config.positions,
                                      config.batch_size, self._baseline is None, self.stats, self.progress,
-                                     self.sort_by_length, self._state)
+                                     self.sort_by_length, self._state, self.share_prefix)
         except Exception as e:  # an architecture the stand-in layers do not fit
             if mtype in VERIFIED_ARCHITECTURES:
                 raise
@@ -336,6 +346,29 @@ BLOCK_MB = 256  # prefix keys/values of one block of items (instruction-end tail
 STATE_MB = 512  # unsteered state an engine keeps between calls (one prefix pass / one walk per sweep)
 
 
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """Length of the longest token prefix of every sequence, leaving each at least one token of its own."""
+    n = min(len(x) for x in seqs) - 1
+    first = seqs[0]
+    for i in range(max(n, 0)):
+        if any(x[i] != first[i] for x in seqs):
+            return i
+    return max(n, 0)
+
+
+def _plain_cache(cache, P: int, total: int) -> bool:
+    """Is ``cache`` P tokens of plain per-layer keys/values that a longer sequence (``total`` tokens) can extend?"""
+    for layer in getattr(cache, "layers", None) or [None]:
+        if type(layer).__name__ not in ("DynamicLayer", "DynamicSlidingWindowLayer"):
+            return False
+        if getattr(layer, "keys", None) is None or layer.keys.shape[-2] != P:
+            return False
+        w = getattr(layer, "sliding_window", None)
+        if w is not None and total >= w:
+            return False
+    return True
+
+
 def _nbytes(t) -> int:
     if isinstance(t, torch.Tensor):
         return t.numel() * t.element_size()
@@ -354,14 +387,16 @@ def _nbytes(t) -> int:
 def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list[int], multipliers: list[float],
                  positions: str = "all", batch_size: int = 8, want_baseline: bool = True,
                  stats: EngineStats | None = None, progress: bool = False, sort_by_length: bool = False,
-                 state: dict | None = None):
+                 state: dict | None = None, share_prefix: bool = True):
     """Scores for every (layer, multiplier) in layers x multipliers, and the unsteered scores.
 
     Returns ({(layer, multiplier): ABScores}, baseline ABScores or None), in item order.
     ``sort_by_length``: batch items in length order (less padding; ~13% fewer tokens on refusal-test),
     at the price of float32 rounding differences (~1e-5 in logit_diff on SmolLM2) against the naive
-    engine, whose batches are in item order. Off here (all-positions scores are then bit-for-bit the
-    naive engine's); ``FastEngine`` turns it on (2.11x -> 2.39x over steering-vectors in the bench).
+    engine, whose batches are in item order. Off here; ``FastEngine`` turns it on.
+    ``share_prefix`` (all positions): run the tokens every item starts with once per point, not once per
+    item (``_Runner.shared_prefix``); off, every item runs all its tokens (with ``sort_by_length=False``
+    the scores are then bit-for-bit the naive engine's).
     ``state``: a dict kept by the caller between calls with the same model, vectors, items and settings;
     the unsteered work (the walk's residuals in all-positions mode, the prefix keys/values and suffix
     residuals in instruction-end mode) is kept there, up to ``STATE_MB``, so later calls for other
@@ -378,15 +413,22 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
     base_parts: list[ABScores] = []
     batch_list = list(batches(len(order), batch_size))
 
-    def make(idx):
+    def make(idx, C=0):
         encs = [encoded[order[i]] for i in idx]
-        return encs, pad_left([e.prefix_ids for e in encs], pad_id, [e.instruction_end for e in encs]).to(dev)
+        b = pad_left([e.prefix_ids[C:] for e in encs], pad_id, [e.instruction_end - C for e in encs])
+        if C:  # the tokens after the shared prefix: C more positions, and every row sees the prefix
+            ones = torch.ones(len(encs), C, dtype=b.attention_mask.dtype)
+            b = Batch(b.input_ids, torch.cat([ones, b.attention_mask], 1), b.position_ids + C, b.pad, b.instruction_end)
+        return encs, b.to(dev)
 
     if positions == "all":
         walk = state.setdefault("walk", {}) if state is not None else None
+        shared = runner.shared_prefix(encoded, layers) if share_prefix else None
+        C = shared["C"] if shared else 0
+        stats.extra["shared_prefix"] = C
         for bi, idx in enumerate(tqdm(batch_list, desc="fast sweep (all)", disable=not progress, leave=False)):
-            encs, b = make(idx)
-            out, base = runner.batch_all(b, layers, multipliers, want_baseline, walk, bi)
+            encs, b = make(idx, C)
+            out, base = runner.batch_all(b, layers, multipliers, want_baseline, walk, (bi, C), shared)
             for key, logits in out.items():
                 parts[key].append(_scores(logits, encs))
             if base is not None:
@@ -449,22 +491,24 @@ class _Runner:
         """Logits at the last position after running layers layer+1.. on ``h`` (the output of ``layer``)."""
         repl = {i: _Stand(self.layers[i], h if i == layer else None) for i in range(layer + 1)}
         with _replaced(self.layers, repl):
-            out = self.model(**inputs, cache=cache, use_cache=cache is not None, logits_to_keep=1)
+            logits = last_logits(self.model, inputs, cache=cache, use_cache=cache is not None)
         rows, q = inputs["input_ids"].shape
         self._count(rows, q, self.n - 1 - layer, rows)
-        return out.logits[:, -1]
+        return logits
 
     def run_to(self, upto: int, h_from: torch.Tensor | None, start: int, inputs: dict,
-               use_cache: bool = False) -> dict:
+               use_cache: bool = False, cache=None) -> dict:
         """Run the base model's layers start..upto (earlier ones return ``h_from``), later ones skipped.
 
         Returns {upto: output of layer ``upto``} and, with ``use_cache``, {"cache": the KV cache}.
+        ``cache``: keys/values of earlier tokens to attend to (the shared prefix).
         """
         repl = {i: _Stand(self.layers[i], h_from if i == start - 1 else None) for i in range(start)}
         repl.update({i: _Stand(self.layers[i]) for i in range(upto + 1, self.n)})
         store: dict = {}
+        kw = {"cache": cache, "use_cache": True} if cache is not None else {"use_cache": use_cache}
         with _replaced(self.layers, repl), layer_hooks(self.model, {upto: lambda x: store.__setitem__(upto, x)}):
-            out = self.base(**inputs, use_cache=use_cache)
+            out = self.base(**inputs, **kw)
         rows, q = inputs["input_ids"].shape
         self._count(rows, q, upto + 1 - start, 0)
         if use_cache:
@@ -485,34 +529,86 @@ class _Runner:
     def _rep(inputs: dict, R: int) -> dict:
         return {k: v.repeat(R, 1) for k, v in inputs.items()}
 
-    def batch_all(self, b: Batch, layers, multipliers, want_baseline, walk: dict | None = None, key=None):
+    def batch_all(self, b: Batch, layers, multipliers, want_baseline, walk: dict | None = None, key=None,
+                  shared: dict | None = None):
         """All positions: walk the unsteered pass through the swept layers; a tail per layer.
 
         ``walk``: {key: (layer, residual after it)} kept between calls, so a later call for deeper
         layers goes on from where this one stopped instead of starting again at layer 0.
+        ``shared``: the items' common prefix (``shared_prefix``); ``b`` then holds only the tokens after it.
         """
         inputs = b.model_inputs()
         out = {}
         h, prev = None, -1
+        base_cache = self._prefix_cache(shared, shared["keys"], shared["values"]) if shared else None
         if walk is not None and key in walk and layers and walk[key][0] < layers[0]:
             prev, h = walk[key]
         for layer in layers:
-            h = self.run_to(layer, h, prev + 1, inputs)[layer]
+            h = self.run_to(layer, h, prev + 1, inputs, cache=base_cache)[layer]
             prev = layer
             for m in multipliers:  # one multiplier per tail: memory as the naive engine's
                 hs = self._steer(layer, h, [m], "all")
-                out[(layer, m)] = self.tail(layer, hs, inputs)
+                cache = self.steered_prefix(shared, layer, m) if shared else None
+                out[(layer, m)] = self.tail(layer, hs, inputs, cache=cache)
         base = None
         if want_baseline:
             if prev < 0:
-                h = self.run_to(0, None, 0, inputs)[0]
+                h = self.run_to(0, None, 0, inputs, cache=base_cache)[0]
                 prev = 0
-            base = self.tail(prev, h, inputs)
+            base = self.tail(prev, h, inputs, cache=base_cache)
         if walk is not None and h is not None:
             walk.pop(key, None)
             if sum(_nbytes(v[1]) for v in walk.values()) + _nbytes(h) <= STATE_MB * 2**20:
                 walk[key] = (prev, h)
         return out, base
+
+    # ------------------------------------------------------------ the items' common prefix (all positions)
+
+    def shared_prefix(self, encoded: list[Encoded], layers) -> dict | None:
+        """Run the tokens every item starts with (a chat template's system turn) once, as one row.
+
+        Those tokens have the same positions and see the same tokens in every item, so their residuals
+        and keys/values are the same in every item, steered or not: per (layer, multiplier) the steered
+        prefix runs once (``steered_prefix``) and every item's tail runs only its own tokens against it.
+        None when there is no common prefix or the model's cache is not a plain per-layer cache.
+        """
+        ids = [e.prefix_ids for e in encoded]
+        C = _common_prefix(ids)
+        if C < 1:
+            return None
+        dev = model_device(self.model)
+        inputs = {"input_ids": torch.tensor([ids[0][:C]], device=dev),
+                  "attention_mask": torch.ones(1, C, dtype=torch.long, device=dev),
+                  "position_ids": torch.arange(C, device=dev)[None]}
+        store: dict[int, torch.Tensor] = {}
+        with layer_hooks(self.model, {l: (lambda x, l=l: store.__setitem__(l, x)) for l in layers}):
+            out = self.base(**inputs, use_cache=True)
+        self._count(1, C, self.n, 0)
+        cache = _cache_of(out)
+        if cache is None or not _plain_cache(cache, C, max(len(x) for x in ids)):
+            return None
+        return {"C": C, "inputs": inputs, "template": cache, "resid": store, "steered": {},
+                "keys": [l.keys for l in cache.layers], "values": [l.values for l in cache.layers]}
+
+    def steered_prefix(self, sh: dict, layer: int, m: float):
+        """The common prefix's keys/values with ``m * vector`` added after ``layer`` (computed once per point)."""
+        kv = sh["steered"].get((layer, m))
+        if kv is None:
+            hs = self._steer(layer, sh["resid"][layer], [m], "all")
+            repl = {i: _Stand(self.layers[i], hs if i == layer else None) for i in range(layer + 1)}
+            with _replaced(self.layers, repl):
+                c = _cache_of(self.base(**sh["inputs"], use_cache=True))
+            self._count(1, sh["C"], self.n - 1 - layer, 0)
+            kv = sh["steered"][(layer, m)] = (
+                [sh["keys"][i] if i <= layer else c.layers[i].keys for i in range(self.n)],
+                [sh["values"][i] if i <= layer else c.layers[i].values for i in range(self.n)])
+        return self._prefix_cache(sh, *kv)
+
+    @staticmethod
+    def _prefix_cache(sh: dict, keys, values):
+        c = copy.copy(sh["template"])
+        c.layers = [_prefix_layer(k, v, 1) for k, v in zip(keys, values)]
+        return c
 
     # ------------------------------------------------------------ instruction-end positions
 
@@ -532,8 +628,8 @@ class _Runner:
         store: dict[int, torch.Tensor] = {}
         fns = {l: (lambda x, l=l: store.__setitem__(l, x)) for l in range(self.n)}
         with layer_hooks(self.model, fns):
-            logits = self.model(**suf, cache=_clone_cache(cache) if cache is not None else None,
-                                use_cache=cache is not None, logits_to_keep=1).logits[:, -1]
+            logits = last_logits(self.model, suf, cache=_clone_cache(cache) if cache is not None else None,
+                                 use_cache=cache is not None)
         rows, q = suf["input_ids"].shape
         self._count(rows, q, self.n, rows)
         return {"encs": encs, "P": P, "S": T - P, "cache": cache, "resid": store, "suf": suf,
@@ -557,20 +653,8 @@ class _Runner:
     @staticmethod
     def _combinable(pending) -> bool:
         """Can these batches' caches be left-padded to one prefix? Plain (or not yet sliding) dynamic layers only."""
-        Pc = max(st["P"] for st in pending)
-        Sc = max(st["S"] for st in pending)
-        for st in pending:
-            if st["cache"] is None:
-                return False
-            for layer in st["cache"].layers:
-                if type(layer).__name__ not in ("DynamicLayer", "DynamicSlidingWindowLayer"):
-                    return False
-                if getattr(layer, "keys", None) is None or layer.keys.shape[-2] != st["P"]:
-                    return False
-                w = getattr(layer, "sliding_window", None)
-                if w is not None and Pc + Sc >= w:
-                    return False
-        return True
+        total = max(st["P"] for st in pending) + max(st["S"] for st in pending)
+        return all(st["cache"] is not None and _plain_cache(st["cache"], st["P"], total) for st in pending)
 
     def _block(self, pending) -> dict:
         encs = [e for st in pending for e in st["encs"]]

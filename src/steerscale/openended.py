@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .activations import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, load_refusal_phrases
 from .errors import SteerscaleError
-from .evaluate import generate, mean_ci
+from .evaluate import generate, last_logits, mean_ci
 from .models import ModelInfo, get_layers, model_info
 from .steering import POSITIONS, WINDOW_MODES, steer, window_vectors
 from .sweep import git_revision, versions, write_csv, write_json
@@ -144,7 +144,7 @@ def refusal_logodds(model, tokenizer, prompts: list[str], words: list[str] | Non
         ends = [len(_encode(tokenizer, t.rstrip(" "))) - 1 for t in texts]
         b = pad_left(ids, pad_id, ends).to(dev)
         _steer_start(steering, b)
-        logits = model(**b.model_inputs(), use_cache=False, logits_to_keep=1).logits[:, -1]
+        logits = last_logits(model, b.model_inputs())
         lp = torch.log_softmax(logits.double(), -1).cpu()
         for row, t in zip(lp, texts):
             open_ids = opening_token_ids(tokenizer, t, words)
@@ -324,7 +324,7 @@ class HFJudge:
         for idx in batches(len(contents), self.batch_size):
             texts = [format_prompt(self.tokenizer, contents[i], self.template) for i in idx]
             b = pad_left([_encode(self.tokenizer, t) for t in texts], pad_id).to(dev)
-            logits = self.model(**b.model_inputs(), use_cache=False, logits_to_keep=1).logits[:, -1]
+            logits = last_logits(self.model, b.model_inputs())
             lp = torch.log_softmax(logits.double(), -1).cpu()
             for row, t in zip(lp, texts):
                 yes, no = opening_token_ids(self.tokenizer, t, ["YES"])[0], opening_token_ids(self.tokenizer, t, ["NO"])[0]
