@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.steerscale-installed
 OUT ?= results/demo
 PYTEST_ARGS ?=
-# bench default: 16 refusal-test items, all 30 layers, multipliers -1,0,1 (estimated ~15 min on an idle 2-core CPU;
-# measured 16 items x 10 layers at 1 thread on a shared machine: ~9 min). On a loaded CPU add --threads 1.
-BENCH_ARGS ?=
+# bench default: 50 refusal-test items, all 30 layers, multipliers -1,0,1, one torch thread (about an hour on
+# this 2-core CPU, most of it in (a) and (b)); BENCH_ARGS="--items 16 --layers 0-29:3" for a ~5-minute run.
+BENCH_ARGS ?= --threads 1
 
 .PHONY: install demo test test-fast bench clean
 

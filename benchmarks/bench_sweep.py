@@ -20,8 +20,8 @@ run for the same dtype; speed ratios against (a); largest score differences: (a)
 (d) against the naive engine in instruction-end mode (on --check-layers), (e) against (c).
 Also the cost model of docs/cost_model.md, predicted against measured.
 
-  python benchmarks/bench_sweep.py                      # the default run (16 items, all 30 layers)
-  python benchmarks/bench_sweep.py --items 50           # the full refusal-test subset (about 3x longer)
+  python benchmarks/bench_sweep.py                      # the default run (50 items, all 30 layers)
+  python benchmarks/bench_sweep.py --items 16           # about 3x shorter
   python benchmarks/bench_sweep.py --items 8 --layers 0-29:6   # a quick run
 """
 
@@ -190,7 +190,7 @@ def cost_model(L, layers, n_steered, N, T, S, V, H, P, T_fast=None, C=0, groups=
 
     One pass = L layers over T tokens (padded, in item order) + one head row; head row = rho of a pass.
     Fast engine, all positions: T_fast tokens per item after the common prefix (padded in length-sorted
-    batches); the C prefix tokens run once per layer group unsteered and once per steered point.
+    batches); the C prefix tokens run once per layer group (and the baseline call) unsteered and once per steered point.
     """
     T_fast = T if T_fast is None else T_fast
     rho = V * H / (L * T * P)  # one full-vocabulary head row, relative to L layers x T tokens
@@ -199,7 +199,7 @@ def cost_model(L, layers, n_steered, N, T, S, V, H, P, T_fast=None, C=0, groups=
     naive = N * (unit + len(layers) * n_steered * unit)
     library = N * ((1 + T * rho) + len(layers) * n_steered * (1 + T * rho))
     fast_all = (N * (T_fast / T * (1 + n_steered * tails) + rho * (1 + n_steered * len(layers)))
-                + C / T * (groups + n_steered * tails))
+                + C / T * (groups + 1 + n_steered * tails))  # +1: the baseline call
     fast_ie = N * (unit + n_steered * (tails * S / T + len(layers) * rho))
     return {"a_library": library, "b_naive": naive, "c_fast_all": fast_all, "d_fast_instruction_end": fast_ie,
             "e_fast_bf16": fast_all, "rho": rho}
@@ -219,7 +219,7 @@ def parse_layers(text, n):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--items", type=int, default=16, help="evaluation items from refusal-test (default 16)")
+    ap.add_argument("--items", type=int, default=50, help="evaluation items from refusal-test (default 50)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads for every configuration (default: torch's own choice; on a CPU shared with "
                          "other jobs, 1 avoids OpenMP threads waiting on each other)")
@@ -342,6 +342,19 @@ def main(argv=None):
               f"{r['peak_rss_delta_mb']:8.0f} {r['layer_tokens'] / 1e6:10.2f} {r['pass_equivalents_per_item']:7.2f} "
               f"{r['predicted_pass_equivalents_per_item']:7.2f} {r['gflops_per_s']:8.1f} "
               f"{100 * r['fraction_of_matmul_peak']:5.0f}%")
+    targets = {}
+    ra, rb = results.get("a_library"), results.get("b_naive")
+    for key, want in (("c_fast_all", 2.5), ("d_fast_instruction_end", 10.0), ("e_fast_bf16", 5.0)):
+        if ra and key in results:
+            got = results[key]["speedup_vs_a"]
+            targets[f"{key} >= {want}x (a)"] = {"measured": got, "met": got >= want}
+    if rb and "c_fast_all" in results:
+        got = results["c_fast_all"]["peak_rss_delta_mb"] / max(rb["peak_rss_delta_mb"], 1e-9)
+        targets["c_fast_all peak memory <= 2x (b)"] = {"measured": got, "met": got <= 2.0}
+    full = len(items) >= 50 and len(layers) == n
+    print(f"\ntargets (issue 3{'' if full else '; this run is smaller than its >= 50 items x all layers'}):")
+    for k, v in targets.items():
+        print(f"  {k:40s} {v['measured']:6.2f}  {'met' if v['met'] else 'NOT met'}")
     print("\nlargest |score| differences:")
     for k, v in diffs.items():
         print(f"  {k}: {v if isinstance(v, list) or v is None else f'{v:.3g}'}")
@@ -355,7 +368,7 @@ def main(argv=None):
         "memory_measure": "peak process RSS above the RSS at the start of each configuration, psutil thread every 2 ms",
         "work_measure": "forward hooks on every decoder layer (rows x tokens) and on the LM head (rows x positions)",
         "flop_measure": "2 x per-layer weights x layer-tokens + 2 x hidden x vocab x head rows; attention scores excluded",
-        "results": results, "max_score_diff": diffs,
+        "results": results, "max_score_diff": diffs, "targets": targets, "full_size_run": full,
         "cost_model_pass_equivalents_per_item": {k: v / len(items) for k, v in model_cost.items() if k != "rho"},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

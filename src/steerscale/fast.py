@@ -306,8 +306,11 @@ class FastEngine:
         try:
             if check and not self._verified(model, tokenizer, vectors, encoded, layers, mults, config):
                 return self._fall_back(f"model type {mtype!r} does not reproduce the naive scores")
+            # All positions: the baseline is a tail from the deepest walked layer, so it waits for
+            # ``baseline()`` (run_sweep asks last); instruction end: it comes with the prefix pass.
+            want = self._baseline is None and (config.positions != "all" or not mults)
             res, base = sweep_points(model, tokenizer, vectors, encoded, layers, mults, config.positions,
-                                     config.batch_size, self._baseline is None, self.stats, self.progress,
+                                     config.batch_size, want, self.stats, self.progress,
                                      self.sort_by_length, self._state, self.share_prefix)
         except Exception as e:  # an architecture the stand-in layers do not fit
             if mtype in VERIFIED_ARCHITECTURES:
@@ -541,11 +544,12 @@ class _Runner:
         out = {}
         h, prev = None, -1
         base_cache = self._prefix_cache(shared, shared["keys"], shared["values"]) if shared else None
-        if walk is not None and key in walk and layers and walk[key][0] < layers[0]:
+        if walk is not None and key in walk and layers and walk[key][0] <= layers[0]:
             prev, h = walk[key]
         for layer in layers:
-            h = self.run_to(layer, h, prev + 1, inputs, cache=base_cache)[layer]
-            prev = layer
+            if layer > prev:
+                h = self.run_to(layer, h, prev + 1, inputs, cache=base_cache)[layer]
+                prev = layer
             for m in multipliers:  # one multiplier per tail: memory as the naive engine's
                 hs = self._steer(layer, h, [m], "all")
                 cache = self.steered_prefix(shared, layer, m) if shared else None

@@ -286,6 +286,8 @@ def run_sweep(
     # time so finished points reach the store often (a kill loses at most one group's work).
     group_size = min(LAYERS_PER_GROUP, -(-len(config.layers) // 5)) if hasattr(engine, "prepare") else 1
     pbar = tqdm(total=len(config.layers), desc=f"sweep {name}", disable=not progress)
+    # Engines with `prepare` give the baseline from the end of their unsteered walk: ask for it last.
+    deferred_zero: list[int] = []
     for g in range(0, len(config.layers), group_size):
         group = config.layers[g : g + group_size]
         missing = {l: [m for m in config.multipliers if store.get(name, l, m) is None] for l in group}
@@ -298,7 +300,10 @@ def run_sweep(
             t_prep += time.time() - t
         for layer in group:
             if 0.0 in missing[layer]:
-                store.put(name, layer, 0.0, item_rows(info, layer, 0.0, items, get_baseline()))
+                if hasattr(engine, "prepare"):
+                    deferred_zero.append(layer)
+                else:
+                    store.put(name, layer, 0.0, item_rows(info, layer, 0.0, items, get_baseline()))
             steered = [m for m in missing[layer] if m != 0.0]
             # The reference engine costs the same per point, so store each point as it finishes;
             # other engines get a layer's missing multipliers at once (they share work).
@@ -309,6 +314,8 @@ def run_sweep(
                     store.put(name, layer, m, item_rows(info, layer, m, items, _check_scores(scores[m], layer, m)))
                     n_computed += 1
             pbar.update(1)
+    for layer in deferred_zero:
+        store.put(name, layer, 0.0, item_rows(info, layer, 0.0, items, get_baseline()))
     pbar.close()
     rows: list[dict] = []
     for layer in config.layers:
