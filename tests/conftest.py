@@ -39,11 +39,13 @@ def make_config(arch: str):
     return cls(**common)
 
 
-def make_model(arch: str, seed: int = 0):
+def make_model(arch: str, seed: int = 0, **config_overrides):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     cfg = make_config(arch)
+    for k, v in config_overrides.items():
+        setattr(cfg, k, v)
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float().eval()
     # Random-init weights are tiny; scale up so layers and steering visibly matter.
     with torch.no_grad():

@@ -172,18 +172,9 @@ def test_shared_prefix_off_is_bit_for_bit_naive():
 
 def test_no_shared_prefix_when_a_sliding_window_is_shorter_than_the_prompts():
     """A sliding-window cache cannot be extended past its window: the engine then runs whole prompts."""
-    from conftest import TinyTokenizer, make_config
+    from conftest import TinyTokenizer, make_model
 
-    from transformers import AutoModelForCausalLM
-
-    cfg_m = make_config("mistral")
-    cfg_m.sliding_window = 12  # prompts are 25-34 tokens
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg_m, attn_implementation="eager").float().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim >= 2:
-                p.normal_(0, 0.2)
+    model = make_model("mistral", sliding_window=12)  # prompts are 25-34 tokens
     tok = TinyTokenizer()
     vecs = torch.randn(4, 32)
     enc = encode_items(tok, varied_items(5), "plain")
