@@ -6,7 +6,7 @@ STAMP := $(VENV)/.steerscale-installed
 OUT ?= results/demo
 PYTEST_ARGS ?=
 # bench default: 50 refusal-test items, all 30 layers, multipliers -1,0,1, one torch thread (about an hour on
-# this 2-core CPU, most of it in (a) and (b)); BENCH_ARGS="--items 16 --layers 0-29:3" for a ~5-minute run.
+# this 2-core CPU, most of it in (a) and (b)); BENCH_ARGS="--items 16 --layers 0-29:3" for a run of ~8 minutes (estimated).
 BENCH_ARGS ?= --threads 1
 
 .PHONY: install demo test test-fast bench clean
