@@ -18,8 +18,8 @@ behaviour ``score`` (p(matching letter) normalised over the choice letters) and
   |Δ|: a layer that breaks the format and pulls p the wrong way is not a peak) on
   a seeded *validation* half of the items; its effect is reported on the other,
   *test* half, so the layer is never picked and reported on the same items.
-  Layers whose Δ interval (all items) lies on the wrong side of 0 are listed
-  separately (``ModelAnalysis.wrong_way``). ``selection="in-sample"`` (the CAA
+  Layers whose Δ (all items, Bonferroni-corrected over layers) lies on the wrong
+  side of 0 are listed separately (``ModelAnalysis.wrong_way``). ``selection="in-sample"`` (the CAA
   protocol) picks and reports on all items instead, and says so.
 - asymmetry: movement under −m vs under +m, each at its own peak layer, measured
   on the test items with a paired bootstrap, in probability and in log-odds of the
@@ -351,15 +351,29 @@ def find_peak(table: ItemTable, sign: int, val_idx, test_idx, multiplier: float 
     )
 
 
-def wrong_way_layers(effect_rows: list[dict]) -> dict[str, list[dict]]:
-    """Per sign, the layers (at every swept multiplier of that sign) whose Δ interval over all items lies on
-    the wrong side of 0: −m raised p, or +m lowered it. Reported beside the peaks, never as one."""
+def wrong_way_layers(table: ItemTable, level: float = LEVEL) -> dict[str, list[dict]]:
+    """Per sign, the (layer, multiplier) points where p moved against the multiplier over all items: −m raised p
+    or +m lowered it, with Δ beyond 0 at `level` after a Bonferroni correction over the layers swept (normal
+    approximation to the mean per-item difference), so a 30-layer sweep does not list noise. Reported beside
+    the peaks, never as one."""
+    from statistics import NormalDist
+
     out: dict[str, list[dict]] = {"negative": [], "positive": []}
-    for r in effect_rows:
-        m = r["multiplier"]
-        if m > 0 and r["delta_high"] < 0 or m < 0 and r["delta_low"] > 0:
-            out["positive" if m > 0 else "negative"].append(
-                {k: r[k] for k in ("layer", "depth", "multiplier", "delta", "delta_low", "delta_high")})
+    k = max(len(table.layers), 1)
+    z = NormalDist().inv_cdf(1 - (1 - level) / (2 * k))
+    n = table.n_items
+    for j, m in enumerate(table.multipliers):
+        if m == 0:
+            continue
+        d = table.score[:, j, :] - table.baseline[None, :]  # [L, n]
+        mean = d.mean(1)
+        se = d.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(mean), np.inf)
+        for i, layer in enumerate(table.layers):
+            lo, hi = mean[i] - z * se[i], mean[i] + z * se[i]
+            if (m > 0 and hi < 0) or (m < 0 and lo > 0):
+                out["positive" if m > 0 else "negative"].append(
+                    {"layer": layer, "depth": table.depth(layer), "multiplier": m, "delta": float(mean[i]),
+                     "delta_low": float(lo), "delta_high": float(hi), "level": level, "bonferroni_k": k})
     return out
 
 
@@ -539,7 +553,7 @@ def analyze(rows_or_table, model: str | None = None, n_boot: int = 1000, seed: i
         notes.append(f"only {base['frac_decided']:.0%} of items get an unsteered score outside 0.25..0.75: "
                      "the model barely prefers either answer")
     eff = effects(table, n_boot, seed)
-    wrong = wrong_way_layers(eff)
+    wrong = wrong_way_layers(table)
     for sign, rows in wrong.items():
         if rows:
             notes.append(f"{sign} steering moves p the wrong way (interval beyond 0) at layer(s) "
