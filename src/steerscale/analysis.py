@@ -596,5 +596,6 @@ def effects_at_peaks(rows_or_table, a: ModelAnalysis, test_set: str, n_boot: int
     return out
 
 
-from .verdicts import (DEPTH_BAND, DEPTH_CLAIM, DEPTH_TOLERANCE, check_asymmetry_claim,  # noqa: E402,F401
+from .verdicts import (DEPTH_BAND, DEPTH_CLAIM, DEPTH_TOLERANCE, _ci_str, _fmt_num, _fmt_ratio,  # noqa: E402,F401
+                       check_asymmetry_claim,
                        check_depth_claim, check_openended)

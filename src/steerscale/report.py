@@ -147,10 +147,10 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
             continue
         pn, pp = a.peaks["negative"], a.peaks["positive"]
         labels.append(a.model)
-        neg.append(s.abs_negative)
-        pos.append(s.abs_positive)
-        nerr.append(_abs_err(pn))
-        perr.append(_abs_err(pp))
+        neg.append(s.move_negative)
+        pos.append(s.move_positive)
+        nerr.append(_move_err(pn))
+        perr.append(_move_err(pp))
         ratios.append(f"{s.ratio:.2f} [{s.ratio_low:.2f}, {s.ratio_high:.2f}]" if math.isfinite(s.ratio_high)
                       else f"{s.ratio:.2f} [{s.ratio_low:.2f}, ∞]")
     by_model: dict[str, dict] = {}
@@ -172,21 +172,28 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
     x = np.arange(len(labels))
     w = 0.38
     if labels:
-        ax.bar(x - w / 2, neg, w, yerr=np.array(nerr).T, capsize=3, color=SIGN_COLORS["negative"], label="|Δ(−m)|")
-        ax.bar(x + w / 2, pos, w, yerr=np.array(perr).T, capsize=3, color=SIGN_COLORS["positive"], label="|Δ(+m)|")
+        ax.bar(x - w / 2, neg, w, yerr=np.array(nerr).T, capsize=3, color=SIGN_COLORS["negative"], label="−Δ(−m)")
+        ax.bar(x + w / 2, pos, w, yerr=np.array(perr).T, capsize=3, color=SIGN_COLORS["positive"], label="+Δ(+m)")
         top = max(max(neg), max(pos), 1e-3)
         for i, t in enumerate(ratios):
             ax.text(x[i], top * 1.12, f"ratio {t}", ha="center", fontsize=7)
-        ax.set_ylim(0, top * 1.3)
+        ax.set_ylim(min(0.0, min(neg), min(pos)) * 1.3, top * 1.3)
+        ax.axhline(0, color="black", lw=0.6)
     else:
         ax.text(0.5, 0.5, "no ±m pair swept", ha="center", transform=ax.transAxes)
     ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel("|Δ p(refusal)| at the peak (test items)")
+    ax.set_ylabel("movement s·Δ p(refusal) at the peak (test items)")
     ax.set_title("Asymmetry: negative vs positive steering at each sign's peak layer")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _move_err(p) -> tuple[float, float]:
+    """Error bar lengths for the movement s·Δ from its (unfolded) interval."""
+    lo, hi = p.move_ci
+    return max(p.move - lo, 0.0), max(hi - p.move, 0.0)
 
 
 def _abs_err(p) -> tuple[float, float]:
@@ -209,12 +216,15 @@ def plot_scaling(scaling, path) -> list[Path]:
     grid = np.geomspace(lo_x, hi_x, 200)
     ax.plot(grid, paper_curve(grid), color="gray", ls="--", lw=1.5,
             label="paper: 0.081 + 2.4·exp(−0.42·x)")
-    styles = {"exp": ("#8e44ad", "-"), "power": ("#16a085", "-."), "loglinear": ("#d35400", ":")}
+    styles = {"exp": ("#8e44ad", "-"), "power": ("#16a085", "-."), "loglinear": ("#d35400", ":"),
+              "linear": ("#2c3e50", (0, (5, 2, 1, 2)))}
     for name, fit in scaling.fits.items():
         if not fit.ok:
             continue
         c, ls = styles[name]
-        label = f"ours: {MODELS[name][2]}" + (f" (AIC {fit.aic:.1f})" if fit.aic is not None else
+        label = f"ours: {MODELS[name][2]}" + (f" (AICc {fit.aicc:.1f})" if fit.aicc is not None else
+                                                      f" (AIC {fit.aic:.1f}, too few points for AICc)"
+                                                      if fit.aic is not None else
                                                       f" ({fit.n_points} points = parameters: not a test)")
         ax.plot(grid, fit.predict(grid), color=c, ls=ls, lw=1.6, label=label)
         b = band(fit, grid)
@@ -315,23 +325,26 @@ def _model_rows(analyses) -> tuple[list[str], list[list]]:
 
 
 def _fit_rows(scaling) -> tuple[list[str], list[list]]:
-    header = ["form", "status", "parameters [95% CI]", "AIC", "LOO RMSE", "n points", "note"]
+    header = ["form", "status", "parameters [95% CI]", "AICc", "AIC", "LOO RMSE", "n points", "note"]
     rows = []
     for f in scaling.fits.values():
         ps = ", ".join(f"{k} = {v:.3g}" + (f" [{f.intervals[k][0]:.3g}, {f.intervals[k][1]:.3g}]" if k in f.intervals else "")
                        for k, v in f.params.items()) or "—"
-        rows.append([f.formula, f.status, ps, _f(f.aic, "{:.2f}"), _f(f.loo_rmse, "{:.3g}"), f.n_points, f.message])
-    rows.append(["paper: y = a + b·exp(−c·x)", "published", "a = 0.081, b = 2.4, c = 0.42", "—", "—", 3,
+        rows.append([f.formula, f.status, ps, _f(f.aicc, "{:.2f}"), _f(f.aic, "{:.2f}"), _f(f.loo_rmse, "{:.3g}"),
+                     f.n_points, f.message + (" (weighted by the points' standard errors)" if f.weighted else "")])
+    rows.append(["paper: y = a + b·exp(−c·x)", "published", "a = 0.081, b = 2.4, c = 0.42", "—", "—", "—", 3,
                  "Llama-2 7B/13B/70B"])
     return header, rows
 
 
 def _point_rows(scaling) -> tuple[list[str], list[list]]:
-    header = ["model", "params (B)", "peak |Δ| [95% CI]", "layer", "m", "source", "in fit", "paper's curve here", "note"]
+    header = ["model", "params (B)", "peak s·Δ [95% CI]", "layer", "m", "source", "protocol", "in fit",
+              "paper's curve here", "note"]
     rows = []
     for p, pp in zip(scaling.points, scaling.paper_at_points):
         rows.append([p.model, f"{p.n_params_b:.3g}", f"{p.y:.3f} [{_f(p.ci_low)}, {_f(p.ci_high)}]",
-                     _f(p.layer, "{}"), _f(p.multiplier, "{:+g}"), p.source, "yes" if p.include_in_fit else "no",
+                     _f(p.layer, "{}"), _f(p.multiplier, "{:+g}"), p.source, p.protocol,
+                     "yes" if p.include_in_fit else "no",
                      f"{pp:.3f}", p.note])
     return header, rows
 
@@ -462,12 +475,15 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
                  f"style='background:{col}'>{_e(c['verdict'])}</span></td><td>{_e(c['why'])}</td>"
                  f"<td>{_e(c.get('numbers', ''))}</td></tr>")
     h.append("</tbody></table>")
-    h.append("<p>Rules: a peak is the layer with the largest |Δ| on a seeded validation half of the items; its Δ is "
-             "reported on the other half. <b>Depth</b>: supported when the held-out Δ's interval excludes 0 and the "
-             "depth is within 0.3–0.5; not supported when the bootstrap interval of the chosen depth lies outside "
-             "that band. <b>Asymmetry</b>: by the interval of |Δ(−m)| − |Δ(+m)|. <b>Scaling</b>: needs at least 4 "
-             "model sizes; supported when the effect falls with size (log-linear slope below 0) and the "
-             "exponential's decay rate c has an interval above 0.</p>")
+    h.append("<p>Rules: a peak is the layer with the largest movement s·Δ in the multiplier's direction "
+             "(s = sign of m; never |Δ|) on a seeded validation half of the items; its Δ is reported on the other "
+             "half; layers that move p the wrong way are listed apart. <b>Depth</b>: supported when the held-out "
+             "effect moves p the intended way and the whole bootstrap interval of the chosen depth lies within "
+             "0.3–0.5; not supported when it lies wholly outside; inconclusive otherwise. <b>Asymmetry</b>: by the "
+             "interval of the difference in movement, in probability and in log-odds (both must agree). "
+             "<b>Scaling</b>: the exponential is supported only when its AICc (weighted by the points' standard "
+             "errors) is at least 2 below the power law's, the log-linear's and the linear's, AIC agrees, and it "
+             "decays; this needs at least 5 model sizes of one protocol.</p>")
     for n in notes:
         h.append(f"<div class='note'>{_e(n)}</div>")
     h.append("<h2 id='models'>Models</h2>" + _table_html(mh, mr))
