@@ -324,6 +324,25 @@ def _model_rows(analyses) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+SPLIT_NOTE = ("Peak layers are chosen on the main test set's validation items. refusal-test uses the training "
+              "items' answer styles (new requests); refusal-test-ood asks the same requests with answers written in "
+              "styles no training item uses, so a smaller effect there is the part tied to familiar wording. "
+              "Movement s·Δ: how far p moved in the multiplier's direction.")
+
+
+def _split_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["model", "test split", "sign", "layer", "m", "items", "Δ [95% CI]", "movement s·Δ [95% CI]",
+              "log-odds movement [95% CI]"]
+    out = []
+    for r in rows:
+        lo = (f"{r['logodds_move']:+.2f} [{r['logodds_move_low']:+.2f}, {r['logodds_move_high']:+.2f}]"
+              if "logodds_move" in r else "—")
+        out.append([r["model"], r["test_set"], r["sign"], r["layer"], f"{r['multiplier']:+g}", r["n_items"],
+                    f"{r['delta']:+.3f} [{r['delta_low']:+.3f}, {r['delta_high']:+.3f}]",
+                    f"{r['move']:+.3f} [{r['move_low']:+.3f}, {r['move_high']:+.3f}]", lo])
+    return header, out
+
+
 def _fit_rows(scaling) -> tuple[list[str], list[list]]:
     header = ["form", "status", "parameters [95% CI]", "AICc", "AIC", "LOO RMSE", "n points", "note"]
     rows = []
@@ -424,10 +443,12 @@ def openended_section(oe: dict) -> dict:
 
 
 def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=None, imported=None,
-                 config=None, runs=None, openended=None, title: str = "steerscale: activation steering findings") -> dict:
+                 config=None, runs=None, openended=None, title: str = "steerscale: activation steering findings",
+                 test_sets: list[dict] | None = None) -> dict:
     """Figures (PNG+SVG), one self-contained report.html (PNGs embedded as base64), and report.md.
 
-    `openended`: model -> openended.read_openended(folder) plus "folder", for the open-ended section."""
+    `openended`: model -> openended.read_openended(folder) plus "folder", for the open-ended section.
+    `test_sets`: rows of the effect at each peak on each test split (reproduce._split_rows), for a table."""
     out = Path(out_dir)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -487,6 +508,9 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
     for n in notes:
         h.append(f"<div class='note'>{_e(n)}</div>")
     h.append("<h2 id='models'>Models</h2>" + _table_html(mh, mr))
+    th, tr = _split_table(test_sets or [])
+    if tr:
+        h.append("<h3>Effect at the peak on each test split</h3><p>" + _e(SPLIT_NOTE) + "</p>" + _table_html(th, tr))
     for sec in dict.fromkeys(s for s, _, _ in figs):
         h.append(f"<h3>{_e(sec)}</h3>")
         for s, p, cap in figs:
@@ -550,6 +574,8 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
           f"items, reported on test items; plots use {DEPTH_NOTE}.", "", "## Claims", "", _table_md(ch, cr), ""]
     md += [f"> {n}" for n in notes] + ([""] if notes else [])
     md += ["## Models", "", _table_md(mh, mr), ""]
+    if tr:
+        md += ["### Effect at the peak on each test split", "", SPLIT_NOTE, "", _table_md(th, tr), ""]
     for s, p, cap in figs:
         md += [f"![{cap}]({rel(p)})", ""]
     md += ["## All models", ""]
