@@ -139,7 +139,7 @@ def plot_depth(analyses, path) -> list[Path]:
 
 
 def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[Path]:
-    """|Δ| at the negative and the positive peak per model (test items, 95% intervals); ratio annotated."""
+    """Movement s·Δ at the negative and the positive peak per model (test items, 95% intervals); ratio annotated."""
     labels, neg, pos, nerr, perr, ratios = [], [], [], [], [], []
     for a in analyses:
         s = a.asymmetry
@@ -156,7 +156,7 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
     by_model: dict[str, dict] = {}
     for r in imported or []:
         if r["multiplier"] != 0:
-            by_model.setdefault(r["model"], {})[r["multiplier"]] = abs(r["delta"])
+            by_model.setdefault(r["model"], {})[r["multiplier"]] = math.copysign(1.0, r["multiplier"]) * r["delta"]
     for model, d in by_model.items():
         ms = sorted({abs(m) for m in d})
         m = next((m for m in reversed(ms) if m in d and -m in d), None)
@@ -196,17 +196,8 @@ def _move_err(p) -> tuple[float, float]:
     return max(p.move - lo, 0.0), max(hi - p.move, 0.0)
 
 
-def _abs_err(p) -> tuple[float, float]:
-    """Error bar lengths for |Δ| from Δ's interval (interval through 0 reaches 0)."""
-    v = abs(p.delta)
-    lo, hi = sorted((abs(p.ci_low), abs(p.ci_high)))
-    if p.ci_low <= 0 <= p.ci_high:
-        lo = 0.0
-    return max(v - lo, 0.0), max(hi - v, 0.0)
-
-
 def plot_scaling(scaling, path) -> list[Path]:
-    """Peak |Δ| against parameters (log x): our points, imported points, fits with bands, and the paper's curve."""
+    """Peak movement s·Δ against parameters (log x): our points, imported points, fits with bands, and the paper's curve."""
     from .scaling import MODELS, band, paper_curve
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=130)
@@ -467,9 +458,10 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
                       "Δ against relative depth (layer / n_layers) for every model; bands: paired bootstrap 95% "
                       "intervals; ★: peak chosen on validation items, plotted at its test-item Δ; shaded: 0.3–0.5."))
     cross.append(("asymmetry", plot_asymmetry(analyses, figdir / "asymmetry", imported)[0],
-                  "|Δ| at each sign's held-out peak (test items, 95% intervals); published rows without intervals."))
+                  "Movement in the multiplier's direction (−Δ for −m, +Δ for +m) at each sign's held-out peak (test items, "
+                  "95% intervals; below 0 = the wrong way); published rows without intervals."))
     cross.append(("scaling", plot_scaling(scaling, figdir / "scaling")[0],
-                  "Peak |Δ| against parameter count with our fits (band: bootstrap 95% of the exponential) and the "
+                  "Peak movement s·Δ against unique parameter count with our fits (band: bootstrap 95% of the exponential) and the "
                   "paper's curve (dashed)."))
 
     mh, mr = _model_rows(analyses)
