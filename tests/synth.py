@@ -6,12 +6,13 @@ import numpy as np
 
 
 def make_rows(n_items=60, layers=range(10), multipliers=(-1.0, 0.0, 1.0), effect=None, n_layers=10,
-              noise=0.05, seed=0, model="synth", n_params=1_000_000_000, item_effect=None):
+              noise=0.05, seed=0, model="synth", n_params=1_000_000_000, item_effect=None,
+              base_range=(0.3, 0.7)):
     """score(item, layer, m) = base_item + effect(layer, m) [+ item_effect(item, layer, m)] + noise, clipped to [0, 1].
 
     Baseline (m = 0) is the same at every layer, as in a real sweep."""
     rng = np.random.default_rng(seed)
-    base = rng.uniform(0.3, 0.7, n_items)
+    base = rng.uniform(*base_range, n_items)
     effect = effect or (lambda layer, m: 0.0)
     rows = []
     for layer in layers:

@@ -270,7 +270,9 @@ def test_default_config_and_errors(tmp_path):
     cfg = load_config()
     assert [m.spec for m in cfg.models] == ["smollm2-135m"] and cfg.imports == []
     assert cfg.sweep["multipliers"] == [-1.0, 0.0, 1.0] and model_layers(cfg.models[0].sweep, 30) == list(range(30))
-    assert cfg.data == {"train": "refusal-train", "test": "refusal-test", "train_limit": 200, "test_limit": 50}
+    assert cfg.data == {"train": "refusal-train", "test": "refusal-test", "train_limit": 200, "test_limit": 50,
+                        "test_sets": ["refusal-test-ood"]}
+    assert cfg.run["protocol"] == "steerscale-default" and cfg.models[0].protocol == "steerscale-default"
     oe = cfg.openended
     assert model_layers(oe, 30) == list(range(0, 30, 3)) and oe["multipliers"] == [-4.0, 0.0, 4.0]
     assert (oe["n_logodds"], oe["n_generate"], oe["max_new_tokens"], oe["n_neutral"], oe["ce_bound"]) == (24, 2, 24, 6, 0.1)

@@ -12,12 +12,19 @@ behaviour ``score`` (p(matching letter) normalised over the choice letters) and
   terms.
 - depth = L / n_layers (``depth``; used by the plots) and L / (n_layers − 1)
   (``depth_alt``; 0 = first layer, 1 = last layer).
-- peak: for each multiplier sign, the layer with the largest |Δ| on a seeded
-  *validation* half of the items; its effect is reported on the other, *test*
-  half, so the layer is never picked and reported on the same items.
-- asymmetry: |Δ(−m)| / |Δ(+m)|, each at its own peak layer (chosen on the
-  validation items), measured on the test items with a paired bootstrap; the
-  difference |Δ(−m)| − |Δ(+m)| is given too (stable when |Δ(+m)| is near 0).
+- movement: s·Δ for a multiplier of sign s (−Δ under −m, +Δ under +m), i.e. how
+  far p moved in the direction the multiplier asks for; negative = the wrong way.
+- peak: for each multiplier sign, the layer with the largest *movement* s·Δ (never
+  |Δ|: a layer that breaks the format and pulls p the wrong way is not a peak) on
+  a seeded *validation* half of the items; its effect is reported on the other,
+  *test* half, so the layer is never picked and reported on the same items.
+  Layers whose Δ (all items, Bonferroni-corrected over layers) lies on the wrong
+  side of 0 are listed separately (``ModelAnalysis.wrong_way``). ``selection="in-sample"`` (the CAA
+  protocol) picks and reports on all items instead, and says so.
+- asymmetry: movement under −m vs under +m, each at its own peak layer, measured
+  on the test items with a paired bootstrap, in probability and in log-odds of the
+  mean score (probability mixes in headroom: from a 0.74 baseline +m can add at
+  most 0.26, −m can remove 0.74); ratio and difference are given on both scales.
 """
 
 from __future__ import annotations
@@ -256,7 +263,12 @@ def _sign_multiplier(table: ItemTable, sign: int, multiplier: float | None) -> f
 
 @dataclass
 class Peak:
-    """The peak layer for one multiplier sign: chosen on validation items, effect reported on test items."""
+    """The peak layer for one multiplier sign: chosen on validation items, effect reported on test items.
+
+    The layer is the one with the largest movement s·Δ (s = sign of the multiplier) on the validation
+    items. When no layer moves the intended way there, it is still the "least wrong" layer, and
+    ``right_way`` (the test interval of Δ lies on the multiplier's side of 0) is False: claims must
+    check ``right_way``, never only ``significant``."""
 
     sign: str  # "positive" | "negative"
     multiplier: float
@@ -274,62 +286,145 @@ class Peak:
     frac_wrong_way: float  # test items whose score moves against the multiplier's sign at this layer
     n_val: int
     n_test: int
+    in_sample: bool = False  # True: layer chosen and reported on the same items (CAA protocol), optimistic
+
+    @property
+    def s(self) -> int:
+        return 1 if self.multiplier > 0 else -1
 
     @property
     def significant(self) -> bool:
+        """The test interval of Δ excludes 0 (either side)."""
         return self.ci_low > 0 or self.ci_high < 0
+
+    @property
+    def right_way(self) -> bool:
+        """The test interval of Δ lies on the multiplier's side of 0: a real effect in the intended direction."""
+        return self.ci_low > 0 if self.multiplier > 0 else self.ci_high < 0
 
     @property
     def expected_direction(self) -> bool:
         return (self.delta > 0) == (self.multiplier > 0)
 
+    @property
+    def move(self) -> float:
+        """s·Δ on the test items: movement in the multiplier's direction (negative = the wrong way)."""
+        return self.s * self.delta
+
+    @property
+    def move_ci(self) -> tuple[float, float]:
+        """Interval of s·Δ (the interval of Δ, mirrored for −m; never folded at 0)."""
+        return (self.ci_low, self.ci_high) if self.s > 0 else (-self.ci_high, -self.ci_low)
+
 
 def find_peak(table: ItemTable, sign: int, val_idx, test_idx, multiplier: float | None = None,
-              n_boot: int = 1000, seed: int = 0) -> Peak:
-    """Layer with the largest |Δ| for this sign on the validation items; Δ there on the test items."""
+              n_boot: int = 1000, seed: int = 0, in_sample: bool = False) -> Peak:
+    """Layer with the largest movement s·Δ for this sign on the validation items; Δ there on the test items.
+
+    ``in_sample=True`` allows val_idx and test_idx to be the same items (CAA's protocol: optimistic, the
+    layer is picked on the items it is reported on); otherwise overlapping splits are an error."""
     m = _sign_multiplier(table, sign, multiplier)
+    s = 1.0 if m > 0 else -1.0
     j = table.multipliers.index(m)
     d = table.score[:, j, :] - table.baseline[None, :]  # [L, n]
     val_idx, test_idx = np.asarray(val_idx), np.asarray(test_idx)
-    if set(val_idx.tolist()) & set(test_idx.tolist()):
+    if not in_sample and set(val_idx.tolist()) & set(test_idx.tolist()):
         raise SteerscaleError("validation and test items overlap")
     dv = d[:, val_idx].mean(1)
-    i = int(np.argmax(np.abs(dv)))
+    i = int(np.argmax(s * dv))
     layer = table.layers[i]
     # uncertainty of the choice itself: re-select on resampled validation items
     wv = bootstrap_weights(len(val_idx), n_boot, seed + 1)
-    sel = np.argmax(np.abs(d[:, val_idx] @ wv.T), axis=0)  # [B]
+    sel = np.argmax(s * (d[:, val_idx] @ wv.T), axis=0)  # [B]
     sel_depth = np.array([table.depth(table.layers[k]) for k in sel])
     dlo, dhi = percentile_ci(sel_depth)
     wt = bootstrap_weights(len(test_idx), n_boot, seed + 2)
     dt = d[i, test_idx]
     lo, hi = percentile_ci(wt @ dt)
-    moved = d[i, test_idx] * np.sign(m)
+    moved = dt * s
     return Peak(
         sign="positive" if sign > 0 else "negative", multiplier=m, layer=layer, depth=table.depth(layer),
         depth_alt=table.depth_alt(layer), delta_val=float(dv[i]), delta=float(dt.mean()), ci_low=lo, ci_high=hi,
         p=float(table.score[i, j, test_idx].mean()), depth_ci_low=dlo, depth_ci_high=dhi,
         selection_stability=float(np.mean(sel == i)), frac_wrong_way=float(np.mean(moved < -1e-6)),
-        n_val=len(val_idx), n_test=len(test_idx),
+        n_val=len(val_idx), n_test=len(test_idx), in_sample=in_sample,
     )
+
+
+def wrong_way_layers(table: ItemTable, level: float = LEVEL) -> dict[str, list[dict]]:
+    """Per sign, the (layer, multiplier) points where p moved against the multiplier over all items: −m raised p
+    or +m lowered it, with Δ beyond 0 at `level` after a Bonferroni correction over the layers swept (normal
+    approximation to the mean per-item difference), so a 30-layer sweep does not list noise. Reported beside
+    the peaks, never as one."""
+    from statistics import NormalDist
+
+    out: dict[str, list[dict]] = {"negative": [], "positive": []}
+    k = max(len(table.layers), 1)
+    z = NormalDist().inv_cdf(1 - (1 - level) / (2 * k))
+    n = table.n_items
+    for j, m in enumerate(table.multipliers):
+        if m == 0:
+            continue
+        d = table.score[:, j, :] - table.baseline[None, :]  # [L, n]
+        mean = d.mean(1)
+        se = d.std(1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(mean), np.inf)
+        for i, layer in enumerate(table.layers):
+            lo, hi = mean[i] - z * se[i], mean[i] + z * se[i]
+            if (m > 0 and hi < 0) or (m < 0 and lo > 0):
+                out["positive" if m > 0 else "negative"].append(
+                    {"layer": layer, "depth": table.depth(layer), "multiplier": m, "delta": float(mean[i]),
+                     "delta_low": float(lo), "delta_high": float(hi), "level": level, "bonferroni_k": k})
+    return out
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
 
 
 @dataclass
 class Asymmetry:
-    """|Δ(−m)| / |Δ(+m)| at each sign's peak layer, on the test items, with paired bootstrap intervals."""
+    """Movement under −m vs under +m at each sign's peak layer, on the test items, with paired bootstrap
+    intervals, in probability and in log-odds of the mean score.
+
+    ``move_negative`` = −Δ(−m), ``move_positive`` = +Δ(+m): positive when p moved the way the multiplier
+    asks, negative when it moved the wrong way (never |Δ|). The log-odds terms are
+    logit(mean p(L, m)) − logit(mean p(0)), signed the same way; they take out the headroom that the
+    baseline leaves to each direction."""
 
     magnitude: float
     layer_negative: int
     layer_positive: int
-    abs_negative: float
-    abs_positive: float
-    ratio: float
+    move_negative: float
+    move_positive: float
+    ratio: float  # move_negative / move_positive (∞ when move_positive <= 0 < move_negative)
     ratio_low: float
     ratio_high: float
-    diff: float  # |Δ(−m)| − |Δ(+m)|
+    diff: float  # move_negative − move_positive
     diff_low: float
     diff_high: float
     n_test: int
+    baseline: float = float("nan")  # mean p(0) on the test items
+    logodds_negative: float = float("nan")
+    logodds_positive: float = float("nan")
+    logodds_ratio: float = float("nan")
+    logodds_diff: float = float("nan")
+    logodds_diff_low: float = float("nan")
+    logodds_diff_high: float = float("nan")
+
+    @property
+    def abs_negative(self) -> float:  # old name, kept for callers; it is the signed movement
+        return self.move_negative
+
+    @property
+    def abs_positive(self) -> float:
+        return self.move_positive
+
+
+def _ratio(num, den):
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
 
 
 def asymmetry(table: ItemTable, neg: Peak, pos: Peak, test_idx, n_boot: int = 1000, seed: int = 0) -> Asymmetry:
@@ -338,22 +433,31 @@ def asymmetry(table: ItemTable, neg: Peak, pos: Peak, test_idx, n_boot: int = 10
     test_idx = np.asarray(test_idx)
     jn, jp = table.multipliers.index(neg.multiplier), table.multipliers.index(pos.multiplier)
     ln, lp = table.layers.index(neg.layer), table.layers.index(pos.layer)
-    dn = (table.score[ln, jn] - table.baseline)[test_idx]
-    dp = (table.score[lp, jp] - table.baseline)[test_idx]
-    w = bootstrap_weights(len(test_idx), n_boot, seed + 3)  # the same resampled items for both terms
-    an, ap = np.abs(w @ dn), np.abs(w @ dp)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rb = np.where(ap > 0, an / ap, np.where(an > 0, np.inf, 1.0))
-    a_n, a_p = abs(float(dn.mean())), abs(float(dp.mean()))
-    ratio = a_n / a_p if a_p > 0 else float("inf")
+    sn, sp, b = table.score[ln, jn, test_idx], table.score[lp, jp, test_idx], table.baseline[test_idx]
+    w = bootstrap_weights(len(test_idx), n_boot, seed + 3)  # the same resampled items for every term
+    bn, bp, bb = w @ sn, w @ sp, w @ b
+    mn, mp = bb - bn, bp - bb  # movement in each multiplier's direction
+    m_n, m_p = float(b.mean() - sn.mean()), float(sp.mean() - b.mean())
+    ratio = float(_ratio(m_n, m_p))
+    rb = _ratio(mn, mp)
+    rb = rb[~np.isnan(rb)]
     # percentiles over the ratio with infinities kept (they sort last)
-    qs = np.quantile(np.sort(rb), [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], method="inverted_cdf")
-    dlo, dhi = percentile_ci(an - ap)
-    return Asymmetry(abs(neg.multiplier), neg.layer, pos.layer, a_n, a_p, ratio, float(qs[0]), float(qs[1]),
-                     a_n - a_p, dlo, dhi, len(test_idx))
+    qs = (np.quantile(np.sort(rb), [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], method="inverted_cdf")
+          if rb.size else [float("nan")] * 2)
+    dlo, dhi = percentile_ci(mn - mp)
+    ln_, lp_ = _logit(b.mean()) - _logit(sn.mean()), _logit(sp.mean()) - _logit(b.mean())
+    lnb, lpb = _logit(bb) - _logit(bn), _logit(bp) - _logit(bb)
+    llo, lhi = percentile_ci(lnb - lpb)
+    return Asymmetry(abs(neg.multiplier), neg.layer, pos.layer, m_n, m_p, ratio, float(qs[0]), float(qs[1]),
+                     m_n - m_p, dlo, dhi, len(test_idx), baseline=float(b.mean()),
+                     logodds_negative=float(ln_), logodds_positive=float(lp_),
+                     logodds_ratio=float(_ratio(ln_, lp_)), logodds_diff=float(ln_ - lp_),
+                     logodds_diff_low=llo, logodds_diff_high=lhi)
 
 
 # ---------------------------------------------------------------- one model, all of it
+
+SELECTIONS = ("held-out", "in-sample")
 
 
 @dataclass
@@ -375,21 +479,33 @@ class ModelAnalysis:
     test_items: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     source: str = "sweep"  # "sweep" (our run) or "imported"
+    wrong_way: dict[str, list[dict]] = field(default_factory=dict)  # sign -> layers moving the wrong way
+    selection: str = "held-out"  # "held-out" (validation/test halves) or "in-sample" (CAA protocol)
+    protocol: str = "steerscale-default"  # label of the run protocol (scaling fits only like with like)
 
     @property
     def n_params_b(self) -> float:
         return self.n_params / 1e9
 
-    def peak_abs(self, which: str = "max") -> tuple[float, float, float] | None:
-        """(|Δ|, low, high) at the peak for 'negative', 'positive' or 'max' (the sign with the larger |Δ|)."""
-        cands = [self.peaks[k] for k in (("negative", "positive") if which == "max" else (which,)) if k in self.peaks]
-        if not cands:
+    def peak_for(self, which: str = "max") -> Peak | None:
+        """The peak of sign 'negative' / 'positive', or for 'max' the sign whose peak moved p further in its
+        intended direction *on the validation items* (so the choice of sign is held out too)."""
+        if which == "max":
+            cands = [p for p in self.peaks.values()]
+            return max(cands, key=lambda p: p.s * p.delta_val) if cands else None
+        return self.peaks.get(which)
+
+    def peak_move(self, which: str = "max") -> tuple[float, float, float] | None:
+        """(s·Δ, low, high) on the test items at the chosen peak: signed movement, interval not folded at 0."""
+        p = self.peak_for(which)
+        if p is None:
             return None
-        p = max(cands, key=lambda p: abs(p.delta))
-        lo, hi = sorted((abs(p.ci_low), abs(p.ci_high)))
-        if p.ci_low <= 0 <= p.ci_high:
-            lo = 0.0
-        return abs(p.delta), lo, hi
+        lo, hi = p.move_ci
+        return p.move, lo, hi
+
+    def peak_abs(self, which: str = "max") -> tuple[float, float, float] | None:
+        """Deprecated name of :meth:`peak_move` (it is signed, not |Δ|)."""
+        return self.peak_move(which)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -397,16 +513,32 @@ class ModelAnalysis:
 
 
 def analyze(rows_or_table, model: str | None = None, n_boot: int = 1000, seed: int = 0,
-            val_fraction: float = 0.5, multiplier: float | None = None) -> ModelAnalysis:
-    """Everything for one model from its per-item rows (or an ItemTable)."""
+            val_fraction: float = 0.5, multiplier: float | None = None, selection: str = "held-out",
+            protocol: str = "steerscale-default") -> ModelAnalysis:
+    """Everything for one model from its per-item rows (or an ItemTable).
+
+    selection: "held-out" (default) picks each peak on a seeded validation part of the items and reports it on
+    the rest; "in-sample" picks and reports on all items, as CAA did (optimistic; noted in the result)."""
+    if selection not in SELECTIONS:
+        raise SteerscaleError(f"selection {selection!r}: expected one of {', '.join(SELECTIONS)}")
     table = rows_or_table if isinstance(rows_or_table, ItemTable) else ItemTable.from_rows(rows_or_table, model)
-    val, test = split_indices(table, val_fraction, seed)
+    in_sample = selection == "in-sample"
+    if in_sample:
+        val = test = np.arange(table.n_items)
+    else:
+        val, test = split_indices(table, val_fraction, seed)
     notes = []
+    if in_sample:
+        notes.append("in-sample selection (CAA protocol): peak layers are chosen on the same items their effect is "
+                     "reported on, which overstates the peak effect")
     peaks = {}
     for sign in (-1, 1):
         if any(m * sign > 0 for m in table.multipliers):
-            p = find_peak(table, sign, val, test, multiplier, n_boot, seed)
+            p = find_peak(table, sign, val, test, multiplier, n_boot, seed, in_sample=in_sample)
             peaks[p.sign] = p
+            if p.delta_val * p.s <= 0:
+                notes.append(f"no layer moves p the intended way under {p.multiplier:+g} on the validation items; "
+                             f"the {p.sign} 'peak' (layer {p.layer}) is only the least-wrong layer")
     asym = None
     if "negative" in peaks and "positive" in peaks:
         if abs(peaks["negative"].multiplier) == abs(peaks["positive"].multiplier):
@@ -420,145 +552,50 @@ def analyze(rows_or_table, model: str | None = None, n_boot: int = 1000, seed: i
     if base["frac_decided"] < 0.25:
         notes.append(f"only {base['frac_decided']:.0%} of items get an unsteered score outside 0.25..0.75: "
                      "the model barely prefers either answer")
+    eff = effects(table, n_boot, seed)
+    wrong = wrong_way_layers(table)
+    for sign, rows in wrong.items():
+        if rows:
+            notes.append(f"{sign} steering moves p the wrong way (interval beyond 0) at layer(s) "
+                         f"{', '.join(str(r['layer']) for r in rows)}; these are reported apart, never as a peak")
     return ModelAnalysis(
         model=table.model, n_params=table.n_params, n_layers=table.n_layers, layers=table.layers,
         multipliers=table.multipliers, n_items=table.n_items, seed=seed, val_fraction=val_fraction,
-        baseline=base, effects=effects(table, n_boot, seed),
+        baseline=base, effects=eff,
         steerability=steerability(table, n_boot, seed) if len(table.multipliers) > 1 else [],
         peaks=peaks, asymmetry=asym, val_items=[table.items[i] for i in val],
-        test_items=[table.items[i] for i in test], notes=notes,
+        test_items=[table.items[i] for i in test], notes=notes, wrong_way=wrong, selection=selection,
+        protocol=protocol,
     )
 
 
-# ---------------------------------------------------------------- claims
-
-
-DEPTH_CLAIM = 0.4
-DEPTH_TOLERANCE = 0.1
-
-
-def check_depth_claim(a: ModelAnalysis, sign: str = "negative") -> dict:
-    """Paper: the effect peaks at about 40% depth. Supported when the held-out peak is real (test interval
-    excludes 0) and its depth is within ±0.1 of 0.4; not supported when it is real and the whole bootstrap
-    interval of the selected depth lies outside that band; otherwise inconclusive."""
-    p = a.peaks.get(sign)
-    if p is None:
-        return {"claim": f"{sign} steering peaks at ~40% depth", "model": a.model, "verdict": "inconclusive",
-                "why": f"no {sign} multiplier swept", "numbers": ""}
-    band = (DEPTH_CLAIM - DEPTH_TOLERANCE, DEPTH_CLAIM + DEPTH_TOLERANCE)
-    nums = (f"{sign} peak at layer {p.layer} of {a.n_layers} (depth {p.depth:.2f} = L/n_layers, "
-            f"{p.depth_alt:.2f} = L/(n_layers−1); depth interval [{p.depth_ci_low:.2f}, {p.depth_ci_high:.2f}]; "
-            f"chosen in {p.selection_stability:.0%} of validation resamples); test Δ = {p.delta:+.3f} "
-            f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}] on {p.n_test} items")
-    if not p.significant:
-        verdict, why = "inconclusive", "the effect at the chosen layer is not distinguishable from 0 on test items"
-    elif band[0] <= p.depth <= band[1]:
-        verdict, why = "supported", f"depth {p.depth:.2f} is within {band[0]:.1f}–{band[1]:.1f}"
-    elif p.depth_ci_high < band[0] or p.depth_ci_low > band[1]:
-        verdict, why = "not supported", f"the depth interval lies outside {band[0]:.1f}–{band[1]:.1f}"
-    else:
-        verdict, why = "inconclusive", f"depth {p.depth:.2f} is outside {band[0]:.1f}–{band[1]:.1f} but its interval reaches it"
-    if p.significant and not p.expected_direction:
-        why += "; note: the effect goes against the multiplier's sign"
-    return {"claim": f"{sign} steering peaks at ~40% depth", "model": a.model, "verdict": verdict, "why": why,
-            "numbers": nums}
-
-
-def check_asymmetry_claim(a: ModelAnalysis) -> dict:
-    """Paper: negative steering is stronger than positive. Supported when |Δ(−m)| − |Δ(+m)| has an interval
-    above 0, not supported when below 0, otherwise inconclusive."""
-    s = a.asymmetry
-    claim = "negative steering is stronger than positive"
-    if s is None:
-        return {"claim": claim, "model": a.model, "verdict": "inconclusive", "why": "no ±m pair swept", "numbers": ""}
-    nums = (f"|Δ(−{s.magnitude:g})| = {s.abs_negative:.3f} (layer {s.layer_negative}), |Δ(+{s.magnitude:g})| = "
-            f"{s.abs_positive:.3f} (layer {s.layer_positive}); ratio {_fmt_ratio(s.ratio)} "
-            f"[{_fmt_ratio(s.ratio_low)}, {_fmt_ratio(s.ratio_high)}]; difference {s.diff:+.3f} "
-            f"[{s.diff_low:+.3f}, {s.diff_high:+.3f}] on {s.n_test} test items")
-    if s.diff_low > 0:
-        verdict, why = "supported", "the difference's interval is above 0"
-    elif s.diff_high < 0:
-        verdict, why = "not supported", "positive steering is stronger (interval below 0)"
-    else:
-        verdict, why = "inconclusive", "the difference's interval includes 0"
-    return {"claim": claim, "model": a.model, "verdict": verdict, "why": why, "numbers": nums}
-
-
-def _fmt_ratio(x: float) -> str:
-    return "∞" if math.isinf(x) else ("n/a" if math.isnan(x) else f"{x:.2f}")
-
-
-# ---------------------------------------------------------------- open-ended refusal (openended.run_openended)
-
-
-def _ci_str(r: dict, key: str, fmt: str = "{:+.2f}") -> str:
-    """'value [low, high]' of an aggregate column (value alone when the row has no interval)."""
-    v = r.get(key)
-    if v is None or v != v:
-        return "n/a"
-    lo, hi = r.get(f"{key}_low"), r.get(f"{key}_high")
-    if lo is None or hi is None:
-        return fmt.format(v)
-    return f"{fmt.format(v)} [{_fmt_num(lo, fmt)}, {_fmt_num(hi, fmt)}]"
-
-
-def _fmt_num(x, fmt: str) -> str:
-    return "n/a" if x is None or x != x else fmt.format(x)
-
-
-def _beyond_zero(r: dict, key: str, sign: int) -> bool:
-    """The interval of `key` lies entirely on the `sign` side of 0."""
-    lo, hi = r.get(f"{key}_low"), r.get(f"{key}_high")
-    return (lo is not None and lo == lo and lo > 0) if sign > 0 else (hi is not None and hi == hi and hi < 0)
-
-
-def check_openended(aggregate: list[dict], ce_bound: float | None = None) -> list[dict]:
-    """Per multiplier sign (its largest |m|, single-layer points): does steering move the refusal log-odds on
-    harmful prompts more than on harmless ones, in the multiplier's direction, and at what cross-entropy cost?
-
-    The layer examined is the one with the largest change on harmful prompts in the multiplier's direction,
-    chosen on the same prompts (optimistic). Supported when the interval of (Δ harmful − Δ harmless) at that
-    layer lies on the multiplier's side of 0, not supported when it lies on the other side, else inconclusive.
-    The CE increase there is "under" the bound when its whole interval is <= the bound, "over" when above it.
-    """
-    rows = [r for r in aggregate if r["width"] == 1]
-    base = next((r for r in rows if r["multiplier"] == 0), {})
+def effects_at_peaks(rows_or_table, a: ModelAnalysis, test_set: str, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Δ on another test set (e.g. ``refusal-test-ood``) at the peak layers that `a` chose on its own
+    validation items: every item of the other set is a test item. One row per sign of `a`'s peaks, with the
+    movement s·Δ, its interval and the same in log-odds of the mean score. The rows must hold the peak layers
+    at the peaks' multipliers and at 0."""
+    table = rows_or_table if isinstance(rows_or_table, ItemTable) else ItemTable.from_rows(rows_or_table)
+    w = bootstrap_weights(table.n_items, n_boot, seed + 5)
     out = []
-    for sign, name in ((-1, "negative"), (1, "positive")):
-        ms = {r["multiplier"] for r in rows if r["multiplier"] * sign > 0}
-        if not ms:
-            continue
-        m = max(ms, key=abs)
-        rs = [r for r in rows if r["multiplier"] == m]
-        best = max(rs, key=lambda r: -math.inf if math.isnan(r["delta_logodds_harmful"])
-                   else sign * r["delta_logodds_harmful"])
-        direction = "up" if sign > 0 else "down"
-        claim = f"{name} steering (m = {m:+g}) moves open-ended refusal {direction} on harmful prompts more than on harmless"
-        if _beyond_zero(best, "delta_logodds_contrast", sign):
-            verdict, why = "supported", "the interval of the difference lies on the multiplier's side of 0"
-        elif _beyond_zero(best, "delta_logodds_contrast", -sign):
-            verdict, why = "not supported", "harmless prompts move more (the difference's interval is on the other side of 0)"
-        else:
-            verdict, why = "inconclusive", "the interval of the difference includes 0"
-        n_sel = sum(_beyond_zero(r, "delta_logodds_contrast", sign) for r in rs)
-        ce_verdict = None
-        if ce_bound is not None and best.get("ce_delta") == best.get("ce_delta"):
-            lo, hi = best.get("ce_delta_low", best["ce_delta"]), best.get("ce_delta_high", best["ce_delta"])
-            ce_verdict = "under" if hi <= ce_bound else ("over" if lo > ce_bound else "straddles")
-        n_under = sum(r.get("ce_delta", math.nan) <= ce_bound for r in rs) if ce_bound is not None else None
-        why = (f"at layer {best['layer_start']} (largest change on harmful prompts, chosen on these same prompts): "
-               f"{why}; harmful moved more than harmless at {n_sel} of {len(rs)} layers")
-        if ce_verdict:
-            why += (f"; CE increase at that layer is {ce_verdict} the bound {ce_bound:g} nats/token"
-                    + (" (interval straddles it)" if ce_verdict == "straddles" else "")
-                    + f", and its point estimate is within the bound at {n_under} of {len(rs)} layers")
-        nums = (f"layer {best['layer_start']}, m = {m:+g}: Δ refusal log-odds harmful {_ci_str(best, 'delta_logodds_harmful')}"
-                f" (n = {best.get('n_harmful', '?')}), harmless {_ci_str(best, 'delta_logodds_harmless')} "
-                f"(n = {best.get('n_harmless', '?')}), difference {_ci_str(best, 'delta_logodds_contrast')}; "
-                f"CE increase {_ci_str(best, 'ce_delta', '{:+.3f}')} nats/token; phrase refusal on harmful "
-                f"generations {_fmt_num(base.get('phrase_refusal_harmful'), '{:.2f}')} unsteered → "
-                f"{_fmt_num(best.get('phrase_refusal_harmful'), '{:.2f}')}")
-        out.append({"claim": claim, "model": best["model"], "sign": name, "multiplier": m, "layer": best["layer_start"],
-                    "verdict": verdict, "ce_bound": ce_bound, "ce_verdict": ce_verdict, "n_layers_selective": n_sel,
-                    "n_layers_under_bound": n_under, "n_layers": len(rs), "why": why, "numbers": nums})
+    for sign, p in a.peaks.items():
+        if p.layer not in table.layers or p.multiplier not in table.multipliers:
+            raise SteerscaleError(f"test set {test_set}: no rows at layer {p.layer}, multiplier {p.multiplier:+g} "
+                                  f"(the {sign} peak of {a.model})")
+        sc = table.score[table.layers.index(p.layer), table.multipliers.index(p.multiplier)]
+        d = sc - table.baseline
+        lo, hi = percentile_ci(w @ d)
+        mlo, mhi = (lo, hi) if p.s > 0 else (-hi, -lo)
+        lgb = p.s * (_logit(w @ sc) - _logit(w @ table.baseline))
+        llo, lhi = percentile_ci(lgb)
+        out.append({"model": a.model, "test_set": test_set, "sign": sign, "layer": p.layer,
+                    "multiplier": p.multiplier, "n_items": table.n_items, "baseline": float(table.baseline.mean()),
+                    "p": float(sc.mean()), "delta": float(d.mean()), "delta_low": lo, "delta_high": hi,
+                    "move": p.s * float(d.mean()), "move_low": mlo, "move_high": mhi,
+                    "logodds_move": float(p.s * (_logit(sc.mean()) - _logit(table.baseline.mean()))),
+                    "logodds_move_low": llo, "logodds_move_high": lhi})
     return out
+
+
+from .verdicts import (DEPTH_BAND, DEPTH_CLAIM, DEPTH_TOLERANCE, _ci_str, _fmt_num, _fmt_ratio,  # noqa: E402,F401
+                       check_asymmetry_claim,
+                       check_depth_claim, check_openended)

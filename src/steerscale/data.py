@@ -21,6 +21,7 @@ TEMPLATES = ("chat", "llama2", "plain")
 BUILTIN = {
     "refusal-train": "refusal_train.json",
     "refusal-test": "refusal_test.json",
+    "refusal-test-ood": "refusal_test_ood.json",  # same requests, answers in styles training never uses
     "harmful-prompts": "harmful_prompts.json",
     "harmless-prompts": "harmless_prompts.json",
     "neutral-text": "neutral_text.json",

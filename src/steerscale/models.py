@@ -167,9 +167,49 @@ def check_gguf(path: Path) -> None:
             )
 
 
+HEAD_COPY_COSINE = 0.95  # an output head this close to the input embedding is a copy of it (see count_params)
+
+
 def count_params(model) -> int:
-    """Parameters, counting tied input/output embeddings once."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    """The model's unique parameter count (the x of the scaling law, in parameters).
+
+    Every tensor is counted once (a Parameter shared by several modules, e.g. tied input/output
+    embeddings, once). The output head is also counted once with the input embedding when it is a copy of
+    it rather than a tensor of its own: when the config declares the embeddings tied
+    (``tie_word_embeddings``) but the loader made two tensors, or when a checkpoint or GGUF conversion wrote
+    the embedding out again as the head (equal values, or within the quantisation noise of a differently
+    quantised copy: cosine similarity >= HEAD_COPY_COSINE; untied heads of trained or random models are far
+    from that). Parameters on the meta device (offloaded) are counted by shape; their values are not compared.
+    """
+    params = {id(p): p for p in model.parameters()}
+    n = sum(p.numel() for p in params.values())
+    try:
+        inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return n
+    wi, wo = getattr(inp, "weight", None), getattr(out, "weight", None)
+    if wi is None or wo is None or wi is wo or wi.shape != wo.shape or id(wo) not in params:
+        return n
+    cfg = getattr(model, "config", None)
+    tied = False
+    if cfg is not None:
+        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        tied = bool(getattr(text_cfg, "tie_word_embeddings", False))
+    if tied or _is_copy(wi, wo):
+        n -= wo.numel()
+    return n
+
+
+def _is_copy(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.is_meta or b.is_meta:
+        return False
+    with torch.no_grad():
+        x = a.detach().float().flatten()
+        y = b.detach().float().flatten().to(x.device)
+        if torch.equal(x, y):
+            return True
+        den = float(x.norm() * y.norm())
+        return den > 0 and float(x @ y) / den >= HEAD_COPY_COSINE
 
 
 def load_model(

@@ -139,7 +139,7 @@ def plot_depth(analyses, path) -> list[Path]:
 
 
 def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[Path]:
-    """|Δ| at the negative and the positive peak per model (test items, 95% intervals); ratio annotated."""
+    """Movement s·Δ at the negative and the positive peak per model (test items, 95% intervals); ratio annotated."""
     labels, neg, pos, nerr, perr, ratios = [], [], [], [], [], []
     for a in analyses:
         s = a.asymmetry
@@ -147,16 +147,16 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
             continue
         pn, pp = a.peaks["negative"], a.peaks["positive"]
         labels.append(a.model)
-        neg.append(s.abs_negative)
-        pos.append(s.abs_positive)
-        nerr.append(_abs_err(pn))
-        perr.append(_abs_err(pp))
+        neg.append(s.move_negative)
+        pos.append(s.move_positive)
+        nerr.append(_move_err(pn))
+        perr.append(_move_err(pp))
         ratios.append(f"{s.ratio:.2f} [{s.ratio_low:.2f}, {s.ratio_high:.2f}]" if math.isfinite(s.ratio_high)
                       else f"{s.ratio:.2f} [{s.ratio_low:.2f}, ∞]")
     by_model: dict[str, dict] = {}
     for r in imported or []:
         if r["multiplier"] != 0:
-            by_model.setdefault(r["model"], {})[r["multiplier"]] = abs(r["delta"])
+            by_model.setdefault(r["model"], {})[r["multiplier"]] = math.copysign(1.0, r["multiplier"]) * r["delta"]
     for model, d in by_model.items():
         ms = sorted({abs(m) for m in d})
         m = next((m for m in reversed(ms) if m in d and -m in d), None)
@@ -172,16 +172,17 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
     x = np.arange(len(labels))
     w = 0.38
     if labels:
-        ax.bar(x - w / 2, neg, w, yerr=np.array(nerr).T, capsize=3, color=SIGN_COLORS["negative"], label="|Δ(−m)|")
-        ax.bar(x + w / 2, pos, w, yerr=np.array(perr).T, capsize=3, color=SIGN_COLORS["positive"], label="|Δ(+m)|")
+        ax.bar(x - w / 2, neg, w, yerr=np.array(nerr).T, capsize=3, color=SIGN_COLORS["negative"], label="−Δ(−m)")
+        ax.bar(x + w / 2, pos, w, yerr=np.array(perr).T, capsize=3, color=SIGN_COLORS["positive"], label="+Δ(+m)")
         top = max(max(neg), max(pos), 1e-3)
         for i, t in enumerate(ratios):
             ax.text(x[i], top * 1.12, f"ratio {t}", ha="center", fontsize=7)
-        ax.set_ylim(0, top * 1.3)
+        ax.set_ylim(min(0.0, min(neg), min(pos)) * 1.3, top * 1.3)
+        ax.axhline(0, color="black", lw=0.6)
     else:
         ax.text(0.5, 0.5, "no ±m pair swept", ha="center", transform=ax.transAxes)
     ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel("|Δ p(refusal)| at the peak (test items)")
+    ax.set_ylabel("movement s·Δ p(refusal) at the peak (test items)")
     ax.set_title("Asymmetry: negative vs positive steering at each sign's peak layer")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
@@ -189,17 +190,14 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
     return _save(fig, path)
 
 
-def _abs_err(p) -> tuple[float, float]:
-    """Error bar lengths for |Δ| from Δ's interval (interval through 0 reaches 0)."""
-    v = abs(p.delta)
-    lo, hi = sorted((abs(p.ci_low), abs(p.ci_high)))
-    if p.ci_low <= 0 <= p.ci_high:
-        lo = 0.0
-    return max(v - lo, 0.0), max(hi - v, 0.0)
+def _move_err(p) -> tuple[float, float]:
+    """Error bar lengths for the movement s·Δ from its (unfolded) interval."""
+    lo, hi = p.move_ci
+    return max(p.move - lo, 0.0), max(hi - p.move, 0.0)
 
 
 def plot_scaling(scaling, path) -> list[Path]:
-    """Peak |Δ| against parameters (log x): our points, imported points, fits with bands, and the paper's curve."""
+    """Peak movement s·Δ against parameters (log x): our points, imported points, fits with bands, and the paper's curve."""
     from .scaling import MODELS, band, paper_curve
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=130)
@@ -209,12 +207,15 @@ def plot_scaling(scaling, path) -> list[Path]:
     grid = np.geomspace(lo_x, hi_x, 200)
     ax.plot(grid, paper_curve(grid), color="gray", ls="--", lw=1.5,
             label="paper: 0.081 + 2.4·exp(−0.42·x)")
-    styles = {"exp": ("#8e44ad", "-"), "power": ("#16a085", "-."), "loglinear": ("#d35400", ":")}
+    styles = {"exp": ("#8e44ad", "-"), "power": ("#16a085", "-."), "loglinear": ("#d35400", ":"),
+              "linear": ("#2c3e50", (0, (5, 2, 1, 2)))}
     for name, fit in scaling.fits.items():
         if not fit.ok:
             continue
         c, ls = styles[name]
-        label = f"ours: {MODELS[name][2]}" + (f" (AIC {fit.aic:.1f})" if fit.aic is not None else
+        label = f"ours: {MODELS[name][2]}" + (f" (AICc {fit.aicc:.1f})" if fit.aicc is not None else
+                                                      f" (AIC {fit.aic:.1f}, too few points for AICc)"
+                                                      if fit.aic is not None else
                                                       f" ({fit.n_points} points = parameters: not a test)")
         ax.plot(grid, fit.predict(grid), color=c, ls=ls, lw=1.6, label=label)
         b = band(fit, grid)
@@ -314,24 +315,46 @@ def _model_rows(analyses) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+SPLIT_NOTE = ("Peak layers are chosen on the main test set's validation items. refusal-test uses the training "
+              "items' answer styles (new requests); refusal-test-ood asks the same requests with answers written in "
+              "styles no training item uses, so a smaller effect there is the part tied to familiar wording. "
+              "Movement s·Δ: how far p moved in the multiplier's direction.")
+
+
+def _split_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["model", "test split", "sign", "layer", "m", "items", "Δ [95% CI]", "movement s·Δ [95% CI]",
+              "log-odds movement [95% CI]"]
+    out = []
+    for r in rows:
+        lo = (f"{r['logodds_move']:+.2f} [{r['logodds_move_low']:+.2f}, {r['logodds_move_high']:+.2f}]"
+              if "logodds_move" in r else "—")
+        out.append([r["model"], r["test_set"], r["sign"], r["layer"], f"{r['multiplier']:+g}", r["n_items"],
+                    f"{r['delta']:+.3f} [{r['delta_low']:+.3f}, {r['delta_high']:+.3f}]",
+                    f"{r['move']:+.3f} [{r['move_low']:+.3f}, {r['move_high']:+.3f}]", lo])
+    return header, out
+
+
 def _fit_rows(scaling) -> tuple[list[str], list[list]]:
-    header = ["form", "status", "parameters [95% CI]", "AIC", "LOO RMSE", "n points", "note"]
+    header = ["form", "status", "parameters [95% CI]", "AICc", "AIC", "LOO RMSE", "n points", "note"]
     rows = []
     for f in scaling.fits.values():
         ps = ", ".join(f"{k} = {v:.3g}" + (f" [{f.intervals[k][0]:.3g}, {f.intervals[k][1]:.3g}]" if k in f.intervals else "")
                        for k, v in f.params.items()) or "—"
-        rows.append([f.formula, f.status, ps, _f(f.aic, "{:.2f}"), _f(f.loo_rmse, "{:.3g}"), f.n_points, f.message])
-    rows.append(["paper: y = a + b·exp(−c·x)", "published", "a = 0.081, b = 2.4, c = 0.42", "—", "—", 3,
+        rows.append([f.formula, f.status, ps, _f(f.aicc, "{:.2f}"), _f(f.aic, "{:.2f}"), _f(f.loo_rmse, "{:.3g}"),
+                     f.n_points, f.message + (" (weighted by the points' standard errors)" if f.weighted else "")])
+    rows.append(["paper: y = a + b·exp(−c·x)", "published", "a = 0.081, b = 2.4, c = 0.42", "—", "—", "—", 3,
                  "Llama-2 7B/13B/70B"])
     return header, rows
 
 
 def _point_rows(scaling) -> tuple[list[str], list[list]]:
-    header = ["model", "params (B)", "peak |Δ| [95% CI]", "layer", "m", "source", "in fit", "paper's curve here", "note"]
+    header = ["model", "params (B)", "peak s·Δ [95% CI]", "layer", "m", "source", "protocol", "in fit",
+              "paper's curve here", "note"]
     rows = []
     for p, pp in zip(scaling.points, scaling.paper_at_points):
         rows.append([p.model, f"{p.n_params_b:.3g}", f"{p.y:.3f} [{_f(p.ci_low)}, {_f(p.ci_high)}]",
-                     _f(p.layer, "{}"), _f(p.multiplier, "{:+g}"), p.source, "yes" if p.include_in_fit else "no",
+                     _f(p.layer, "{}"), _f(p.multiplier, "{:+g}"), p.source, p.protocol,
+                     "yes" if p.include_in_fit else "no",
                      f"{pp:.3f}", p.note])
     return header, rows
 
@@ -411,10 +434,12 @@ def openended_section(oe: dict) -> dict:
 
 
 def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=None, imported=None,
-                 config=None, runs=None, openended=None, title: str = "steerscale: activation steering findings") -> dict:
+                 config=None, runs=None, openended=None, title: str = "steerscale: activation steering findings",
+                 test_sets: list[dict] | None = None) -> dict:
     """Figures (PNG+SVG), one self-contained report.html (PNGs embedded as base64), and report.md.
 
-    `openended`: model -> openended.read_openended(folder) plus "folder", for the open-ended section."""
+    `openended`: model -> openended.read_openended(folder) plus "folder", for the open-ended section.
+    `test_sets`: rows of the effect at each peak on each test split (reproduce._split_rows), for a table."""
     out = Path(out_dir)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -433,9 +458,10 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
                       "Δ against relative depth (layer / n_layers) for every model; bands: paired bootstrap 95% "
                       "intervals; ★: peak chosen on validation items, plotted at its test-item Δ; shaded: 0.3–0.5."))
     cross.append(("asymmetry", plot_asymmetry(analyses, figdir / "asymmetry", imported)[0],
-                  "|Δ| at each sign's held-out peak (test items, 95% intervals); published rows without intervals."))
+                  "Movement in the multiplier's direction (−Δ for −m, +Δ for +m) at each sign's held-out peak (test items, "
+                  "95% intervals; below 0 = the wrong way); published rows without intervals."))
     cross.append(("scaling", plot_scaling(scaling, figdir / "scaling")[0],
-                  "Peak |Δ| against parameter count with our fits (band: bootstrap 95% of the exponential) and the "
+                  "Peak movement s·Δ against unique parameter count with our fits (band: bootstrap 95% of the exponential) and the "
                   "paper's curve (dashed)."))
 
     mh, mr = _model_rows(analyses)
@@ -462,15 +488,21 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
                  f"style='background:{col}'>{_e(c['verdict'])}</span></td><td>{_e(c['why'])}</td>"
                  f"<td>{_e(c.get('numbers', ''))}</td></tr>")
     h.append("</tbody></table>")
-    h.append("<p>Rules: a peak is the layer with the largest |Δ| on a seeded validation half of the items; its Δ is "
-             "reported on the other half. <b>Depth</b>: supported when the held-out Δ's interval excludes 0 and the "
-             "depth is within 0.3–0.5; not supported when the bootstrap interval of the chosen depth lies outside "
-             "that band. <b>Asymmetry</b>: by the interval of |Δ(−m)| − |Δ(+m)|. <b>Scaling</b>: needs at least 4 "
-             "model sizes; supported when the effect falls with size (log-linear slope below 0) and the "
-             "exponential's decay rate c has an interval above 0.</p>")
+    h.append("<p>Rules: a peak is the layer with the largest movement s·Δ in the multiplier's direction "
+             "(s = sign of m; never |Δ|) on a seeded validation half of the items; its Δ is reported on the other "
+             "half; layers that move p the wrong way are listed apart. <b>Depth</b>: supported when the held-out "
+             "effect moves p the intended way and the whole bootstrap interval of the chosen depth lies within "
+             "0.3–0.5; not supported when it lies wholly outside; inconclusive otherwise. <b>Asymmetry</b>: by the "
+             "interval of the difference in movement, in probability and in log-odds (both must agree). "
+             "<b>Scaling</b>: the exponential is supported only when its AICc (weighted by the points' standard "
+             "errors) is at least 2 below the power law's, the log-linear's and the linear's, AIC agrees, and it "
+             "decays; this needs at least 5 model sizes of one protocol.</p>")
     for n in notes:
         h.append(f"<div class='note'>{_e(n)}</div>")
     h.append("<h2 id='models'>Models</h2>" + _table_html(mh, mr))
+    th, tr = _split_table(test_sets or [])
+    if tr:
+        h.append("<h3>Effect at the peak on each test split</h3><p>" + _e(SPLIT_NOTE) + "</p>" + _table_html(th, tr))
     for sec in dict.fromkeys(s for s, _, _ in figs):
         h.append(f"<h3>{_e(sec)}</h3>")
         for s, p, cap in figs:
@@ -534,6 +566,8 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
           f"items, reported on test items; plots use {DEPTH_NOTE}.", "", "## Claims", "", _table_md(ch, cr), ""]
     md += [f"> {n}" for n in notes] + ([""] if notes else [])
     md += ["## Models", "", _table_md(mh, mr), ""]
+    if tr:
+        md += ["### Effect at the peak on each test split", "", SPLIT_NOTE, "", _table_md(th, tr), ""]
     for s, p, cap in figs:
         md += [f"![{cap}]({rel(p)})", ""]
     md += ["## All models", ""]

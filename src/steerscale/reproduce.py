@@ -27,8 +27,9 @@ from .errors import SteerscaleError
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "run": {"seed": 0, "n_bootstrap": 1000, "val_fraction": 0.5, "scaling_y": "max"},
-    "data": {"train": "refusal-train", "test": "refusal-test", "train_limit": None, "test_limit": None},
+    "run": {"seed": 0, "n_bootstrap": 1000, "val_fraction": 0.5, "scaling_y": "max", "protocol": "steerscale-default"},
+    "data": {"train": "refusal-train", "test": "refusal-test", "train_limit": None, "test_limit": None,
+             "test_sets": []},
     "sweep": {"layers": "all", "layer_stride": 1, "multipliers": [-1.0, 0.0, 1.0], "template": "chat",
               "positions": "all", "batch_size": 8, "normalize": "none", "system": None, "engine": None},
 }
@@ -38,6 +39,17 @@ OPENENDED_DEFAULTS = {"layers": "all", "layer_stride": 1, "multipliers": [-4.0, 
                       "harmful": "harmful-prompts", "harmless": "harmless-prompts", "neutral": "neutral-text",
                       "n_logodds": None, "n_generate": 2, "max_new_tokens": 24, "n_neutral": None, "ce_bound": None}
 MODEL_KEYS = {"spec", "name", "dtype", "device", "trust_remote_code"}
+# [run] protocol presets: the sweep settings each implies (defaults under the user's own keys) and how peaks are
+# chosen. A model whose effective settings differ from its preset's is labelled "custom" (scaling fits only
+# like with like). "caa" follows CAA (Rimsky et al.): steering from the instruction end, layers picked on the
+# test items themselves. CAA also rescaled each behaviour's vectors to the mean norm across its 7 behaviours;
+# with the one behaviour a reproduce run trains that rescaling is not defined, so the preset keeps the
+# refusal vector's own norm (steerscale.vectors.normalize_across_behaviours does CAA's rescaling when you train
+# several behaviours): multipliers can differ from CAA's by that per-layer factor.
+PROTOCOL_PRESETS = {
+    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none"}, "selection": "held-out"},
+    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none"}, "selection": "in-sample"},
+}
 IMPORT_KEYS = {"table", "include_in_fit"}
 
 
@@ -53,6 +65,7 @@ class ModelSpec:
     device: str = "cpu"
     trust_remote_code: bool = False
     sweep: dict = field(default_factory=dict)  # effective sweep settings for this model
+    protocol: str = "steerscale-default"  # [run] protocol, or "custom" where the settings leave the preset
 
 
 @dataclass
@@ -109,12 +122,22 @@ def load_config(path=None) -> ReproduceConfig:
     run, data, sweep = sections["run"], sections["data"], sections["sweep"]
     if run["scaling_y"] not in ("max", "negative", "positive"):
         raise SteerscaleError(f"{path}: [run] scaling_y {run['scaling_y']!r}: expected max, negative or positive")
+    if run["protocol"] not in PROTOCOL_PRESETS:
+        raise SteerscaleError(f"{path}: [run] protocol {run['protocol']!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
+    preset = PROTOCOL_PRESETS[run["protocol"]]
+    for k, v in preset["sweep"].items():  # the preset's settings, under the user's own [sweep] keys
+        if k not in raw.get("sweep", {}):
+            sweep[k] = v
+    ts = data["test_sets"]
+    if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
+        raise SteerscaleError(f"{path}: [data] test_sets {ts!r}: expected a list of dataset names or files")
     if not 0 < float(run["val_fraction"]) < 1:
         raise SteerscaleError(f"{path}: [run] val_fraction {run['val_fraction']}: expected a number between 0 and 1")
     _check_sweep(sweep, f"{path}: [sweep]")
     base = path.resolve().parent
     for k in ("train", "test"):
         data[k] = _resolve(base, str(data[k]))
+    data["test_sets"] = [_resolve(base, t) for t in data["test_sets"]]
     openended = None
     if "openended" in raw:
         openended = sections["openended"]
@@ -140,8 +163,9 @@ def load_config(path=None) -> ReproduceConfig:
         names.add(slug(name))
         eff = {**sweep, **{k: v for k, v in m.items() if k in DEFAULTS["sweep"]}}
         _check_sweep(eff, where)
+        label = run["protocol"] if all(eff[k] == v for k, v in preset["sweep"].items()) else "custom"
         models.append(ModelSpec(spec, name, str(m.get("dtype", "float32")), str(m.get("device", "cpu")),
-                                bool(m.get("trust_remote_code", False)), eff))
+                                bool(m.get("trust_remote_code", False)), eff, label))
     imports = []
     for i, imp in enumerate(raw.get("imports", []), 1):
         where = f"{path}: [[imports]] #{i}"
@@ -197,7 +221,8 @@ def config_hash(cfg: ReproduceConfig, m: ModelSpec) -> str:
     """Everything that changes a model's sweep results (not the analysis settings, nor the engine)."""
     key = {"spec": m.spec, "dtype": m.dtype, "device": m.device,
            "sweep": {k: v for k, v in m.sweep.items() if k != "engine"},
-           "data": cfg.data, "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"]}
+           "data": {k: v for k, v in cfg.data.items() if k != "test_sets"},  # extra test sets: own folders
+           "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"]}
     return _hash(key)
 
 
@@ -246,7 +271,11 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
         "aggregate.csv"))
     if cfg.openended is not None:
         status["openended"] = "reused"
-    if ab_done and oe_done:
+    ts_done = not cfg.data.get("test_sets") or (ab_done and all(
+        is_complete(f, h) for _, f, h, _, _ in test_set_plan(cfg, m, folder, chash)))
+    if cfg.data.get("test_sets"):
+        status["test_sets"] = "reused"
+    if ab_done and oe_done and ts_done:
         log.info("%s: complete results for this config in %s; not run again", m.name, folder)
         return status
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,6 +290,10 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
         if ab_data is not None:
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
             status.update(status="ran", seconds=round(time.time() - t0, 1))
+        if not ts_done:
+            t1 = time.time()
+            status["test_sets"] = _run_test_sets(cfg, m, folder, model, tok, info, chash, progress)
+            status["test_sets_seconds"] = round(time.time() - t1, 1)
         if oe_data is not None:
             t1 = time.time()
             status["openended"] = _run_openended(cfg, m, folder, model, tok, info, oe_data, progress)
@@ -293,6 +326,51 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
         "timings_s": {"total_with_training": round(time.time() - t0, 3)},
     }
     result.save(folder)  # manifest.json is written last: its hash marks the folder complete
+
+
+def peak_selection(cfg: ReproduceConfig) -> str:
+    return PROTOCOL_PRESETS[cfg.run.get("protocol", "steerscale-default")]["selection"]
+
+
+def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) -> list[tuple]:
+    """For each extra test set ([data] test_sets): (name, folder, hash, items, peak layers). The layers are
+    the model's peak layers as the report chooses them (on the A/B validation items), so the extra set is
+    swept at those layers only and every one of its items is a test item. Needs the A/B items.csv."""
+    from .analysis import analyze, read_items_csv
+    from .data import dataset_hash, load_dataset
+
+    a = analyze(read_items_csv(folder / "items.csv"), n_boot=10, seed=cfg.run["seed"],
+                val_fraction=cfg.run["val_fraction"], selection=peak_selection(cfg))
+    layers = sorted({p.layer for p in a.peaks.values()})
+    out = []
+    for ts in cfg.data["test_sets"]:
+        items = load_dataset(ts, limit=cfg.data["test_limit"])
+        h = _hash({"ab": chash, "test_set": ts, "items": dataset_hash(items), "layers": layers,
+                   "val_fraction": cfg.run["val_fraction"], "selection": peak_selection(cfg)})
+        out.append((ts, folder / "tests" / slug(Path(ts).stem if Path(ts).suffix else ts), h, items, layers))
+    return out
+
+
+def _run_test_sets(cfg, m, folder, model, tok, info, chash, progress) -> str:
+    from . import run_sweep
+    from .sweep import SweepConfig
+    from .vectors import SteeringVectors
+
+    vecs, s, ran = SteeringVectors.load(folder / "vectors.safetensors"), m.sweep, False
+    for ts, ts_dir, h, items, layers in test_set_plan(cfg, m, folder, chash):
+        if is_complete(ts_dir, h):
+            continue
+        sc = SweepConfig(layers=layers, multipliers=[float(x) for x in s["multipliers"]], positions=s["positions"],
+                         template=s["template"], system=s["system"], batch_size=s["batch_size"],
+                         n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
+        if s.get("engine"):
+            sc.engine = s["engine"]
+        result = run_sweep(model, tok, vecs, items, sc, info=info, progress=progress)
+        result.manifest["reproduce"] = {"config_hash": h, "test_set": ts, "peak_layers": layers,
+                                        "expected_rows": len(layers) * len(s["multipliers"]) * len(items)}
+        result.save(ts_dir)  # manifest.json last
+        ran = True
+    return "ran" if ran else "reused"
 
 
 def _openended_inputs(o: dict) -> tuple:
@@ -360,16 +438,19 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         d = json.loads(saved.read_text())
         cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
                               [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
+        cfg.run.setdefault("protocol", "steerscale-default")
+        cfg.data.setdefault("test_sets", [])
     run = cfg.run
-    analyses, folders, manifests, openended = [], {}, {}, {}
+    analyses, folders, manifests, openended, split_rows = [], {}, {}, {}, []
     for m in cfg.models:
         folder = out / slug(m.name)
         if not (folder / "items.csv").is_file() or not (folder / "manifest.json").is_file():
             log.warning("%s: no results in %s; left out of the report", m.name, folder)
             continue
         a = analyze(read_items_csv(folder / "items.csv"), n_boot=run["n_bootstrap"], seed=run["seed"],
-                    val_fraction=run["val_fraction"])
+                    val_fraction=run["val_fraction"], selection=peak_selection(cfg), protocol=m.protocol)
         analyses.append(a)
+        split_rows.extend(_split_rows(cfg, a, folder))
         folders[a.model] = folder
         manifests[a.model] = json.loads((folder / "manifest.json").read_text())
         oe_dir = folder / "openended"
@@ -399,12 +480,36 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     claims.append(check_scaling_claim(scaling))
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
-                         config=cfg.to_dict(), runs=runs or [], openended=openended)
+                         config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows)
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,
                "models": [{"model": a.model, "baseline": a.baseline["p"],
                            "peaks": {k: {"layer": p.layer, "depth": p.depth, "delta": p.delta,
                                          "ci": [p.ci_low, p.ci_high]} for k, p in a.peaks.items()}}
                           for a in analyses],
-               "openended": paths["openended"]}
+               "openended": paths["openended"], "test_sets": split_rows}
     return summary
+
+
+def _split_rows(cfg: ReproduceConfig, a, folder: Path) -> list[dict]:
+    """The effect at each peak on the main test split (its held-out part) and on every extra test set."""
+    from .analysis import effects_at_peaks, read_items_csv
+
+    rows = []
+    for sign, p in a.peaks.items():
+        lo, hi = p.move_ci
+        rows.append({"model": a.model, "test_set": f"{cfg.data['test']} ({'all items, in-sample' if p.in_sample else 'test half'})",
+                     "sign": sign, "layer": p.layer, "multiplier": p.multiplier, "n_items": p.n_test,
+                     "delta": p.delta, "delta_low": p.ci_low, "delta_high": p.ci_high, "move": p.move,
+                     "move_low": lo, "move_high": hi})
+    for ts in cfg.data.get("test_sets") or []:
+        ts_dir = folder / "tests" / slug(Path(ts).stem if Path(ts).suffix else ts)
+        if not (ts_dir / "items.csv").is_file():
+            log.warning("%s: no results for test set %s in %s; left out of the report", a.model, ts, ts_dir)
+            continue
+        try:
+            rows.extend(effects_at_peaks(read_items_csv(ts_dir / "items.csv"), a, ts, cfg.run["n_bootstrap"],
+                                         cfg.run["seed"]))
+        except SteerscaleError as e:
+            log.warning("%s: %s; run reproduce again to refresh it", a.model, e)
+    return rows

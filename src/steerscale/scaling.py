@@ -1,11 +1,27 @@
 """How the peak steering effect changes with model size: fits, intervals, model comparison, imported results.
 
-The paper's law: y = a + b·exp(−c·x), x = parameters in billions, y = peak |Δ|
-(a = 0.081, b = 2.4, c = 0.42, fitted on Llama-2 7B/13B/70B). Beside it we fit
-a power law y = a·x^b and a straight line on log x, y = a + b·ln x, and compare
-them by AIC (needs more points than parameters) and leave-one-out error (needs
-at least parameters + 1 points). With fewer points than a model's parameters we
-do not fit it: the result says "not enough points".
+The paper's law: y = a + b·exp(−c·x), x = parameters in billions, y = the peak
+effect (a = 0.081, b = 2.4, c = 0.42, fitted on Llama-2 7B/13B/70B). Our y is the
+peak *movement* s·Δ (s = the multiplier's sign: how far p moved the way the
+multiplier asks; negative = the wrong way), never |Δ|, with its interval as
+measured (not folded at 0).
+
+Beside the exponential we fit a power law y = a·x^b, a line on log x
+y = a + b·ln x and a line y = a + b·x, and compare them by AICc (small-sample
+AIC). When every point has a standard error the fits are weighted least squares
+(chi-square with known errors: AICc = chi² + 2k + 2k(k+1)/(n−k−1), defined for
+n ≥ k + 2, so the 3-parameter law needs 5 points); otherwise unweighted, with the
+noise level as one more parameter (n ≥ k + 3: 6 points). The paper's form is
+"supported" only when its AICc is lower than every other form's by at least
+``AICC_MARGIN`` (2), plain AIC agrees, and it decays (b > 0, c > 0); see :func:`check_scaling_claim`.
+Leave-one-out error is given beside it. With fewer points than a model's
+parameters we do not fit it: the result says "not enough points".
+
+Protocols: every point carries the protocol that produced it (``steerscale-default``
+for our held-out peaks, ``caa`` for CAA's published numbers and for runs with the
+``caa`` preset: CAA-rescaled vectors, steering from the instruction end, layers
+picked on the test items). A fit uses points of one protocol only; the others are
+plotted, not fitted.
 
 Intervals: a parametric bootstrap that redraws each point from a normal with the
 point's own standard error (from its interval), refitting each time; points
@@ -13,7 +29,7 @@ without an interval fall back to a residual bootstrap.
 
 Imported results (published numbers, other runs) are a small CSV or JSON table
 with columns ``model, n_params, layer, multiplier, score`` and optionally
-``n_items, ci_low, ci_high``; a row with multiplier 0 (layer may be empty) is the
+``n_items, ci_low, ci_high, source, protocol``; a row with multiplier 0 (layer may be empty) is the
 baseline. See :func:`load_results_table`.
 """
 
@@ -24,7 +40,7 @@ import json
 import math
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +49,14 @@ from .errors import SteerscaleError
 
 PAPER = {"a": 0.081, "b": 2.4, "c": 0.42}
 PAPER_SOURCE = "arXiv 2507.11771 (Llama-2 7B/13B/70B)"
+AICC_MARGIN = 2.0  # the paper's form must beat every other form's AICc by this much to be "supported"
+DEFAULT_PROTOCOL = "steerscale-default"
+PROTOCOLS = {
+    DEFAULT_PROTOCOL: "steerscale defaults: raw mean-difference vectors, steering every position, peak layer "
+                      "chosen on validation items and reported on held-out test items",
+    "caa": "CAA (Rimsky et al.): vectors rescaled to the mean norm across 7 behaviours, steering from the "
+           "instruction end, layers picked on the test items (in-sample)",
+}
 
 
 def exp_decay(x, a, b, c):
@@ -47,6 +71,10 @@ def log_linear(x, a, b):
     return a + b * np.log(np.asarray(x, dtype=float))
 
 
+def linear(x, a, b):
+    return a + b * np.asarray(x, dtype=float)
+
+
 def paper_curve(x):
     return exp_decay(x, PAPER["a"], PAPER["b"], PAPER["c"])
 
@@ -55,6 +83,7 @@ MODELS = {
     "exp": (exp_decay, ("a", "b", "c"), "y = a + b·exp(−c·x)"),
     "power": (power_law, ("a", "b"), "y = a·x^b"),
     "loglinear": (log_linear, ("a", "b"), "y = a + b·ln x"),
+    "linear": (linear, ("a", "b"), "y = a + b·x"),
 }
 
 
@@ -62,7 +91,7 @@ MODELS = {
 class ScalingPoint:
     model: str
     n_params_b: float
-    y: float  # peak |Δ|
+    y: float  # peak movement s·Δ (negative = the wrong way)
     ci_low: float | None = None
     ci_high: float | None = None
     source: str = "sweep"  # "sweep" or the imported file's name
@@ -70,6 +99,7 @@ class ScalingPoint:
     multiplier: float | None = None
     include_in_fit: bool = True
     note: str = ""
+    protocol: str = DEFAULT_PROTOCOL
 
     @property
     def se(self) -> float | None:
@@ -80,13 +110,15 @@ class ScalingPoint:
 
 @dataclass
 class Fit:
-    name: str  # exp | power | loglinear
+    name: str  # exp | power | loglinear | linear
     formula: str
     status: str  # "ok" | "not enough points" | "failed"
     n_points: int
     params: dict = field(default_factory=dict)
     intervals: dict = field(default_factory=dict)  # param -> [low, high]
     aic: float | None = None
+    aicc: float | None = None
+    weighted: bool = False  # weighted by the points' standard errors
     loo_rmse: float | None = None
     rss: float | None = None
     n_boot_ok: int = 0
@@ -109,7 +141,7 @@ def _p0(name: str, x, y):
     return [float(np.mean(y)), 0.0]
 
 
-def _curve_fit(name: str, x, y):
+def _curve_fit(name: str, x, y, sigma=None):
     from scipy.optimize import curve_fit
 
     f, names, _ = MODELS[name]
@@ -118,14 +150,40 @@ def _curve_fit(name: str, x, y):
         bounds = ([-np.inf, -np.inf, 0.0], [np.inf, np.inf, 50.0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        popt, _ = curve_fit(f, x, y, p0=_p0(name, x, y), bounds=bounds, maxfev=20000)
+        popt, _ = curve_fit(f, x, y, p0=_p0(name, x, y), bounds=bounds, maxfev=20000, sigma=sigma,
+                            absolute_sigma=sigma is not None)
     return popt
 
 
+def aicc(resid, k: int, se=None) -> tuple[float | None, float | None]:
+    """(AIC, AICc) of a least-squares fit with k curve parameters. With standard errors `se` (weighted, known
+    noise): −2 log L = chi² (+ a constant shared by every form). Without: the noise level is estimated, one
+    more parameter. AICc is None where it is undefined (too few points for the correction)."""
+    resid = np.asarray(resid, dtype=float)
+    n = len(resid)
+    if se is not None:
+        aic = float(np.sum((resid / np.asarray(se, dtype=float)) ** 2) + 2 * k)
+        kk = k
+    else:
+        kk = k + 1
+        aic = float(n * math.log(max(float(np.sum(resid ** 2)), 1e-300) / n) + 2 * kk)
+    c = float(aic + 2 * kk * (kk + 1) / (n - kk - 1)) if n - kk - 1 > 0 else None
+    return aic, c
+
+
+def _weights(se) -> np.ndarray | None:
+    """The points' standard errors when every point has a positive one, else None (unweighted)."""
+    if se is None or not len(se) or any(s is None or not np.isfinite(s) or s <= 0 for s in se):
+        return None
+    return np.asarray(se, dtype=float)
+
+
 def fit_model(name: str, x, y, se=None, n_boot: int = 1000, seed: int = 0) -> Fit:
-    """Fit one functional form; intervals by parametric (or residual) bootstrap; AIC and LOO error."""
+    """Fit one functional form (weighted by `se` when every point has one); intervals by parametric (or
+    residual) bootstrap; AIC, AICc and leave-one-out error."""
     f, names, formula = MODELS[name]
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    sig = _weights(se)
     n, k = len(x), len(names)
     if n < k:
         return Fit(name, formula, "not enough points", n,
@@ -133,14 +191,17 @@ def fit_model(name: str, x, y, se=None, n_boot: int = 1000, seed: int = 0) -> Fi
     if name == "power" and (np.any(y <= 0) or np.any(x <= 0)):
         return Fit(name, formula, "failed", n, message="a power law needs positive x and y")
     try:
-        popt = _curve_fit(name, x, y)
+        popt = _curve_fit(name, x, y, sig)
     except (RuntimeError, ValueError) as e:
         return Fit(name, formula, "failed", n, message=f"fit did not converge ({e})")
     resid = y - f(x, *popt)
     rss = float(np.sum(resid ** 2))
-    fit = Fit(name, formula, "ok", n, params=dict(zip(names, map(float, popt))), rss=rss)
+    fit = Fit(name, formula, "ok", n, params=dict(zip(names, map(float, popt))), rss=rss, weighted=sig is not None)
     if n > k:
-        fit.aic = float(n * math.log(max(rss, 1e-300) / n) + 2 * k)
+        fit.aic, fit.aicc = aicc(resid, k, sig)
+        if fit.aicc is None:
+            fit.message = (f"{n} points for {k} parameters: too few for AICc (needs {k + 2 if sig is not None else k + 3}"
+                           f"{'' if sig is not None else ' without standard errors'})")
     else:
         fit.message = (f"{n} points for {k} parameters: no residual degrees of freedom, so no AIC or "
                        "leave-one-out error; the curve is not a test of the form")
@@ -149,7 +210,7 @@ def fit_model(name: str, x, y, se=None, n_boot: int = 1000, seed: int = 0) -> Fi
         for i in range(n):
             m = np.arange(n) != i
             try:
-                pi = _curve_fit(name, x[m], y[m])
+                pi = _curve_fit(name, x[m], y[m], None if sig is None else sig[m])
                 errs.append(float(f(x[i:i + 1], *pi)[0] - y[i]))
             except (RuntimeError, ValueError):
                 errs.append(float("nan"))
@@ -157,8 +218,8 @@ def fit_model(name: str, x, y, se=None, n_boot: int = 1000, seed: int = 0) -> Fi
             fit.loo_rmse = float(np.sqrt(np.mean(np.square(errs))))
     # bootstrap intervals
     rng = np.random.default_rng(seed)
-    have_se = se is not None and all(s is not None and np.isfinite(s) for s in se)
-    ses = np.array([s for s in se], dtype=float) if have_se else None
+    have_se = sig is not None
+    ses = sig
     if not have_se and n <= k:
         fit.message += "; no interval (points have no uncertainty and no residuals)"
         return fit
@@ -169,7 +230,7 @@ def fit_model(name: str, x, y, se=None, n_boot: int = 1000, seed: int = 0) -> Fi
         if name == "power" and np.any(yb <= 0):
             yb = np.maximum(yb, 1e-6)
         try:
-            draws.append(_curve_fit(name, x, yb))
+            draws.append(_curve_fit(name, x, yb, sig))
         except (RuntimeError, ValueError):
             continue
     fit.n_boot_ok = len(draws)
@@ -197,17 +258,20 @@ class ScalingResult:
     points: list[ScalingPoint]
     fits: dict[str, Fit]
     y_definition: str
-    best: str | None
+    best: str | None  # the form with the lowest AICc (None when fewer than two forms have one)
     paper: dict = field(default_factory=lambda: dict(PAPER))
     paper_at_points: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    protocol: str = DEFAULT_PROTOCOL  # the protocol of the points in the fit
 
     def to_dict(self) -> dict:
         return {
             "y_definition": self.y_definition,
+            "protocol": self.protocol,
             "points": [asdict(p) for p in self.points],
             "fits": {k: asdict(v) for k, v in self.fits.items()},
             "best": self.best,
+            "aicc_margin": AICC_MARGIN,
             "paper": self.paper,
             "paper_source": PAPER_SOURCE,
             "paper_at_points": self.paper_at_points,
@@ -215,70 +279,116 @@ class ScalingResult:
         }
 
 
+def fit_protocol(points: list[ScalingPoint]) -> str:
+    """The protocol a fit uses: that of our own sweep points when there are any, else the most common one among
+    the points marked for the fit (the default protocol when none is)."""
+    ours = [p.protocol for p in points if p.source == "sweep" and p.include_in_fit]
+    pool = ours or [p.protocol for p in points if p.include_in_fit]
+    if not pool:
+        return DEFAULT_PROTOCOL
+    return max(dict.fromkeys(pool), key=pool.count)
+
+
 def fit_scaling(points: list[ScalingPoint], n_boot: int = 1000, seed: int = 0,
-                y_definition: str = "peak |Δ|") -> ScalingResult:
-    """Fit all three forms to the points marked include_in_fit; pick the best by AIC (LOO error as tie-break)."""
+                y_definition: str = "peak movement s·Δ", protocol: str | None = None) -> ScalingResult:
+    """Fit every form to the points marked include_in_fit that share one protocol (`protocol`, or
+    :func:`fit_protocol`'s choice); points of another protocol stay in ``points`` with include_in_fit False and
+    a note. ``best`` is the form with the lowest AICc."""
+    protocol = protocol or fit_protocol(points)
+    points = list(points)
+    notes = []
+    for i, p in enumerate(points):
+        if p.include_in_fit and p.protocol != protocol:
+            points[i] = replace(p, include_in_fit=False,
+                                note=(p.note + "; " if p.note else "") + f"protocol {p.protocol!r} differs from the "
+                                f"fit's {protocol!r}: plotted, not fitted")
+            notes.append(f"{p.model}: protocol {p.protocol!r}, not {protocol!r}; left out of the fit (like with like)")
     use = sorted([p for p in points if p.include_in_fit and np.isfinite(p.y)], key=lambda p: p.n_params_b)
     x = np.array([p.n_params_b for p in use])
     y = np.array([p.y for p in use])
     se = [p.se for p in use]
     fits = {name: fit_model(name, x, y, se, n_boot, seed) for name in MODELS}
-    notes = []
     if len({round(v, 6) for v in x}) < len(x):
         notes.append("several points share a model size")
-    comparable = [f for f in fits.values() if f.ok and f.aic is not None]
-    best = min(comparable, key=lambda f: f.aic).name if len(comparable) >= 2 else None
+    if use and _weights(se) is None:
+        notes.append("some points have no standard error: fits are unweighted and AICc counts the noise level as a "
+                     "parameter")
+    comparable = [f for f in fits.values() if f.ok and f.aicc is not None]
+    best = min(comparable, key=lambda f: f.aicc).name if len(comparable) >= 2 else None
     if best is None:
-        notes.append(f"{len(use)} point(s) in the fit: too few to compare the forms by AIC "
-                     "(each form needs more points than parameters)")
+        notes.append(f"{len(use)} point(s) in the fit: too few to compare the forms by AICc")
     return ScalingResult(points, fits, y_definition, best, paper_at_points=[float(paper_curve(p.n_params_b))
-                                                                              for p in points], notes=notes)
+                                                                              for p in points], notes=notes,
+                         protocol=protocol)
 
 
 def check_scaling_claim(res: ScalingResult) -> dict:
-    """Paper: the peak effect decays with size as a + b·exp(−c·x). Supported when the exponential fits with a
-    decay rate c whose interval is above 0 and the points fall as size grows; not supported when the
-    effect grows with size (log-linear slope interval above 0); inconclusive otherwise or with too few points."""
+    """Paper: the peak effect decays with size as a + b·exp(−c·x).
+
+    Supported only when the exponential is *preferred*: its AICc is lower than every other fitted form's
+    (power law, log-linear, linear) by at least ``AICC_MARGIN``, plain AIC agrees by the same margin, and it
+    decays (b > 0, c > 0). Not supported when another form beats it by the margin on both criteria, when the preferred exponential does not decay, or when the
+    effect grows with size (log-linear slope interval above 0). Inconclusive otherwise, and whenever AICc
+    cannot be computed for the exponential and at least one other form (fewer than 5 points with standard
+    errors, 6 without)."""
     claim = "peak effect decays with model size as a + b·exp(−c·x)"
     use = [p for p in res.points if p.include_in_fit]
     e, ll = res.fits["exp"], res.fits["loglinear"]
-    nums = "; ".join(f"{p.model}: {p.y:.3f} at {p.n_params_b:.3g}B" for p in sorted(use, key=lambda p: p.n_params_b))
+    nums = "; ".join(f"{p.model}: {p.y:+.3f} at {p.n_params_b:.3g}B" for p in sorted(use, key=lambda p: p.n_params_b))
+    nums += f" (protocol {res.protocol})" if use else ""
     if e.ok:
         nums += "; exp fit " + ", ".join(f"{k} = {v:.3g}" + (f" [{e.intervals[k][0]:.3g}, {e.intervals[k][1]:.3g}]"
                                                              if k in e.intervals else "") for k, v in e.params.items())
+    aiccs = {n: f.aicc for n, f in res.fits.items() if f.ok and f.aicc is not None}
+    if aiccs:
+        nums += "; AICc " + ", ".join(f"{n} {v:.1f}" for n, v in sorted(aiccs.items(), key=lambda t: t[1]))
     if ll.ok and "b" in ll.intervals:
         nums += f"; log-linear slope {ll.params['b']:+.3g} [{ll.intervals['b'][0]:+.3g}, {ll.intervals['b'][1]:+.3g}]"
-    if len(use) < 4:
-        return {"claim": claim, "model": "all", "verdict": "inconclusive",
-                "why": f"not enough points: {len(use)} model size(s); the 3-parameter law needs at least 4 to be "
-                       "tested (with 3 there is no residual freedom)", "numbers": nums}
+    out = {"claim": claim, "model": "all", "numbers": nums}
     if ll.ok and "b" in ll.intervals and ll.intervals["b"][0] > 0:
-        return {"claim": claim, "model": "all", "verdict": "not supported",
-                "why": "the peak effect grows with size", "numbers": nums}
-    decays = ll.ok and "b" in ll.intervals and ll.intervals["b"][1] < 0
-    if e.ok and "c" in e.intervals and e.intervals["c"][0] > 0 and e.params["b"] > 0 and decays:
-        why = "the effect falls with size and the decay rate c is above 0"
-        if res.best and res.best != "exp":
-            why += f" (but by AIC the {MODELS[res.best][2]} form fits better)"
-        return {"claim": claim, "model": "all", "verdict": "supported", "why": why, "numbers": nums}
-    return {"claim": claim, "model": "all", "verdict": "inconclusive",
-            "why": "the intervals do not establish a decay", "numbers": nums}
+        return dict(out, verdict="not supported", why="the peak effect grows with size")
+    others = {n: v for n, v in aiccs.items() if n != "exp"}
+    if "exp" not in aiccs or not others:
+        need = 5 if all(p.se for p in use) else 6
+        return dict(out, verdict="inconclusive",
+                    why=f"not enough points: {len(use)} model size(s); comparing the 3-parameter law with the other "
+                        f"forms by AICc needs at least {need}")
+    rival = min(others, key=others.get)
+    gap = others[rival] - aiccs["exp"]  # > 0: the exponential is better
+    # plain AIC beside AICc: with 5-6 points AICc's correction alone strongly favours 2-parameter forms, so a
+    # verdict either way needs both criteria to agree by the margin
+    gap_aic = min(f.aic for n, f in res.fits.items() if n in others) - e.aic
+    if gap >= AICC_MARGIN and gap_aic >= AICC_MARGIN:
+        if e.params["b"] > 0 and e.params["c"] > 0:
+            return dict(out, verdict="supported",
+                        why=f"the exponential is preferred: its AICc is {gap:.1f} below the next form "
+                            f"({MODELS[rival][2]}; margin {AICC_MARGIN:g}, AIC agrees) and it decays (b > 0, c > 0)")
+        return dict(out, verdict="not supported", why="the exponential is preferred but does not decay (b or c <= 0)")
+    if gap <= -AICC_MARGIN and gap_aic <= -AICC_MARGIN:
+        return dict(out, verdict="not supported",
+                    why=f"the {MODELS[rival][2]} form is preferred: its AICc is {-gap:.1f} below the exponential's "
+                        f"(AIC agrees)")
+    return dict(out, verdict="inconclusive",
+                why=f"AICc and AIC do not both separate the exponential from the other forms by {AICC_MARGIN:g} "
+                    f"(AICc difference to {MODELS[rival][2]}: {gap:+.1f}, AIC: {gap_aic:+.1f})")
 
 
 # ---------------------------------------------------------------- imported results
 
 IMPORT_REQUIRED = ("model", "n_params", "layer", "multiplier", "score")
-IMPORT_OPTIONAL = ("n_items", "ci_low", "ci_high", "source")
+IMPORT_OPTIONAL = ("n_items", "ci_low", "ci_high", "source", "protocol")
 
-# Published CAA numbers (Rimsky et al.), p(refusal) on its 50 A/B test items, no system prompt.
+# Published CAA numbers (Rimsky et al.), p(refusal) on its 50 A/B test items, no system prompt. Protocol "caa":
+# vectors rescaled to the mean norm across 7 behaviours, steered from the instruction end, layers picked on the
+# test items; comparable with runs that use the `caa` preset, not with the default protocol.
 BUILTIN_TABLES = {
     "caa-llama2-chat": [
-        {"model": "Llama-2-7b-chat (CAA)", "n_params": 6.74e9, "layer": None, "multiplier": 0, "score": 0.744, "n_items": 50},
-        {"model": "Llama-2-7b-chat (CAA)", "n_params": 6.74e9, "layer": 11, "multiplier": 1, "score": 0.928, "n_items": 50},
-        {"model": "Llama-2-7b-chat (CAA)", "n_params": 6.74e9, "layer": 13, "multiplier": -1, "score": 0.423, "n_items": 50},
-        {"model": "Llama-2-13b-chat (CAA)", "n_params": 13.0e9, "layer": None, "multiplier": 0, "score": 0.780, "n_items": 50},
-        {"model": "Llama-2-13b-chat (CAA)", "n_params": 13.0e9, "layer": 13, "multiplier": 1, "score": 0.885, "n_items": 50},
-        {"model": "Llama-2-13b-chat (CAA)", "n_params": 13.0e9, "layer": 14, "multiplier": -1, "score": 0.559, "n_items": 50},
+        {"model": "Llama-2-7b-chat (CAA)", "n_params": 6.74e9, "layer": None, "multiplier": 0, "score": 0.744, "n_items": 50, "protocol": "caa"},
+        {"model": "Llama-2-7b-chat (CAA)", "n_params": 6.74e9, "layer": 11, "multiplier": 1, "score": 0.928, "n_items": 50, "protocol": "caa"},
+        {"model": "Llama-2-7b-chat (CAA)", "n_params": 6.74e9, "layer": 13, "multiplier": -1, "score": 0.423, "n_items": 50, "protocol": "caa"},
+        {"model": "Llama-2-13b-chat (CAA)", "n_params": 13.0e9, "layer": None, "multiplier": 0, "score": 0.780, "n_items": 50, "protocol": "caa"},
+        {"model": "Llama-2-13b-chat (CAA)", "n_params": 13.0e9, "layer": 13, "multiplier": 1, "score": 0.885, "n_items": 50, "protocol": "caa"},
+        {"model": "Llama-2-13b-chat (CAA)", "n_params": 13.0e9, "layer": 14, "multiplier": -1, "score": 0.559, "n_items": 50, "protocol": "caa"},
     ],
 }
 BUILTIN_NOTES = {"caa-llama2-chat": "CAA (Rimsky et al.) published p(refusal), 50 A/B items; layers as published"}
@@ -352,6 +462,7 @@ def validate_table(records: list, name: str) -> list[dict]:
             "n_items": _num(r, "n_items", where, False, lo=1, integer=True),
             "ci_low": _num(r, "ci_low", where, False, 0.0, 1.0), "ci_high": _num(r, "ci_high", where, False, 0.0, 1.0),
             "source": str(r.get("source") or name),
+            "protocol": str(r.get("protocol") or DEFAULT_PROTOCOL).strip(),
         }
         if (row["ci_low"] is None) != (row["ci_high"] is None):
             raise SteerscaleError(f"{where}: give both 'ci_low' and 'ci_high' or neither")
@@ -363,6 +474,8 @@ def validate_table(records: list, name: str) -> list[dict]:
     for row in out:
         by_model.setdefault(row["model"], []).append(row)
     for model, rows in by_model.items():
+        if len({r["protocol"] for r in rows}) > 1:
+            raise SteerscaleError(f"{name}: model {model!r} has rows with different 'protocol'")
         if len({r["n_params"] for r in rows}) > 1:
             raise SteerscaleError(f"{name}: model {model!r} has rows with different 'n_params'")
         if not any(r["multiplier"] == 0 for r in rows):
@@ -409,12 +522,14 @@ def load_results_table(source) -> list[dict]:
 
 
 def imported_points(rows: list[dict], include_in_fit: bool = True, which: str = "max") -> list[ScalingPoint]:
-    """One point per imported model: the largest |Δ| among its steered rows of the requested sign(s).
+    """One point per imported model: the largest movement s·Δ (p moved the way the multiplier asks) among its
+    steered rows of the requested sign(s); a row that moved p the wrong way is never chosen over one that moved
+    it the right way.
 
     The layer was chosen by whoever published it, usually on the same items: unlike our own peaks it is
     not held out, which the point's note says. Interval for Δ: from the rows' ci_low/ci_high when given
     (combined in quadrature, ignoring the pairing), else from n_items with the worst-case
-    standard error sqrt(p(1−p)/n) of a mean of values in [0, 1]; else none.
+    standard error sqrt(p(1−p)/n) of a mean of values in [0, 1]; else none. Not folded at 0.
     """
     by_model: dict[str, list[dict]] = {}
     for r in rows:
@@ -426,8 +541,9 @@ def imported_points(rows: list[dict], include_in_fit: bool = True, which: str = 
                    (which == "negative") == (r["multiplier"] < 0))]
         if not steered:
             continue
-        best = max(steered, key=lambda r: abs(r["score"] - base["score"]))
-        d = best["score"] - base["score"]
+        move = lambda r: math.copysign(1.0, r["multiplier"]) * (r["score"] - base["score"])
+        best = max(steered, key=move)
+        y = move(best)
         se = None
         if best["ci_low"] is not None and base["ci_low"] is not None:
             se = math.hypot((best["ci_high"] - best["ci_low"]) / 3.92, (base["ci_high"] - base["ci_low"]) / 3.92)
@@ -436,10 +552,11 @@ def imported_points(rows: list[dict], include_in_fit: bool = True, which: str = 
                             math.sqrt(base["score"] * (1 - base["score"]) / base["n_items"]))
         lo = hi = None
         if se is not None:
-            lo, hi = max(abs(d) - 1.96 * se, 0.0), abs(d) + 1.96 * se
-        out.append(ScalingPoint(model, base["n_params"] / 1e9, abs(d), lo, hi, source=best["source"],
+            lo, hi = y - 1.96 * se, y + 1.96 * se
+        out.append(ScalingPoint(model, base["n_params"] / 1e9, y, lo, hi, source=best["source"],
                                 layer=best["layer"], multiplier=best["multiplier"], include_in_fit=include_in_fit,
-                                note="imported; peak layer as published (not held out)"))
+                                note="imported; peak layer as published (not held out)",
+                                protocol=best.get("protocol", DEFAULT_PROTOCOL)))
     return out
 
 
@@ -454,17 +571,19 @@ def imported_summary(rows: list[dict]) -> list[dict]:
         for r in sorted(rs, key=lambda r: r["multiplier"]):
             out.append({"model": model, "n_params_b": r["n_params"] / 1e9, "layer": r["layer"],
                         "multiplier": r["multiplier"], "score": r["score"], "delta": r["score"] - base["score"],
-                        "n_items": r["n_items"], "source": r["source"]})
+                        "n_items": r["n_items"], "source": r["source"],
+                        "protocol": r.get("protocol", DEFAULT_PROTOCOL)})
     return out
 
 
 def point_from_analysis(a, which: str = "max") -> ScalingPoint | None:
-    """Our own model's point: the held-out peak |Δ| (layer chosen on validation items, Δ on test items)."""
-    v = a.peak_abs(which)
-    if v is None:
+    """Our own model's point: the held-out peak movement s·Δ (layer chosen on validation items, Δ on test
+    items; for "max" the sign is chosen on the validation items too), with its interval as measured."""
+    p = a.peak_for(which)
+    if p is None:
         return None
-    y, lo, hi = v
-    cands = [a.peaks[k] for k in (("negative", "positive") if which == "max" else (which,)) if k in a.peaks]
-    p = max(cands, key=lambda p: abs(p.delta))
-    return ScalingPoint(a.model, a.n_params / 1e9, y, lo, hi, source="sweep", layer=p.layer, multiplier=p.multiplier,
-                        note="peak chosen on validation items, |Δ| on test items")
+    lo, hi = p.move_ci
+    how = ("peak chosen and reported on the same items (in-sample)" if p.in_sample else
+           "peak chosen on validation items, s·Δ on test items")
+    return ScalingPoint(a.model, a.n_params / 1e9, p.move, lo, hi, source="sweep", layer=p.layer,
+                        multiplier=p.multiplier, note=how, protocol=getattr(a, "protocol", DEFAULT_PROTOCOL))
