@@ -8,7 +8,7 @@ import torch
 from conftest import make_model
 from steerscale.errors import SteerscaleError
 from steerscale.models import get_layers
-from steerscale.orthogonalize import REFUSED, WRITER_WEIGHTS, orthogonalize, save_orthogonalized
+from steerscale.orthogonalization import REFUSED, WRITER_WEIGHTS, orthogonalize, save_orthogonalized
 from steerscale.steering import ablate, capture, steer
 
 EXACT = sorted(WRITER_WEIGHTS)  # llama, mistral, qwen2, qwen3, gemma, phi3, olmo, gpt2, gpt_neox
