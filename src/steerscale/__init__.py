@@ -6,7 +6,10 @@ from .data import ABItem, load_dataset, load_prompts
 from .errors import SteerscaleError
 from .evaluate import ab_scores, generate
 from .models import ModelInfo, get_layers, load_model, model_info, register_architecture
-from .steering import capture, steer
+from .interop import export_llama_cpp, import_vectors
+from .interventions import compare_interventions, refusal_directions, run_ablation_study, select_layer
+from .orthogonalization import orthogonalize, save_orthogonalized
+from .steering import ablate, capture, steer
 from .sweep import SweepConfig, SweepResult, run_sweep
 from .vectors import SteeringVectors, train_vectors
 
@@ -14,6 +17,8 @@ sweep = run_sweep
 
 __all__ = [
     "ABItem", "ModelInfo", "SteerscaleError", "SteeringVectors", "SweepConfig", "SweepResult",
-    "ab_scores", "capture", "generate", "get_layers", "load_dataset", "load_model", "load_prompts",
-    "model_info", "register_architecture", "run_sweep", "steer", "sweep", "train_vectors",
+    "ab_scores", "ablate", "capture", "compare_interventions", "export_llama_cpp", "generate", "get_layers",
+    "import_vectors", "load_dataset", "load_model", "load_prompts", "model_info", "orthogonalize",
+    "refusal_directions", "register_architecture", "run_ablation_study", "run_sweep", "save_orthogonalized",
+    "select_layer", "steer", "sweep", "train_vectors",
 ]

@@ -154,3 +154,108 @@ def window_vectors(vectors, start: int, width: int, mode: str = "per-layer", sou
     src = _layer_vectors(vectors, [start if source_layer is None else source_layer])
     v = next(iter(src.values()))
     return {l: v for l in layers}
+
+
+# ----------------------------------------------------------------------------- directional ablation
+
+# model_type -> names (relative to a decoder layer) of the modules whose outputs are *added to the residual
+# stream*. Pre-norm blocks add the attention and MLP outputs; blocks with post-sublayer norms (Gemma 2/3,
+# OLMo 2) add the outputs of those norms. Unknown types: register with `register_residual_writers`.
+RESIDUAL_WRITERS: dict[str, tuple[str, ...]] = {
+    **{t: ("self_attn", "mlp") for t in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "phi3", "olmo")},
+    **{t: ("post_attention_layernorm", "post_feedforward_layernorm") for t in ("gemma2", "gemma3_text", "gemma3",
+                                                                                "olmo2")},
+    "gpt2": ("attn", "mlp"),
+    "gpt_neox": ("attention", "mlp"),
+}
+
+
+def register_residual_writers(model_type: str, names: tuple[str, ...]) -> None:
+    """Teach `ablate` which submodules of a decoder layer write into the residual stream (their outputs are added)."""
+    RESIDUAL_WRITERS[model_type] = tuple(names)
+
+
+def orthonormal_basis(directions) -> torch.Tensor:
+    """[k, hidden] float64 orthonormal rows spanning `directions` ([hidden] or [k, hidden]); refuses zero/NaN input."""
+    d = torch.as_tensor(directions).detach().to("cpu", torch.float64)
+    if d.ndim == 1:
+        d = d.unsqueeze(0)
+    if d.ndim != 2 or d.shape[0] == 0:
+        raise SteerscaleError(f"directions of shape {tuple(d.shape)}: expected [hidden] or [k, hidden]")
+    if not torch.isfinite(d).all():
+        raise SteerscaleError("directions contain NaN or Inf")
+    norms = d.norm(dim=-1)
+    if (norms < 1e-12).any():
+        raise SteerscaleError("a direction to ablate has zero norm")
+    q, r = torch.linalg.qr((d / norms[:, None]).T)
+    if (r.diagonal().abs() < 1e-8).any():
+        raise SteerscaleError(f"the {d.shape[0]} directions to ablate are linearly dependent")
+    return q.T.contiguous()
+
+
+def _writer_modules(model, layer):
+    mtype = getattr(model.config, "model_type", type(model).__name__)
+    if mtype not in RESIDUAL_WRITERS:
+        raise SteerscaleError(f"ablation: no residual-writer table for architecture {mtype!r} (known: "
+                              f"{', '.join(sorted(RESIDUAL_WRITERS))}); add one with steerscale.steering."
+                              f"register_residual_writers({mtype!r}, ('self_attn', 'mlp'))")
+    out = []
+    for name in RESIDUAL_WRITERS[mtype]:
+        if not hasattr(layer, name):
+            raise SteerscaleError(f"ablation: architecture {mtype!r}: decoder layer has no submodule {name!r}")
+        out.append(getattr(layer, name))
+    return out
+
+
+@contextmanager
+def ablate(model, directions, layers: Iterable[int] | None = None, embedding: bool = True):
+    """Directional ablation: remove the component along `directions` from everything written to the residual stream.
+
+    `directions`: one direction [hidden] or several [k, hidden] (their span is removed); any norm.
+    With Q the orthonormal basis, every ablated tensor x becomes ``x - (x Q^T) Q`` at every token position.
+    Places: the residual entering decoder layer 0 (the embedding output, after any scaling and position
+    embeddings; when `embedding`), and the output of each residual-writing submodule (attention and MLP, or
+    their post-norms; see RESIDUAL_WRITERS) of every layer in `layers` (default all). With the defaults the
+    residual stream holds no component along Q anywhere (up to float rounding), which is what the refusal-
+    direction code does with its block-input and attention/MLP-output hooks, and what weight
+    orthogonalisation (steerscale.orthogonalize) bakes into the weights. Note: projecting only the *outputs
+    of decoder layers* is not the same: the MLP would still read the attention's component along Q.
+    """
+    layer_list = get_layers(model)
+    n = len(layer_list)
+    sel = range(n) if layers is None else [int(l) for l in ([layers] if isinstance(layers, int) else layers)]
+    for l in sel:
+        if not 0 <= l < n:
+            raise SteerscaleError(f"layer {l} out of range: this model has layers 0..{n - 1}")
+    q64 = orthonormal_basis(directions)
+    hidden = int(model.config.get_text_config().hidden_size)
+    if q64.shape[1] != hidden:
+        raise SteerscaleError(f"directions have size {q64.shape[1]}; this model's hidden size is {hidden}")
+    cache: dict = {}
+
+    def project(h: torch.Tensor) -> torch.Tensor:
+        key = (h.device, h.dtype)
+        if key not in cache:
+            cache[key] = q64.to(device=h.device, dtype=h.dtype)
+        q = cache[key]
+        return h - (h @ q.T) @ q
+
+    def out_hook(module, args, output):
+        return _replace(output, project(_hidden(output)))
+
+    def in_hook(module, args, kwargs):
+        if args:
+            return (project(args[0]),) + tuple(args[1:]), kwargs
+        return args, dict(kwargs, hidden_states=project(kwargs["hidden_states"]))
+
+    handles = []
+    try:
+        if embedding:
+            handles.append(layer_list[0].register_forward_pre_hook(in_hook, with_kwargs=True))
+        for l in sel:
+            for mod in _writer_modules(model, layer_list[l]):
+                handles.append(mod.register_forward_hook(out_hook))
+        yield q64
+    finally:
+        for h in handles:
+            h.remove()
