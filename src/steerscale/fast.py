@@ -68,6 +68,7 @@ from tqdm.auto import tqdm
 from .activations import Batch, batches, model_device, pad_id_of, pad_left
 from .data import Encoded
 from .evaluate import ABScores, last_logits, letter_scores
+from .hfcompat import cache_kwargs, layer_returns_tuple
 from .models import _model_type, get_layers
 from .steering import Steering, layer_hooks
 
@@ -81,19 +82,25 @@ VERIFY_TOL = 1e-4
 
 
 class _Stand(torch.nn.Module):
-    """Stands in for a decoder layer: returns ``value`` (a cached residual) or, if None, its input."""
+    """Stands in for a decoder layer: returns ``value`` (a cached residual) or, if None, its input.
 
-    def __init__(self, orig: torch.nn.Module, value: torch.Tensor | None = None):
+    ``as_tuple``: return ``(hidden,)``, as the layers of some models do (``hfcompat.layer_returns_tuple``).
+    """
+
+    def __init__(self, orig: torch.nn.Module, value: torch.Tensor | None = None, as_tuple: bool = False):
         super().__init__()
         object.__setattr__(self, "_orig", orig)  # not a submodule: no parameters, no hooks
         object.__setattr__(self, "value", value)
+        object.__setattr__(self, "as_tuple", as_tuple)
 
     def forward(self, hidden_states, *args, **kwargs):
-        if self.value is None:
-            return hidden_states
-        if self.value.shape != hidden_states.shape:
-            raise RuntimeError(f"cached residual {tuple(self.value.shape)} != layer input {tuple(hidden_states.shape)}")
-        return self.value
+        out = hidden_states
+        if self.value is not None:
+            if self.value.shape != hidden_states.shape:
+                raise RuntimeError(f"cached residual {tuple(self.value.shape)} != layer input "
+                                   f"{tuple(hidden_states.shape)}")
+            out = self.value
+        return (out,) if self.as_tuple else out
 
     def __getattr__(self, name):  # attributes a model loop may read (attention_type, layer_idx, ...)
         try:
@@ -476,6 +483,10 @@ class _Runner:
         self.vectors = vectors
         self.stats = stats
         self._vcache: dict = {}
+        self._tuple = layer_returns_tuple(self.base, self.layers, model_device(model))
+
+    def _stand(self, i: int, value: torch.Tensor | None = None) -> _Stand:
+        return _Stand(self.layers[i], value, self._tuple)
 
     def _vec(self, layer, h):
         """{layer: vector} in the residual's dtype and device, converted once per sweep."""
@@ -492,9 +503,9 @@ class _Runner:
 
     def tail(self, layer: int, h: torch.Tensor, inputs: dict, cache=None) -> torch.Tensor:
         """Logits at the last position after running layers layer+1.. on ``h`` (the output of ``layer``)."""
-        repl = {i: _Stand(self.layers[i], h if i == layer else None) for i in range(layer + 1)}
+        repl = {i: self._stand(i, h if i == layer else None) for i in range(layer + 1)}
         with _replaced(self.layers, repl):
-            logits = last_logits(self.model, inputs, cache=cache, use_cache=cache is not None)
+            logits = last_logits(self.model, inputs, use_cache=cache is not None, **cache_kwargs(self.model, cache))
         rows, q = inputs["input_ids"].shape
         self._count(rows, q, self.n - 1 - layer, rows)
         return logits
@@ -506,10 +517,10 @@ class _Runner:
         Returns {upto: output of layer ``upto``} and, with ``use_cache``, {"cache": the KV cache}.
         ``cache``: keys/values of earlier tokens to attend to (the shared prefix).
         """
-        repl = {i: _Stand(self.layers[i], h_from if i == start - 1 else None) for i in range(start)}
-        repl.update({i: _Stand(self.layers[i]) for i in range(upto + 1, self.n)})
+        repl = {i: self._stand(i, h_from if i == start - 1 else None) for i in range(start)}
+        repl.update({i: self._stand(i) for i in range(upto + 1, self.n)})
         store: dict = {}
-        kw = {"cache": cache, "use_cache": True} if cache is not None else {"use_cache": use_cache}
+        kw = dict(cache_kwargs(self.base, cache), use_cache=True) if cache is not None else {"use_cache": use_cache}
         with _replaced(self.layers, repl), layer_hooks(self.model, {upto: lambda x: store.__setitem__(upto, x)}):
             out = self.base(**inputs, **kw)
         rows, q = inputs["input_ids"].shape
@@ -599,7 +610,7 @@ class _Runner:
         kv = sh["steered"].get((layer, m))
         if kv is None:
             hs = self._steer(layer, sh["resid"][layer], [m], "all")
-            repl = {i: _Stand(self.layers[i], hs if i == layer else None) for i in range(layer + 1)}
+            repl = {i: self._stand(i, hs if i == layer else None) for i in range(layer + 1)}
             with _replaced(self.layers, repl):
                 c = _cache_of(self.base(**sh["inputs"], use_cache=True))
             self._count(1, sh["C"], self.n - 1 - layer, 0)
@@ -632,8 +643,8 @@ class _Runner:
         store: dict[int, torch.Tensor] = {}
         fns = {l: (lambda x, l=l: store.__setitem__(l, x)) for l in range(self.n)}
         with layer_hooks(self.model, fns):
-            logits = last_logits(self.model, suf, cache=_clone_cache(cache) if cache is not None else None,
-                                 use_cache=cache is not None)
+            logits = last_logits(self.model, suf, use_cache=cache is not None,
+                                 **cache_kwargs(self.model, _clone_cache(cache) if cache is not None else None))
         rows, q = suf["input_ids"].shape
         self._count(rows, q, self.n, rows)
         return {"encs": encs, "P": P, "S": T - P, "cache": cache, "resid": store, "suf": suf,
