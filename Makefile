@@ -46,8 +46,8 @@ $(OLDEST_DIR)/.installed: Makefile $(STAMP)
 	touch $@
 
 test-oldest: $(OLDEST_DIR)/.installed
-	PYTHONPATH=$(OLDEST_DIR) $(BIN)/python -c "import transformers as t; assert t.__version__ == '$(OLDEST_TRANSFORMERS)', t.__version__"
-	PYTHONPATH=$(OLDEST_DIR) $(BIN)/python -m pytest -m "not slow" $(OLDEST_TESTS) $(PYTEST_ARGS)
+	PYTHONPATH=$(OLDEST_DIR):src $(BIN)/python -c "import transformers as t; assert t.__version__ == '$(OLDEST_TRANSFORMERS)', t.__version__"
+	PYTHONPATH=$(OLDEST_DIR):src $(BIN)/python -m pytest -m "not slow" $(OLDEST_TESTS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps steering-vectors

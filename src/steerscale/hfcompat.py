@@ -6,7 +6,7 @@ them is decided here by looking at the installed code, never by comparing versio
 release in between gets what its own API offers.
 
 - The KV cache keyword of a model's ``forward``: ``cache`` (recent 5.x releases) or ``past_key_values``
-  (4.x and earlier 5.x). Older releases take an unknown ``cache=`` into ``**kwargs`` and ignore it, so
+  (older releases, 4.x included). Those take an unknown ``cache=`` into ``**kwargs`` and ignore it, so
   passing the wrong one silently runs a suffix without its prefix: ``cache_kwargs`` reads the
   ``forward`` signature instead.
 - What a decoder layer returns: the hidden states (5.x, and 4.x llama-like models) or a tuple whose
