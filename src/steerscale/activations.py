@@ -171,9 +171,14 @@ def read_safetensors(path) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def cache_key(model_name: str, n_params: int, dtype: str, items, template: str, system: str | None) -> str:
+def cache_key(model_name: str, n_params: int, dtype: str, items, template: str, system: str | None, *,
+              spec: str, fingerprint: str) -> str:
+    """Name of the activation cache file for these inputs: model (name, spec, size, dtype and
+    ``models.weights_fingerprint``, so another checkpoint of the same name and shape gets its own
+    cache), dataset content, template and system prompt."""
     payload = json.dumps(
-        [model_name, n_params, dtype, dataset_hash(items), template, system or "", "answer_token"], sort_keys=True
+        [model_name, n_params, dtype, dataset_hash(items), template, system or "", "answer_token", spec, fingerprint],
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 

@@ -48,16 +48,19 @@ and bit-for-bit equal float32 scores in all-positions mode. Otherwise the tokens
 matmul shapes, so other rounding): on the tiny test models every column agrees to 1e-5; on
 SmolLM2-135M (bench, 50 items x 30 layers) ``score`` agrees to 1.01e-5 in all-positions mode and
 5.6e-6 in instruction-end mode, and ``logit_diff`` (a difference of log-probabilities, at the
-float32 rounding floor of logits) to ~3e-5. For a model type not in
-``VERIFIED_ARCHITECTURES`` the engine first checks one point against the naive
-engine and falls back to it, with a logged warning, if they differ or the fast
-path fails.
+float32 rounding floor of logits) to ~3e-5.
+
+Checked at run time: every ``FastEngine`` run compares one (layer, multiplier) point of its first
+computation with the naive engine on the first batch (``check_first_batch``, tolerances
+``CHECK_TOL``) and stops with a SteerscaleError naming the versions and suggesting
+``--engine naive`` if they differ; the record goes into the manifest (``engine.check``). There is
+no silent fallback. transformers API differences (cache keyword, layer outputs) are read from the
+installed code (``hfcompat``).
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -68,32 +71,31 @@ from tqdm.auto import tqdm
 from .activations import Batch, batches, model_device, pad_id_of, pad_left
 from .data import Encoded
 from .evaluate import ABScores, last_logits, letter_scores
+from .errors import SteerscaleError
+from .hfcompat import cache_kwargs, layer_returns_tuple, versions_line
 from .models import _model_type, get_layers
 from .steering import Steering, layer_hooks
 
-log = logging.getLogger(__name__)
-
-# Model types whose fast path tests/test_fast.py checks against the naive engine.
-VERIFIED_ARCHITECTURES = frozenset(
-    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo", "gpt2", "gpt_neox"}
-)
-VERIFY_TOL = 1e-4
-
-
 class _Stand(torch.nn.Module):
-    """Stands in for a decoder layer: returns ``value`` (a cached residual) or, if None, its input."""
+    """Stands in for a decoder layer: returns ``value`` (a cached residual) or, if None, its input.
 
-    def __init__(self, orig: torch.nn.Module, value: torch.Tensor | None = None):
+    ``as_tuple``: return ``(hidden,)``, as the layers of some models do (``hfcompat.layer_returns_tuple``).
+    """
+
+    def __init__(self, orig: torch.nn.Module, value: torch.Tensor | None = None, as_tuple: bool = False):
         super().__init__()
         object.__setattr__(self, "_orig", orig)  # not a submodule: no parameters, no hooks
         object.__setattr__(self, "value", value)
+        object.__setattr__(self, "as_tuple", as_tuple)
 
     def forward(self, hidden_states, *args, **kwargs):
-        if self.value is None:
-            return hidden_states
-        if self.value.shape != hidden_states.shape:
-            raise RuntimeError(f"cached residual {tuple(self.value.shape)} != layer input {tuple(hidden_states.shape)}")
-        return self.value
+        out = hidden_states
+        if self.value is not None:
+            if self.value.shape != hidden_states.shape:
+                raise RuntimeError(f"cached residual {tuple(self.value.shape)} != layer input "
+                                   f"{tuple(hidden_states.shape)}")
+            out = self.value
+        return (out,) if self.as_tuple else out
 
     def __getattr__(self, name):  # attributes a model loop may read (attention_type, layer_idx, ...)
         try:
@@ -211,17 +213,20 @@ _PrefixLayer = None
 
 @dataclass
 class EngineStats:
-    """Work done, counted as it happens: decoder layer x token evaluations, head rows, forward calls."""
+    """Work done, counted as it happens: decoder layer x token evaluations, head rows, forward calls.
+
+    ``check``: the one-point check against the naive engine (``check_first_batch``), once it ran.
+    """
 
     layer_tokens: int = 0
     head_rows: int = 0
     forward_calls: int = 0
-    fallback: bool = False
+    check: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"layer_tokens": self.layer_tokens, "head_rows": self.head_rows, "forward_calls": self.forward_calls,
-                "fallback": self.fallback}
+                "check": self.check}
 
 
 class FastEngine:
@@ -231,21 +236,22 @@ class FastEngine:
     asked for, batch by batch (one unsteered pass per batch, then the tails); later calls read the
     results. A new encoded list, vectors, model or config starts over. ``baseline(...)`` gives the
     multiplier-0 scores from the same unsteered pass.
+
+    Every run checks itself: the first computation's results are compared with the naive engine on
+    the first batch at one point (``check_first_batch``); a mismatch, or an error on that first
+    computation, raises SteerscaleError (no fallback: the user chooses ``--engine naive``).
     """
 
     name = "fast"
 
-    def __init__(self, progress: bool = False, verify: str = "auto", sort_by_length: bool = True,
-                 share_prefix: bool = True):
+    def __init__(self, progress: bool = False, sort_by_length: bool = True, share_prefix: bool = True):
         self.progress = progress
         self.sort_by_length = sort_by_length
         self.share_prefix = share_prefix
-        self.verify = verify  # "auto": check unverified architectures against naive; "always"; "never"
         self.stats = EngineStats()
         self._key = None
         self._results: dict[tuple[int, float], ABScores] = {}
         self._baseline: ABScores | None = None
-        self._fallback = False
         self._state: dict = {}
 
     # ------------------------------------------------------------------ contract
@@ -256,27 +262,21 @@ class FastEngine:
         layers = list(config.layers) if config.layers is not None else list(range(len(get_layers(model))))
         mults = sorted(set(float(m) for m in multipliers))
         todo = [l for l in layers if any((l, m) not in self._results for m in mults)]
-        if not self._fallback and (todo or self._baseline is None):
+        if todo or self._baseline is None:
             self._run(model, tokenizer, vectors, encoded, todo or layers[-1:], mults if todo else [], config)
 
     def __call__(self, model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
         self._reset_if_new(model, vectors, encoded, config)
         mults = [float(m) for m in multipliers]
-        if not self._fallback and any((layer, m) not in self._results for m in mults):
+        if any((layer, m) not in self._results for m in mults):
             self._run(model, tokenizer, vectors, encoded, [layer], mults, config)
-        if self._fallback:
-            return self._naive(model, tokenizer, vectors, encoded, layer, multipliers, config)
         return {m: self._results[(layer, float(m))] for m in multipliers}
 
     def baseline(self, model, tokenizer, vectors, encoded, config) -> ABScores:
         """Unsteered scores, from the same unsteered pass as the steered points (see ``prepare``)."""
         self._reset_if_new(model, vectors, encoded, config)
-        if self._baseline is None and not self._fallback:
+        if self._baseline is None:
             self._run(model, tokenizer, vectors, encoded, [len(get_layers(model)) - 1], [], config)
-        if self._baseline is None:  # fallback
-            from .evaluate import ab_scores
-
-            self._baseline = ab_scores(model, tokenizer, encoded, config.batch_size)
         return self._baseline
 
     # ------------------------------------------------------------------ internals
@@ -286,52 +286,89 @@ class FastEngine:
                next(model.parameters()).dtype)
         if key != self._key:
             self._key = key
-            self._results, self._baseline, self._fallback = {}, None, False
+            self._results, self._baseline = {}, None
             self._state = {}  # unsteered work kept between calls (see sweep_points)
+            self.stats.check = None  # a new setup is checked again
 
-    def _naive(self, model, tokenizer, vectors, encoded, layer, multipliers, config):
-        from .sweep import naive_engine
-
-        return naive_engine(model, tokenizer, vectors, encoded, layer, multipliers, config)
-
-    def _fall_back(self, why: str) -> bool:
-        log.warning("fast engine: %s; falling back to the naive engine for this sweep", why)
-        self._fallback = True
-        self.stats.fallback = True
-        return False
-
-    def _run(self, model, tokenizer, vectors, encoded, layers, mults, config) -> bool:
-        mtype = _model_type(model)
-        check = self.verify == "always" or (self.verify == "auto" and mtype not in VERIFIED_ARCHITECTURES)
+    def _run(self, model, tokenizer, vectors, encoded, layers, mults, config) -> None:
+        # All positions: the baseline is a tail from the deepest walked layer, so it waits for
+        # ``baseline()`` (run_sweep asks last); instruction end: it comes with the prefix pass.
+        want = self._baseline is None and (config.positions != "all" or not mults)
+        first = self.stats.check is None
         try:
-            if check and not self._verified(model, tokenizer, vectors, encoded, layers, mults, config):
-                return self._fall_back(f"model type {mtype!r} does not reproduce the naive scores")
-            # All positions: the baseline is a tail from the deepest walked layer, so it waits for
-            # ``baseline()`` (run_sweep asks last); instruction end: it comes with the prefix pass.
-            want = self._baseline is None and (config.positions != "all" or not mults)
             res, base = sweep_points(model, tokenizer, vectors, encoded, layers, mults, config.positions,
                                      config.batch_size, want, self.stats, self.progress,
                                      self.sort_by_length, self._state, self.share_prefix)
-        except Exception as e:  # an architecture the stand-in layers do not fit
-            if mtype in VERIFIED_ARCHITECTURES:
+        except SteerscaleError:
+            raise
+        except Exception as e:
+            if not first:
                 raise
-            return self._fall_back(f"model type {mtype!r} failed on the fast path ({type(e).__name__}: {e})")
+            msg = (str(e).strip().splitlines() or [""])[0][:200]
+            raise SteerscaleError(
+                f"fast engine: failed on its first batch for model type {_model_type(model)!r} "
+                f"({versions_line()}): {type(e).__name__}: {msg}; re-run with --engine naive") from e
+        if first:
+            self.stats.check = check_first_batch(model, tokenizer, vectors, encoded, config, res, base)
         self._results.update(res)
         if base is not None:
             self._baseline = base
-        return True
 
-    def _verified(self, model, tokenizer, vectors, encoded, layers, mults, config) -> bool:
-        from .sweep import naive_engine
 
-        sub = encoded[: min(len(encoded), config.batch_size)]
-        layer = layers[len(layers) // 2] if layers else 0
-        m = next((x for x in mults if x != 0), 1.0)
-        fast, _ = sweep_points(model, tokenizer, vectors, sub, [layer], [m], config.positions, config.batch_size,
-                               False, EngineStats(), False)
-        ref = naive_engine(model, tokenizer, vectors, sub, layer, [m], config)[m]
-        diff = float(np.max(np.abs(fast[(layer, m)].score - ref.score)))
-        return diff <= VERIFY_TOL
+# One-point check tolerances on score and letter_mass (probabilities), by the model's dtype, from the
+# differences between the engines measured on one batch (docs/cost_model.md, "The one-point check"):
+# float32 agrees to ~1e-5, so 1e-4; half precision rounds the logits themselves (in bfloat16 to 0.25
+# at SmolLM2's logit sizes), so there the check only catches gross errors such as a lost prefix cache.
+CHECK_TOL = {"float32": 1e-4, "float16": 3e-2, "bfloat16": 0.15}
+
+
+def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b|; positions where both are NaN agree, where only one is, the difference is inf."""
+    d = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    d[np.isnan(a) & np.isnan(b)] = 0.0
+    d[np.isnan(d)] = np.inf
+    return float(d.max()) if d.size else 0.0
+
+
+def check_first_batch(model, tokenizer, vectors, encoded, config, results: dict, baseline) -> dict:
+    """Compare one point of a fast computation with the naive engine on the first batch of items.
+
+    The point is the middle computed layer at the multiplier of largest magnitude (or, if only the
+    baseline was computed, the unsteered scores); the naive engine scores the first
+    ``config.batch_size`` items there, and the fast engine's own results for those items must agree
+    within ``CHECK_TOL`` (score and letter_mass). Returns the record kept in the manifest
+    (``engine.check``); raises SteerscaleError, naming the point, the difference, the model type and
+    the transformers/torch versions, when they differ.
+    """
+    from .evaluate import ab_scores
+    from .sweep import naive_engine
+
+    n = min(len(encoded), config.batch_size)
+    sub = encoded[:n]
+    steered = sorted(k for k in results if k[1] != 0.0)
+    if steered:
+        layers = sorted({l for l, _ in steered})
+        layer = layers[len(layers) // 2]
+        m = max((k[1] for k in steered if k[0] == layer), key=lambda x: (abs(x), x))
+        fast, ref = results[(layer, m)], naive_engine(model, tokenizer, vectors, sub, layer, [m], config)[m]
+    elif baseline is not None:
+        layer, m = None, 0.0
+        fast, ref = baseline, ab_scores(model, tokenizer, sub, config.batch_size)
+    else:
+        return {"ran": False}
+    diff = {f: _maxdiff(getattr(fast, f)[:n], getattr(ref, f)) for f in ("score", "logit_diff", "letter_mass")}
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    tol = CHECK_TOL.get(dtype, CHECK_TOL["bfloat16"])
+    worst = max(diff["score"], diff["letter_mass"])
+    record = {"ran": True, "layer": layer, "multiplier": m, "items": n, "max_abs_diff": diff,
+              "tolerance": tol, "dtype": dtype}
+    if not worst <= tol:
+        where = "unsteered" if layer is None else f"layer {layer}, multiplier {m:g}"
+        raise SteerscaleError(
+            f"fast engine check failed: on the first {n} items at {where} its scores differ from the naive "
+            f"engine's by {worst:.3g} (tolerance {tol:g} in {dtype}); model type {_model_type(model)!r}, "
+            f"{versions_line()}: re-run with --engine naive")
+    return record
 
 
 # ---------------------------------------------------------------------- the computation
@@ -476,6 +513,10 @@ class _Runner:
         self.vectors = vectors
         self.stats = stats
         self._vcache: dict = {}
+        self._tuple = layer_returns_tuple(self.base, self.layers, model_device(model))
+
+    def _stand(self, i: int, value: torch.Tensor | None = None) -> _Stand:
+        return _Stand(self.layers[i], value, self._tuple)
 
     def _vec(self, layer, h):
         """{layer: vector} in the residual's dtype and device, converted once per sweep."""
@@ -492,9 +533,9 @@ class _Runner:
 
     def tail(self, layer: int, h: torch.Tensor, inputs: dict, cache=None) -> torch.Tensor:
         """Logits at the last position after running layers layer+1.. on ``h`` (the output of ``layer``)."""
-        repl = {i: _Stand(self.layers[i], h if i == layer else None) for i in range(layer + 1)}
+        repl = {i: self._stand(i, h if i == layer else None) for i in range(layer + 1)}
         with _replaced(self.layers, repl):
-            logits = last_logits(self.model, inputs, cache=cache, use_cache=cache is not None)
+            logits = last_logits(self.model, inputs, use_cache=cache is not None, **cache_kwargs(self.model, cache))
         rows, q = inputs["input_ids"].shape
         self._count(rows, q, self.n - 1 - layer, rows)
         return logits
@@ -506,10 +547,10 @@ class _Runner:
         Returns {upto: output of layer ``upto``} and, with ``use_cache``, {"cache": the KV cache}.
         ``cache``: keys/values of earlier tokens to attend to (the shared prefix).
         """
-        repl = {i: _Stand(self.layers[i], h_from if i == start - 1 else None) for i in range(start)}
-        repl.update({i: _Stand(self.layers[i]) for i in range(upto + 1, self.n)})
+        repl = {i: self._stand(i, h_from if i == start - 1 else None) for i in range(start)}
+        repl.update({i: self._stand(i) for i in range(upto + 1, self.n)})
         store: dict = {}
-        kw = {"cache": cache, "use_cache": True} if cache is not None else {"use_cache": use_cache}
+        kw = dict(cache_kwargs(self.base, cache), use_cache=True) if cache is not None else {"use_cache": use_cache}
         with _replaced(self.layers, repl), layer_hooks(self.model, {upto: lambda x: store.__setitem__(upto, x)}):
             out = self.base(**inputs, **kw)
         rows, q = inputs["input_ids"].shape
@@ -599,7 +640,7 @@ class _Runner:
         kv = sh["steered"].get((layer, m))
         if kv is None:
             hs = self._steer(layer, sh["resid"][layer], [m], "all")
-            repl = {i: _Stand(self.layers[i], hs if i == layer else None) for i in range(layer + 1)}
+            repl = {i: self._stand(i, hs if i == layer else None) for i in range(layer + 1)}
             with _replaced(self.layers, repl):
                 c = _cache_of(self.base(**sh["inputs"], use_cache=True))
             self._count(1, sh["C"], self.n - 1 - layer, 0)
@@ -632,8 +673,8 @@ class _Runner:
         store: dict[int, torch.Tensor] = {}
         fns = {l: (lambda x, l=l: store.__setitem__(l, x)) for l in range(self.n)}
         with layer_hooks(self.model, fns):
-            logits = last_logits(self.model, suf, cache=_clone_cache(cache) if cache is not None else None,
-                                 use_cache=cache is not None)
+            logits = last_logits(self.model, suf, use_cache=cache is not None,
+                                 **cache_kwargs(self.model, _clone_cache(cache) if cache is not None else None))
         rows, q = suf["input_ids"].shape
         self._count(rows, q, self.n, rows)
         return {"encs": encs, "P": P, "S": T - P, "cache": cache, "resid": store, "suf": suf,

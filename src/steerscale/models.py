@@ -14,6 +14,7 @@ unless asked for.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 from dataclasses import asdict, dataclass
@@ -89,6 +90,7 @@ class ModelInfo:
     n_params: int
     dtype: str
     device: str
+    weights_fingerprint: str = ""  # weights_fingerprint(model): tells checkpoints of one name and shape apart
 
     @property
     def n_params_b(self) -> float:
@@ -270,4 +272,75 @@ def model_info(model, spec: str = "custom", name: str | None = None) -> ModelInf
         n_params=count_params(model),
         dtype=dtype,
         device=str(p.device),
+        weights_fingerprint=weights_fingerprint(model),
     )
+
+
+FINGERPRINT_SAMPLES = 4096  # elements read from each parameter tensor
+
+
+@torch.no_grad()
+def weights_fingerprint(model) -> str:
+    """A hash of the model's weights as loaded: every parameter's name, shape and dtype, and its values at
+    up to ``FINGERPRINT_SAMPLES`` evenly strided positions (all of them in tensors that small).
+
+    Two checkpoints of one architecture and shape (a fine-tune, another revision, another seed) get
+    different fingerprints unless their weights differ only between the sampled positions (an edit of
+    a few elements of a large matrix can be missed: this is a cheap identity, not a full-content hash;
+    it reads ~4k values per tensor, ~3M for a 70B model, wherever the tensors are). The same weights
+    in another dtype give another fingerprint. Parameters on the ``meta`` device (offloaded by
+    accelerate) contribute their name and shape only, and the fingerprint then starts with ``meta-``.
+    Tied parameters count once. 20 hex digits.
+    """
+    h = hashlib.sha256()
+    meta = False
+    for name, p in model.named_parameters():  # shared (tied) parameters are listed once
+        h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
+        if p.device.type == "meta":
+            meta = True
+            continue
+        flat = p.detach().reshape(-1)
+        stride = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        sample = flat[::stride][:FINGERPRINT_SAMPLES].float().cpu().contiguous()
+        h.update(sample.numpy().tobytes())
+    return ("meta-" if meta else "") + h.hexdigest()[:20]
+
+
+def model_files_fingerprint(spec: str) -> str | None:
+    """A hash of a model's files without loading it: config.json and, for every weight file
+    (``*.safetensors`` or the ``.gguf``), its name, size and 64 chunks of 4 KiB read at evenly spaced
+    offsets (~256 KiB per file). A hub id is looked up in the local Hugging Face cache only (no network);
+    None when the files are not found locally. Used by ``reproduce`` to tell whether a finished folder
+    was made from these files (different weights of one shape change the sampled bytes).
+    """
+    try:
+        path, kwargs = resolve_spec(spec)
+    except SteerscaleError:
+        return None
+    p = Path(path)
+    if not p.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(spec, "config.json")
+        except Exception:  # no hub library, a malformed id, ...: nothing local to fingerprint
+            return None
+        if not isinstance(found, str):
+            return None
+        p = Path(found).parent
+    files = [p / kwargs["gguf_file"]] if "gguf_file" in kwargs else sorted(p.glob("*.safetensors"))
+    files = [f for f in [p / "config.json", *files] if f.is_file()]
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size};".encode())
+        with open(f, "rb") as fh:
+            if size <= 64 * 4096:
+                h.update(fh.read())
+                continue
+            for i in range(64):
+                fh.seek(i * (size - 4096) // 63)
+                h.update(fh.read(4096))
+    return h.hexdigest()[:20]

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -218,8 +219,12 @@ def model_layers(sweep: dict, n_layers: int) -> list[int]:
 
 
 def config_hash(cfg: ReproduceConfig, m: ModelSpec) -> str:
-    """Everything that changes a model's sweep results (not the analysis settings, nor the engine)."""
-    key = {"spec": m.spec, "dtype": m.dtype, "device": m.device,
+    """Everything that changes a model's sweep results (not the analysis settings, nor the engine),
+    including the content of the model's files (``models.model_files_fingerprint``: new weights under
+    the same spec make the folder incomplete; a hub id not in the local cache is keyed on its id only)."""
+    from .models import model_files_fingerprint
+
+    key = {"spec": m.spec, "files": model_files_fingerprint(m.spec), "dtype": m.dtype, "device": m.device,
            "sweep": {k: v for k, v in m.sweep.items() if k != "engine"},
            "data": {k: v for k, v in cfg.data.items() if k != "test_sets"},  # extra test sets: own folders
            "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"]}
@@ -234,8 +239,11 @@ def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors) -> str:
     """Everything that changes a model's open-ended results, including the vectors' content."""
     from .sweep import vectors_hash
 
+    from .models import model_files_fingerprint
+
     s = m.sweep
-    return _hash({"spec": m.spec, "dtype": m.dtype, "device": m.device, "openended": cfg.openended,
+    return _hash({"spec": m.spec, "files": model_files_fingerprint(m.spec), "dtype": m.dtype, "device": m.device,
+                  "openended": cfg.openended,
                   "sweep": {k: s[k] for k in ("template", "system", "positions", "batch_size")},
                   "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"], "vectors": vectors_hash(vectors)})
 
@@ -417,6 +425,11 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json") if force else ():
             man.unlink(missing_ok=True)
+        cache = folder / "cache"
+        if force and (cache.is_symlink() or cache.is_file()):  # recompute the activations too: --force trusts nothing
+            cache.unlink()
+        elif force and cache.is_dir():
+            shutil.rmtree(cache)
         runs.append(run_model(cfg, m, folder, progress))
     summary = render(out, cfg, runs)
     return summary

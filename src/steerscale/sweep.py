@@ -206,7 +206,8 @@ def vectors_hash(vectors) -> str:
 
 
 def run_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors) -> dict:
-    """What must match for a run folder to be resumed: config, model, dataset and vectors."""
+    """What must match for a run folder to be resumed: config, model (with ``weights_fingerprint``, so
+    another checkpoint of the same name and shape is refused), dataset and vectors."""
     model = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
     return {"config": asdict(config), "model": model, "dataset_hash": dataset_hash(items),
             "n_items": len(items), "vectors_hash": vectors_hash(vectors)}

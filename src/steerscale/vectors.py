@@ -18,7 +18,7 @@ import torch
 from .activations import ActivationStats, _atomic_save, cache_key, collect_activations, read_safetensors
 from .data import ABItem, dataset_hash, encode_items
 from .errors import SteerscaleError
-from .models import get_layers, model_info
+from .models import get_layers, model_info, weights_fingerprint
 
 NORMALIZATIONS = ("none", "unit", "residual")
 
@@ -133,11 +133,13 @@ def train_vectors(
         "template": template,
         "system": system or "",
         "read_at": "output of decoder layer L, answer-letter token",
+        "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
     }
     stats = None
     cache_path = None
     if cache_dir is not None:
-        key = cache_key(info.name, info.n_params, info.dtype, items, template, system)
+        key = cache_key(info.name, info.n_params, info.dtype, items, template, system, spec=info.spec,
+                        fingerprint=meta["weights_fingerprint"])
         cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
         if cache_path.is_file():
             cached = ActivationStats.load(cache_path)
