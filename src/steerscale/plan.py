@@ -60,7 +60,7 @@ class Unit:
 
     def to_dict(self) -> dict:
         return {"index": self.index, "n_shards": self.n_shards, "items": [self.item_start, self.item_stop],
-                "item_shard": self.item_shard, "layers": list(self.layers), "owns_baseline": self.owns_baseline}
+                "item_shard": self.item_shard, "n_item_shards": self.n_item_shards, "layers": list(self.layers), "owns_baseline": self.owns_baseline}
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,8 @@ def build_tables(store, identity: dict, plan: ShardPlan | None = None, where: st
     rows, missing = collect_rows(store, identity, plan)
     if missing:
         shown = ", ".join(f"{k}/{plan.n_shards}" for k in missing[:20]) + (" ..." if len(missing) > 20 else "")
-        what = f"shards {shown} have" if plan.n_shards > 1 else "some points have"
+        what = (f"shard{'s' if len(missing) > 1 else ''} {shown} {'have' if len(missing) > 1 else 'has'}"
+                if plan.n_shards > 1 else "some points have")
         raise SteerscaleError(f"results store {where or getattr(store, 'folder', '')}: {what} missing or damaged "
                               f"points ({len(missing)} of {plan.n_shards} shards incomplete); run them "
                               f"(the same command with --shard K/{plan.n_shards}) and merge again")
