@@ -41,13 +41,14 @@ def setup(tmp_path_factory):
     return mdir, test, vec, ref
 
 
-def run(setup, out, on_report=None):
+def run(setup, out, on_report=None, store_mode="shared"):
     mdir, test, vec, _ = setup
     backend = RayBackend(workers=2, cpus_per_worker=1)
     backend.on_report = on_report and (lambda rep: on_report(backend, rep))
     try:
         return drive_sweep(backend, ModelRef(str(mdir)), load_dataset(str(test)), SteeringVectors.load(vec),
-                           SweepConfig(multipliers=[-1.0, 0.0, 1.0], batch_size=4), out, shards=4, progress=False)
+                           SweepConfig(multipliers=[-1.0, 0.0, 1.0], batch_size=4), out, shards=4, store_mode=store_mode,
+                           progress=False)
     finally:
         backend.close()
 
@@ -78,3 +79,10 @@ def test_killed_actor_units_are_requeued(cluster, setup, tmp_path):
     assert not list((tmp_path / "ray" / "points").glob(".*.tmp"))
     man = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert sorted(man["backend"]["units_run"]) == [1, 2, 3, 4]
+
+
+def test_store_driver_mode_same_bytes(cluster, setup, tmp_path):
+    res = run(setup, tmp_path / "ray", store_mode="driver")  # workers return points, the driver writes them
+    assert res.manifest["backend"]["store"] == "driver"
+    for f in TABLES:
+        assert (tmp_path / "ray" / f).read_bytes() == (setup[3] / f).read_bytes(), f

@@ -104,6 +104,7 @@ def drive_sweep(backend, model_ref: ModelRef, items, vectors, config, out_dir, s
         raise SteerscaleError(f"--store {store_mode!r}: expected shared or driver")
     t0 = time.time()
     hellos = backend.start(model_ref)
+    t_start = time.time() - t0
     info = check_workers(hellos, package_versions())
     if hasattr(vectors, "n_layers") and (vectors.n_layers, vectors.hidden_size) != (info.n_layers, info.hidden_size):
         raise SteerscaleError(f"vectors have {vectors.n_layers} layers x hidden {vectors.hidden_size}; the model "
@@ -116,13 +117,16 @@ def drive_sweep(backend, model_ref: ModelRef, items, vectors, config, out_dir, s
         store.clean_stale_temps()
         todo = [u for u in plan.units if not unit_done(store, u, config, info.name)]
         job = Job(config, identity, items, vectors, str(Path(out_dir)), store_mode, progress)
+        t1 = time.time()
         reports = backend.run(job, todo, store) if todo else []
+        t_run = time.time() - t1
         rows, aggregate = build_tables(store, identity, plan, str(out_dir))
     finally:
         store.close()
     manifest = sweep_manifest(config, info, items, vectors, plan, reports, t0)
     manifest["backend"] = dict(backend.describe(), store=store_mode, units_run=[r["unit"]["index"] for r in reports],
-                               hosts=sorted({h.get("host", "?") for h in hellos}))
+                               hosts=sorted({h.get("host", "?") for h in hellos}),
+                               start_s=round(t_start, 3), units_s=round(t_run, 3))
     result = SweepResult(rows, aggregate, manifest)
     result.save(out_dir)
     return result

@@ -160,7 +160,9 @@ class RayBackend:
         except ray.exceptions.RayTaskError as e:
             raise _unwrap(e) from None
         except ray.exceptions.RayActorError as e:
-            raise SteerscaleError(f"a Ray worker could not load the model {ref.spec}: {_first_line(e)}") from None
+            last = [l for l in str(e).strip().splitlines() if l.strip()][-1:] or [""]
+            raise SteerscaleError(f"a Ray worker could not start or load the model {ref.spec}: "
+                                  f"{last[0].strip()[:300]} (is steerscale installed on every node?)") from None
 
     def run(self, job, units, store) -> list[dict]:
         import json
