@@ -242,9 +242,11 @@ def test_shard_killed_with_sigkill_and_rerun(setup, tmp_path):
         assert (out / f).read_bytes() == (ref / f).read_bytes(), f
 
 
-def test_two_processes_for_one_shard_one_is_refused(setup, tmp_path):
+def test_two_processes_on_one_out_one_is_refused_other_is_right(setup, tmp_path):
+    ref = tmp_path / "ref"
+    assert cli.main(sweep_args(setup, ref)) == 0
     out = tmp_path / "run"
-    cmd = shard_cmd(setup, out, 1, 1)
+    cmd = [sys.executable, "-m", "steerscale.cli", *sweep_args(setup, out)]
     procs = [subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     res = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
@@ -252,5 +254,14 @@ def test_two_processes_for_one_shard_one_is_refused(setup, tmp_path):
     if codes == [0, 0]:  # the first finished before the second took the lock: both legitimately ran
         pytest.skip("the two processes did not overlap on this machine")
     assert codes == [0, 2], res
-    assert any("is in use by another process (pid" in e for _, e in res)
-    assert cli.main(["merge", str(out)]) == 0
+    assert any("(shard-1of1) is in use by another process (pid" in e for _, e in res)
+    for f in TABLES:
+        assert (out / f).read_bytes() == (ref / f).read_bytes(), f
+    # a static --shard 1/1 run is the same writer: refused while the serial run holds the lock
+    from steerscale.store import ResultsStore as RS
+
+    ident = json.loads((out / "run.json").read_text())
+    ident.pop("store_version")
+    held = RS(out, ident, lock="shard-1of1")
+    assert cli.main(sweep_args(setup, out, "--shard", "1/1")) == 2
+    held.close()

@@ -279,9 +279,11 @@ def run_sweep(
         vectors.check_model(model)
     config, plan, identity = prepare_sweep(config, info, items, vectors, shards)
     t0 = time.time()
-    store = ResultsStore(out_dir, identity) if out_dir is not None else _MemoryStore()
+    store = ResultsStore(out_dir, identity, lock=None) if out_dir is not None else _MemoryStore()
     try:
         if out_dir is not None:
+            for u in plan.units:  # this process writes every shard (a --shard K/N run takes one of these)
+                store.lock(f"shard-{u.index}of{u.n_shards}")
             store.clean_stale_temps()  # this process is the run's driver
         engine = get_engine(config.engine)
         reports = [run_unit(model, tokenizer, vectors, items, config, info, u, store, progress, engine)
