@@ -265,3 +265,21 @@ def test_two_processes_on_one_out_one_is_refused_other_is_right(setup, tmp_path)
     held = RS(out, ident, lock="shard-1of1")
     assert cli.main(sweep_args(setup, out, "--shard", "1/1")) == 2
     held.close()
+
+
+def test_local_backend_driver_same_bytes_as_run_sweep(setup, tmp_path):
+    from steerscale.backends import ModelRef, drive_sweep
+    from steerscale.backends.local import LocalBackend
+    from steerscale.data import load_dataset
+    from steerscale.sweep import SweepConfig
+    from steerscale.vectors import SteeringVectors
+
+    mdir, test, vec = setup
+    ref = tmp_path / "ref"
+    assert cli.main(sweep_args(setup, ref, "--shards", "3")) == 0
+    cfg = SweepConfig(multipliers=[-2.0, 0.0, 1.0], batch_size=8)
+    res = drive_sweep(LocalBackend(), ModelRef(str(mdir)), load_dataset(str(test)), SteeringVectors.load(vec), cfg,
+                      tmp_path / "local", shards=3, progress=False)
+    assert res.manifest["backend"]["units_run"] == [1, 2, 3]
+    for f in TABLES:
+        assert (tmp_path / "local" / f).read_bytes() == (ref / f).read_bytes(), f

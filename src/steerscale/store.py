@@ -227,7 +227,9 @@ class StoreLock:
     __del__ = release
 
 
-_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[A-Za-z0-9-]+)\.)?(?P<pid>\d+)(?:\.[0-9a-f]+)?\.tmp$")
+# .NAME.HOST.PID.RAND.tmp (temp_name), or .NAME.PID.tmp (store version 1)
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_TEMP_V1 = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
 def clean_stale_temps(folder, max_age_minutes: float = STALE_TEMP_MINUTES) -> list[Path]:
@@ -243,13 +245,13 @@ def clean_stale_temps(folder, max_age_minutes: float = STALE_TEMP_MINUTES) -> li
         if not d.is_dir():
             continue
         for p in d.glob(".*.tmp"):
-            m = _TEMP.match(p.name)
+            m = _TEMP.match(p.name) or _TEMP_V1.match(p.name)
             try:
                 age_min = (now - p.stat().st_mtime) / 60
             except OSError:
                 continue
             stale = age_min > max_age_minutes
-            if m and not stale and (m["host"] in (None, me)):
+            if m and not stale and m.groupdict().get("host") in (None, me):
                 stale = not _pid_alive(int(m["pid"]))
             if stale:
                 try:
