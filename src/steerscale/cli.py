@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from .cli_cluster import add_cluster_args, add_merge_command, cluster_sweep, cmd_merge, wants_cluster
 from .errors import SteerscaleError
 from .store import check_writable_folder, os_error
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "to 1e-5 in float32) or naive (one hooked full forward pass per point, the reference)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--out", "-o", required=True, help="results folder")
+    add_cluster_args(p)  # --shard, --shards, --backend, --address, --workers, --store (cli_cluster.py)
 
     p = sub.add_parser("generate", help="one prompt, steered and unsteered side by side")
     _model_args(p)
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Re-analyse the model folders of a reproduce output folder (no model is run) "
                        "and write report.html, report.md, figures/ and summary.json again.")
     p.add_argument("folder", help="a 'steerscale reproduce' output folder")
+    add_merge_command(sub)
     add_openended_commands(sub)
     add_intervention_commands(sub)
     return ap
@@ -207,6 +210,8 @@ def cmd_sweep(args) -> int:
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
     train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
     out = check_writable_folder(Path(args.out))
+    if wants_cluster(args):
+        return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = _load(args)
     if vecs is None:
         vecs = _train_or_resume_vectors(args, out / "vectors.safetensors", model, tok, info, train)
@@ -316,7 +321,7 @@ def cmd_report(args) -> int:
 
 
 COMMANDS = {"info": cmd_info, "train": cmd_train, "sweep": cmd_sweep, "generate": cmd_generate,
-            "reproduce": cmd_reproduce, "report": cmd_report}
+            "reproduce": cmd_reproduce, "report": cmd_report, "merge": cmd_merge}
 
 
 _NUMERIC_LIST_FLAGS = ("--multipliers", "--multiplier", "--windows", "--widths")

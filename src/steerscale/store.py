@@ -13,11 +13,26 @@ Results store layout (a run folder)::
                              a sha256 of them; written atomically as soon as the point is done
     points/<model>__baseline.json
                              the unsteered scores (multiplier 0), computed once per run
+    points/<model>__i002of004__L<layer>__m<multiplier>.json
+                             the same for item shard 2 of 4 (runs planned with item shards, plan.py)
+    locks/<writer>.lock      held (fcntl.flock) by the process writing that shard; the lock dies with
+                             the process, so a crash never leaves a stale lock behind
 
 The final tables (items.csv, aggregate.csv, ...) are always rebuilt from the
 point files, so an interrupted-and-resumed run writes the same bytes as an
-uninterrupted one. A point file that fails its checksum is ignored (and
-recomputed); stray temporary files from a killed run are removed on open.
+uninterrupted one. Every point file names the run (a hash of run.json), its
+layer, multiplier and item shard, and a sha256 of its rows; a file that fails
+any of these checks (damaged, from another run, or copied over another point)
+is ignored with a warning and recomputed.
+
+Several writers: the shards of one run (different ``writer`` names) may write
+one folder at once, from several hosts on a shared filesystem. Temporary files
+carry host, pid and a random id, so they never collide, and opening a store
+never touches another writer's temporary files; only the driver of a run (or
+``steerscale merge``) removes stale ones (``clean_stale_temps``). Two processes
+with the same writer name are refused: the second gets a one-line error. A point
+is a deterministic function of the run and its unit, so a retried unit rewrites
+the same bytes.
 """
 
 from __future__ import annotations
@@ -28,13 +43,17 @@ import json
 import logging
 import os
 import re
+import secrets
+import socket
+import time
 from pathlib import Path
 
 from .errors import SteerscaleError
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: point files carry the run hash, layer, multiplier and item shard; shard plans
+STALE_TEMP_MINUTES = 60.0  # a temporary file of another host is stale after this long without change
 
 
 def _write_all(f, data: bytes) -> None:
@@ -69,10 +88,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def host_name() -> str:
+    """This host's name as a file-name component (no dots: they separate the parts of a temp name)."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40].strip("-") or "host"
+
+
+def temp_name(path: Path) -> Path:
+    """A hidden temporary name beside `path`, unique across hosts, processes and calls."""
+    return path.with_name(f".{path.name}.{host_name()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write `data` to `path` so that no reader ever sees a partial file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -102,7 +131,7 @@ def check_writable_folder(folder) -> Path:
             break
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".steerscale-write-test.{os.getpid()}"
+        probe = folder / f".steerscale-write-test.{host_name()}.{os.getpid()}.{secrets.token_hex(4)}"
         with open(probe, "wb") as f:
             _write_all(f, b"ok")
         probe.unlink()
@@ -148,20 +177,138 @@ def _rows_digest(rows) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
-class ResultsStore:
-    """The finished points of one sweep run, one atomically written JSON file per point."""
+def identity_hash(identity: dict) -> str:
+    """The short hash of a run identity that every point file of the run carries."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def __init__(self, folder, identity: dict):
+
+class StoreLock:
+    """An exclusive, non-blocking ``fcntl.flock`` on ``folder/locks/<name>.lock``, held until ``release``.
+
+    The kernel drops the lock when the process dies (even on SIGKILL), so a crashed run never leaves a
+    stale lock. The file records who holds it, for the refusal message. On a network filesystem flock
+    must be supported across hosts (NFSv4, Lustre, GPFS, CephFS, BeeGFS do; see docs/scaling_out.md).
+    """
+
+    def __init__(self, folder: Path, name: str):
+        import fcntl
+
+        locks = Path(folder) / "locks"
+        try:
+            locks.mkdir(exist_ok=True)
+            self.path = inside(locks, f"{safe_name(name)}.lock")
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise os_error(locks, e) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = ""
+            try:
+                holder = os.pread(self._fd, 200, 0).decode("utf-8", "replace").strip()
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = holder or "pid ?, host ?"
+                raise SteerscaleError(f"output folder {folder} ({name}) is in use by another process ({who}); "
+                                      f"wait for it to finish, or use another --out folder") from None
+            raise os_error(self.path, e, "cannot lock") from None
+        info = f"pid {os.getpid()}, host {socket.gethostname()}".encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, info, 0)
+
+    def release(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    __del__ = release
+
+
+# .NAME.HOST.PID.RAND.tmp (temp_name), or .NAME.PID.tmp (store version 1)
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_TEMP_V1 = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def clean_stale_temps(folder, max_age_minutes: float = STALE_TEMP_MINUTES) -> list[Path]:
+    """Remove temporary files under `folder` (and `folder/points`) that no live writer will rename.
+
+    A temp file is stale when its writer ran on this host and that pid is gone, or when it has not
+    changed for `max_age_minutes` (writers on other hosts, whose pids cannot be checked). Only the
+    driver of a run and ``merge`` call this; opening a store never does. Returns the removed paths.
+    """
+    me, removed = host_name(), []
+    now = time.time()
+    for d in (Path(folder), Path(folder) / "points"):
+        if not d.is_dir():
+            continue
+        for p in d.glob(".*.tmp"):
+            m = _TEMP.match(p.name) or _TEMP_V1.match(p.name)
+            try:
+                age_min = (now - p.stat().st_mtime) / 60
+            except OSError:
+                continue
+            stale = age_min > max_age_minutes
+            if m and not stale and m.groupdict().get("host") in (None, me):
+                stale = not _pid_alive(int(m["pid"]))
+            if stale:
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except OSError:
+                    pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ResultsStore:
+    """The finished points of one sweep run, one atomically written JSON file per point.
+
+    ``ResultsStore(folder, identity)`` opens (or starts) the run in `folder`; a folder holding another
+    setup is refused. ``lock``: the writer name whose lock this store holds (``locks/<lock>.lock``;
+    default ``"run"``, the serial run; ``"shard-3of16"`` for a static shard; None for a worker whose
+    driver holds the locks). ``get``/``put`` take ``part``, the item shard tag of the point (None when
+    the run has one item shard).
+    """
+
+    def __init__(self, folder, identity: dict, lock: str | None = "run"):
         self.folder = check_writable_folder(folder)
         self.points = self.folder / "points"
         self.identity = dict(identity, store_version=STORE_VERSION)
+        self.run_hash = identity_hash(json.loads(json.dumps(self.identity, default=str)))
+        self._locks: list[StoreLock] = []
+        if lock is not None:
+            self.lock(lock)
         self._check_identity()
         try:
             self.points.mkdir(exist_ok=True)
-            for stray in self.points.glob(".*.tmp"):
-                stray.unlink()
         except OSError as e:
             raise os_error(self.points, e) from None
+
+    def lock(self, name: str) -> None:
+        """Hold the writer lock `name` for the life of this store (refused if another process holds it)."""
+        self._locks.append(StoreLock(self.folder, name))
+
+    def close(self) -> None:
+        for lk in self._locks:
+            lk.release()
+        self._locks = []
+
+    def clean_stale_temps(self, max_age_minutes: float = STALE_TEMP_MINUTES) -> list[Path]:
+        return clean_stale_temps(self.folder, max_age_minutes)
 
     # ---------------------------------------------------------------- identity
     def _check_identity(self) -> None:
@@ -169,13 +316,27 @@ class ResultsStore:
         if not path.exists():
             if (self.folder / "points").is_dir() and any((self.folder / "points").glob("*.json")):
                 raise SteerscaleError(f"{self.folder}: holds points but no run.json; use a new output folder")
-            atomic_write_text(path, json.dumps(self.identity, indent=2, sort_keys=True) + "\n")
-            return
+            # Exclusive create (link of a finished temp file; atomic on NFS too): of several processes
+            # starting a run in one folder at once, one record wins and the others compare against it.
+            data = (json.dumps(self.identity, indent=2, sort_keys=True, default=str) + "\n").encode()
+            tmp = temp_name(path)
+            try:
+                with open(tmp, "wb") as f:
+                    _write_all(f, data)
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+                finally:
+                    tmp.unlink()
+            except OSError as e:
+                raise os_error(path, e) from None
+            _fsync_dir(self.folder)
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SteerscaleError(f"{path}: unreadable run record ({e}); use a new output folder") from None
-        new = json.loads(json.dumps(self.identity))  # same JSON types as the stored record
+        new = json.loads(json.dumps(self.identity, default=str))  # same JSON types as the stored record
         diffs = _diff(old, new)
         if diffs:
             shown = "; ".join(f"{k}: {o} vs {n}" for k, o, n in diffs[:6])
@@ -186,16 +347,21 @@ class ResultsStore:
             )
 
     # ---------------------------------------------------------------- points
-    def _path(self, model: str, layer: int | None, m: float | None) -> Path:
+    def _path(self, model: str, layer: int | None, m: float | None, part: str | None = None) -> Path:
+        pre = f"{safe_name(model)}__{safe_name(part)}" if part else safe_name(model)
         if layer is None:
-            name = f"{safe_name(model)}__baseline.json"
+            name = f"{pre}__baseline.json"
         else:
-            name = f"{safe_name(model)}__L{int(layer):04d}__m{safe_name(repr(float(m) + 0.0))}.json"
+            name = f"{pre}__L{int(layer):04d}__m{safe_name(repr(float(m) + 0.0))}.json"
         return inside(self.points, name)
 
-    def get(self, model: str, layer: int | None, m: float | None = None) -> list[dict] | None:
-        """Rows of a finished point, or None when it is missing or fails its checksum."""
-        p = self._path(model, layer, m)
+    def _key(self, model, layer, m, part) -> dict:
+        return {"run": self.run_hash, "model": model, "layer": None if layer is None else int(layer),
+                "multiplier": None if m is None else float(m) + 0.0, "part": part}
+
+    def get(self, model: str, layer: int | None, m: float | None = None, part: str | None = None) -> list[dict] | None:
+        """Rows of a finished point, or None when it is missing, damaged, or not this point of this run."""
+        p = self._path(model, layer, m, part)
         try:
             rec = json.loads(p.read_text(encoding="utf-8"))
             rows = rec["rows"]
@@ -207,11 +373,18 @@ class ResultsStore:
         if not ok:
             log.warning("%s: damaged point file, recomputing it", p)
             return None
+        want = self._key(model, layer, m, part)
+        got = {k: rec.get(k) for k in want}
+        if got != want:
+            bad = ", ".join(f"{k} {got[k]!r} (expected {want[k]!r})" for k in want if got[k] != want[k])
+            log.warning("%s: point file of another point or run (%s); recomputing it", p, bad)
+            return None
         return rows
 
-    def put(self, model: str, layer: int | None, m: float | None, rows: list[dict]) -> Path:
-        rec = {"model": model, "layer": layer, "multiplier": m, "rows": rows, "sha256": _rows_digest(rows)}
-        return atomic_write_text(self._path(model, layer, m), json.dumps(rec) + "\n")
+    def put(self, model: str, layer: int | None, m: float | None, rows: list[dict], part: str | None = None) -> Path:
+        """Write one point atomically. Same run, point and rows give the same bytes (a retry is idempotent)."""
+        rec = dict(self._key(model, layer, m, part), rows=rows, sha256=_rows_digest(rows))
+        return atomic_write_text(self._path(model, layer, m, part), json.dumps(rec) + "\n")
 
 
 def _diff(old, new, prefix: str = "") -> list[tuple[str, object, object]]:

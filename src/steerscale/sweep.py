@@ -21,13 +21,12 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .data import ABItem, dataset_hash, encode_items
+from .data import ABItem, dataset_hash
 from .errors import SteerscaleError
 from .evaluate import ABScores, ab_scores, mean_ci
 from .models import ModelInfo, model_info
@@ -227,11 +226,33 @@ class _MemoryStore:
     def __init__(self):
         self.d = {}
 
-    def get(self, model, layer, m=None):
-        return self.d.get((model, layer, None if m is None else float(m)))
+    def get(self, model, layer, m=None, part=None):
+        return self.d.get((model, layer, None if m is None else float(m), part))
 
-    def put(self, model, layer, m, rows):
-        self.d[(model, layer, None if m is None else float(m))] = rows
+    def put(self, model, layer, m, rows, part=None):
+        self.d[(model, layer, None if m is None else float(m), part)] = rows
+
+    def close(self):
+        pass
+
+
+def sweep_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors, plan) -> dict:
+    """run_identity plus the shard plan (shards change batch composition) and the package versions (a run
+    must not mix them: resuming after an upgrade, or a shard on a node with other versions, is refused)."""
+    from .units import package_versions
+
+    return dict(run_identity(config, info, items, vectors), plan=plan.to_dict(), versions=package_versions())
+
+
+def prepare_sweep(config: SweepConfig | None, info: ModelInfo, items: list[ABItem], vectors, shards: int = 1):
+    """(validated config, plan, identity) of a sweep: everything but the model work."""
+    from .plan import make_plan
+
+    config = (config or SweepConfig()).validate(info.n_layers)
+    if not items:
+        raise SteerscaleError("no items to evaluate")
+    plan = make_plan(len(items), config.layers, info.n_layers, config.positions, shards, config.batch_size)
+    return config, plan, sweep_identity(config, info, items, vectors, plan)
 
 
 def run_sweep(
@@ -243,92 +264,67 @@ def run_sweep(
     info: ModelInfo | None = None,
     out_dir=None,
     progress: bool = True,
+    shards: int = 1,
 ) -> SweepResult:
     """Score every (layer, multiplier) point on `items`; write tables to `out_dir` if given.
 
     With `out_dir`, finished points are stored as they complete and an interrupted
-    run resumes: only missing points are computed.
+    run resumes: only missing points are computed. `shards` > 1 runs the units of that shard plan
+    (plan.py) one after another in this process: the same points, bytes and folder as running each
+    unit with ``run_shard`` (or on a cluster backend) and merging.
     """
+    from .units import build_tables, run_unit
+
     info = info or model_info(model)
-    config = (config or SweepConfig()).validate(info.n_layers)
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
-    if not items:
-        raise SteerscaleError("no items to evaluate")
+    config, plan, identity = prepare_sweep(config, info, items, vectors, shards)
     t0 = time.time()
-    store = ResultsStore(out_dir, run_identity(config, info, items, vectors)) if out_dir is not None else _MemoryStore()
-    encoded = encode_items(tokenizer, items, config.template, config.system)
-    engine = get_engine(config.engine)
-    name = info.name
-    t_base = t_prep = 0.0
-    n_computed = 0
-    baseline: ABScores | None = None
+    store = ResultsStore(out_dir, identity, lock=None) if out_dir is not None else _MemoryStore()
+    try:
+        if out_dir is not None:
+            for u in plan.units:  # this process writes every shard (a --shard K/N run takes one of these)
+                store.lock(f"shard-{u.index}of{u.n_shards}")
+            store.clean_stale_temps()  # this process is the run's driver
+        engine = get_engine(config.engine)
+        reports = [run_unit(model, tokenizer, vectors, items, config, info, u, store, progress, engine)
+                   for u in plan.units]
+        rows, aggregate = build_tables(store, identity, plan, str(out_dir))
+    finally:
+        store.close()
+    manifest = sweep_manifest(config, info, items, vectors, plan, reports, t0)
+    result = SweepResult(rows, aggregate, manifest)
+    if out_dir is not None:
+        result.save(out_dir)
+    return result
 
-    def get_baseline() -> ABScores:
-        nonlocal baseline, t_base
-        if baseline is None:
-            cached = store.get(name, None)
-            if cached is not None and len(cached) == len(items):
-                baseline = ABScores(*(np.array([r[k] for r in cached]) for k in ("score", "logit_diff", "letter_mass")))
-            else:
-                t = time.time()
-                if hasattr(engine, "baseline"):  # from the engine's own unsteered pass
-                    scores = engine.baseline(model, tokenizer, vectors, encoded, config)
-                else:
-                    scores = ab_scores(model, tokenizer, encoded, config.batch_size)
-                baseline = _check_scores(scores, None, 0.0)
-                t_base = time.time() - t
-                store.put(name, None, None, [
-                    {"item": it.id, "score": float(a), "logit_diff": float(b), "letter_mass": float(c)}
-                    for it, a, b, c in zip(items, baseline.score, baseline.logit_diff, baseline.letter_mass)])
-        return baseline
 
-    # Engines with `prepare` share one unsteered pass across layers; give them the layers a few at a
-    # time so finished points reach the store often (a kill loses at most one group's work).
-    group_size = min(LAYERS_PER_GROUP, -(-len(config.layers) // 5)) if hasattr(engine, "prepare") else 1
-    pbar = tqdm(total=len(config.layers), desc=f"sweep {name}", disable=not progress)
-    # Engines with `prepare` give the baseline from the end of their unsteered walk: ask for it last.
-    deferred_zero: list[int] = []
-    for g in range(0, len(config.layers), group_size):
-        group = config.layers[g : g + group_size]
-        missing = {l: [m for m in config.multipliers if store.get(name, l, m) is None] for l in group}
-        todo = [l for l in group if any(m != 0.0 for m in missing[l])]
-        if todo and hasattr(engine, "prepare"):
-            t = time.time()
-            union = sorted({m for l in todo for m in missing[l] if m != 0.0})
-            engine.progress = progress  # a bar over the group's batches, under the bar over layers
-            engine.prepare(model, tokenizer, vectors, encoded, replace(config, layers=todo), union)
-            t_prep += time.time() - t
-        for layer in group:
-            if 0.0 in missing[layer]:
-                if hasattr(engine, "prepare"):
-                    deferred_zero.append(layer)
-                else:
-                    store.put(name, layer, 0.0, item_rows(info, layer, 0.0, items, get_baseline()))
-            steered = [m for m in missing[layer] if m != 0.0]
-            # The reference engine costs the same per point, so store each point as it finishes;
-            # other engines get a layer's missing multipliers at once (they share work).
-            chunks = [[m] for m in steered] if config.engine == "naive" else ([steered] if steered else [])
-            for chunk in chunks:
-                scores = engine(model, tokenizer, vectors, encoded, layer, chunk, config)
-                for m in chunk:
-                    store.put(name, layer, m, item_rows(info, layer, m, items, _check_scores(scores[m], layer, m)))
-                    n_computed += 1
-            pbar.update(1)
-    for layer in deferred_zero:
-        store.put(name, layer, 0.0, item_rows(info, layer, 0.0, items, get_baseline()))
-    pbar.close()
-    rows: list[dict] = []
-    for layer in config.layers:
-        for m in config.multipliers:
-            point = store.get(name, layer, m)
-            if point is None or len(point) != len(items):
-                raise SteerscaleError(f"results store {out_dir}: point layer {layer}, multiplier {m:g} is missing "
-                                      f"or damaged after computing it; re-run the same command")
-            rows.extend(point)
-    elapsed = time.time() - t0
-    aggregate = aggregate_rows(rows, config.n_bootstrap, config.seed)
-    manifest = {
+def run_shard(model, tokenizer, vectors, items, config: SweepConfig | None, info: ModelInfo | None, out_dir,
+              shard: tuple[int, int], progress: bool = True) -> dict:
+    """One static shard (``--shard K/N``) into the shared run folder `out_dir`; `steerscale merge` builds the
+    tables once every shard is there. Holds the lock ``locks/shard-KofN.lock`` while it runs (a second
+    process for the same shard is refused; other shards may write the folder at the same time).
+    Returns the unit report (also written to ``shards/shard-KofN.json``)."""
+    from .units import run_unit, write_shard_report
+
+    info = info or model_info(model)
+    if hasattr(vectors, "check_model"):
+        vectors.check_model(model)
+    k, n = shard
+    config, plan, identity = prepare_sweep(config, info, items, vectors, n)
+    unit = plan.unit(k)
+    store = ResultsStore(out_dir, identity, lock=f"shard-{k}of{n}")
+    try:
+        report = run_unit(model, tokenizer, vectors, items, config, info, unit, store, progress)
+        write_shard_report(out_dir, report)
+    finally:
+        store.close()
+    return report
+
+
+def sweep_manifest(config, info, items, vectors, plan, reports: list[dict], t0: float) -> dict:
+    engine = dict(reports[-1]["engine"]) if reports else {"name": config.engine}
+    return {
         "kind": "sweep",
         "created_unix": round(t0, 3),
         "command": sys.argv,
@@ -345,14 +341,13 @@ def run_sweep(
             "depth": "layer / n_layers (depth_alt = layer / (n_layers - 1))",
             "baseline": "multiplier 0 is the unsteered model, computed once and repeated at every layer",
         },
-        "timings_s": {"total": round(elapsed, 3), "engine_prepare": round(t_prep, 3), "baseline": round(t_base, 3)},
-        "engine": dict({"name": config.engine}, **(engine.stats.to_dict() if hasattr(engine, "stats") else {})),
+        "timings_s": {"total": round(time.time() - t0, 3),
+                      "engine_prepare": round(sum(r["engine_prepare_s"] for r in reports), 3),
+                      "baseline": round(sum(r["baseline_s"] for r in reports), 3)},
+        "engine": engine,
+        "plan": dict(plan.to_dict(), units=[u.to_dict() for u in plan.units]),
         "resume": {"points_total": len(config.layers) * len(config.multipliers),
-                   "points_computed_now": n_computed,
+                   "points_computed_now": sum(r["points_computed"] for r in reports),
                    "store": "points/: one atomically written JSON file per (model, layer, multiplier)"},
         "identity": {"dataset_hash": dataset_hash(items), "vectors_hash": vectors_hash(vectors)},
     }
-    result = SweepResult(rows, aggregate, manifest)
-    if out_dir is not None:
-        result.save(out_dir)
-    return result
