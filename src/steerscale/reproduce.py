@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SteerscaleError
+from .store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         from .scaling import load_results_table
 
         load_results_table(imp["table"])
-    (out / "reproduce_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
+    atomic_write_text(out / "reproduce_config.json", json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
     runs = []
     for m in cfg.models:
         folder = out / slug(m.name)
