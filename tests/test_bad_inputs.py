@@ -66,6 +66,8 @@ class Ctx:
                 "--layers", "0", "--multipliers=0,1", "--out", str(out or self.tmp / "run"), *extra]
         if vectors is not False:
             args += ["--vectors", str(vectors or self.b["vectors"])]
+            if model is not None and vectors is None:  # the shared vectors were made on base["model"]
+                args += ["--allow-foreign-vectors"]
         return args
 
     def model_copy(self, name="m2", **kw) -> Path:
@@ -137,7 +139,8 @@ def _changed_vectors(c: Ctx):
 
 def _other_vectors_same_folder(c: Ctx):
     assert cli.main(c.sweep()) == 0
-    return c.sweep(vectors=c.vectors(torch.ones(2, 32), "v2.safetensors"))
+    return c.sweep(vectors=c.vectors(torch.ones(2, 32), "v2.safetensors",
+                                     meta={"steerscale": json.dumps({"model": "model"})}))
 
 
 # (id, build(ctx) -> argv, expected fragment of the one-line message)
@@ -185,7 +188,7 @@ CATALOGUE = [
      "v.safetensors: metadata is not valid JSON"),
     ("vectors-missing", lambda c: c.sweep(vectors=c.tmp / "none.safetensors"), "none.safetensors: no such file"),
     # --- models
-    ("model-path-missing", lambda c: c.sweep(model=c.tmp / "no-model"), "no-model: no such directory"),
+    ("model-path-missing", lambda c: c.sweep(model=c.tmp / "no-model"), "no-model: no such model folder"),
     ("model-dir-no-config", lambda c: c.sweep(model=c.tmp), "expected a directory with config.json"),
     ("model-pickle-only", lambda c: c.sweep(model=_pickle_only_model(c)),
      "weights are only in pickle files (pytorch_model.bin); steerscale loads safetensors only"),
@@ -211,7 +214,7 @@ CATALOGUE = [
     ("layers-empty-range", lambda c: c.sweep("--layers", "5-2"), "--layers '5-2': selects no layers"),
     ("multiplier-not-numeric", lambda c: c.sweep("--multipliers=0,abc"), "--multipliers '0,abc': 'abc' is not a number"),
     ("multiplier-nan", lambda c: c.sweep("--multipliers=0,nan"), "'nan' is not a finite number"),
-    ("batch-size-zero", lambda c: c.sweep("--batch-size", "0"), "batch_size 0: expected a positive integer"),
+    ("batch-size-zero", lambda c: c.sweep("--batch-size", "0"), "--batch-size 0: expected a positive integer"),
     ("engine-unknown", lambda c: c.sweep("--engine", "warp"), "engine 'warp': expected one of"),
     # --- output folders
     ("out-under-a-file", lambda c: c.sweep(out=Path(c.file("afile", "x")) / "run"),

@@ -258,6 +258,9 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
+    from .guards import check_model_layers
+
+    check_model_layers(info)
     try:
         if ab_data is not None:
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
@@ -277,6 +280,7 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
     from .sweep import SweepConfig
 
     s = m.sweep
+    _fresh_store(folder, chash)  # points of an earlier, different config are dropped; same config: resumed
     vecs = train_vectors(model, tok, train, s["template"], s["system"], s["normalize"], s["batch_size"],
                          cache_dir=folder / "cache", progress=progress, info=info)
     vecs.meta["dataset"] = str(cfg.data["train"])
@@ -286,7 +290,8 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
                      batch_size=s["batch_size"], n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
     if s.get("engine"):
         sc.engine = s["engine"]
-    result = run_sweep(model, tok, vecs, test, sc, info=info, progress=progress)
+    # point by point into folder/points (resumable after a kill: only missing points are computed)
+    result = run_sweep(model, tok, vecs, test, sc, info=info, out_dir=folder, progress=progress)
     n_layers_swept = len(result.manifest["config"]["layers"])
     result.manifest["reproduce"] = {
         "config_hash": chash, "config_file": cfg.path, "model_entry": m.__dict__, "data": cfg.data,
@@ -294,6 +299,27 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
         "timings_s": {"total_with_training": round(time.time() - t0, 3)},
     }
     result.save(folder)  # manifest.json is written last: its hash marks the folder complete
+
+
+STORE_KEY = "reproduce_store_key.json"
+
+
+def _fresh_store(folder: Path, key: str) -> None:
+    """Make `folder` hold the resumable points of config `key` only: points stored under another config
+    (an earlier run with other settings) are removed, points of the same config are kept for resuming."""
+    import shutil
+
+    marker = folder / STORE_KEY
+    try:
+        old = json.loads(marker.read_text()).get("config_hash") if marker.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old != key and ((folder / "run.json").exists() or (folder / "points").exists()):
+        log.warning("%s: results of another configuration; computing this one from scratch", folder)
+        (folder / "run.json").unlink(missing_ok=True)
+        shutil.rmtree(folder / "points", ignore_errors=True)
+    if old != key:
+        atomic_write_text(marker, json.dumps({"config_hash": key}) + "\n")
 
 
 def _openended_inputs(o: dict) -> tuple:
@@ -313,8 +339,9 @@ def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     oe_dir = folder / "openended"
     if is_complete(oe_dir, ohash, "aggregate.csv"):  # the A/B sweep ran again but made the same vectors
         return "reused"
+    _fresh_store(oe_dir, ohash)
     res = run_openended(model, tok, vecs, *inputs, openended_config(cfg, m, info.n_layers), info=info,
-                        progress=progress)
+                        out_dir=oe_dir, progress=progress)
     res.manifest["reproduce"] = {"config_hash": ohash, "config_file": cfg.path, "openended": cfg.openended,
                                  "vectors_file": str(folder / "vectors.safetensors"),
                                  "expected_rows": len(res.aggregate)}
@@ -338,7 +365,8 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
     runs = []
     for m in cfg.models:
         folder = out / slug(m.name)
-        for man in (folder / "manifest.json", folder / "openended" / "manifest.json") if force else ():
+        for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
+                    folder / "openended" / STORE_KEY) if force else ():
             man.unlink(missing_ok=True)
         runs.append(run_model(cfg, m, folder, progress))
     summary = render(out, cfg, runs)
