@@ -531,14 +531,11 @@ def cmd_openended(args) -> int:
     out = _check_out_folder(args.out)
     model, tok, info = _load(args)
     config.points(info.n_layers)  # layers and windows against the model, before any work
-    gen_extra = args.max_new_tokens if args.n_generate else 1
-    check_context(model, tok, [(p.id, p.text) for p in harmful], args.template, args.system, extra=gen_extra,
-                  what=f"{args.harmful}: prompt")
-    check_context(model, tok, [(p.id, p.text) for p in harmless], args.template, args.system, extra=gen_extra,
-                  what=f"{args.harmless}: prompt")
-    if neutral and args.n_neutral != 0:
-        check_context(model, tok, [(i, t) for i, t in enumerate(neutral[: args.n_neutral])], args.template, None,
-                      extra=0, what=f"{args.neutral}: paragraph", max_tokens=config.ce_max_tokens, raw=True)
+    for source, prompts in ((args.harmful, harmful), (args.harmless, harmless)):  # the prompts this run uses
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], args.template,
+                      args.system, extra=1, what=f"{source}: prompt")
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_generate]], args.template,
+                      args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
     if vecs is not None:
         _vectors_for(args, vecs, model, info)
     if args.judge_model:

@@ -54,7 +54,7 @@ def post_json(url: str, payload: dict, headers: dict | None = None, timeout: flo
     timer.daemon = True
     deadline = time.monotonic() + timeout
     timer.start()
-    late = SteerscaleError(f"judge endpoint {url}: no complete answer within {timeout:g} s")
+    late = SteerscaleError(f"judge endpoint {url}: no answer within {timeout:g} s (the whole call, reply included)")
     try:
         conn.request("POST", path, body, hdrs)
         resp = conn.getresponse()

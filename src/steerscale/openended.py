@@ -564,6 +564,10 @@ def run_openended(
     modes = ["greedy"] + (["sampled"] if config.sampled else [])
     kw = dict(template=config.template, system=config.system, batch_size=config.batch_size)
     timings = {"logodds": 0.0, "generate": 0.0, "ce": 0.0, "judge": 0.0}
+    from .guards import model_context
+
+    # neutral paragraphs are cut to ce_max_tokens, and never past the model's context
+    ce_tokens = min(config.ce_max_tokens, model_context(model) or config.ce_max_tokens)
 
     def measure(steering):
         t = time.time()
@@ -577,7 +581,7 @@ def run_openended(
                                   steering=steering, **kw)
         timings["generate"] += time.time() - t
         t = time.time()
-        ce = neutral_cross_entropy(model, tokenizer, neutral, config.batch_size, config.ce_max_tokens,
+        ce = neutral_cross_entropy(model, tokenizer, neutral, config.batch_size, ce_tokens,
                                    steering=steering) if neutral else None
         timings["ce"] += time.time() - t
         return lo, gens, ce

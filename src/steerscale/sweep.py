@@ -234,6 +234,18 @@ def _check_scores(s: ABScores, layer, m) -> ABScores:
     return s
 
 
+def _fits(point, n_items: int, layer, m) -> bool:
+    """A stored point is usable when it has one row per item; otherwise (e.g. empty rows under a valid
+    checksum) it is recomputed instead of failing the same way on every re-run."""
+    if point is None:
+        return False
+    if len(point) != n_items:
+        log.warning("stored point layer %s, multiplier %g has %d rows for %d items; recomputing it",
+                    layer, m, len(point), n_items)
+        return False
+    return True
+
+
 class _MemoryStore:
     """The store used without an output folder: points live in a dict."""
 
@@ -304,7 +316,8 @@ def run_sweep(
     deferred_zero: list[int] = []
     for g in range(0, len(config.layers), group_size):
         group = config.layers[g : g + group_size]
-        missing = {l: [m for m in config.multipliers if store.get(name, l, m) is None] for l in group}
+        missing = {l: [m for m in config.multipliers if not _fits(store.get(name, l, m), len(items), l, m)]
+                   for l in group}
         todo = [l for l in group if any(m != 0.0 for m in missing[l])]
         if todo and hasattr(engine, "prepare"):
             t = time.time()
