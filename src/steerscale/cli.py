@@ -285,7 +285,7 @@ def cmd_sweep(args) -> int:
 def _check_items_fit(model, tok, args, items, source) -> None:
     """A/B items (prompt, '(' and the answer letter) must fit the model's context."""
     check_context(model, tok, [(it.id, it.question) for it in items], args.template, args.system, extra=2,
-                  what=f"{source}: item")
+                  what=f"{source}: item", extra_what="for '(' and the answer letter")
 
 
 def _train_or_resume_vectors(args, path: Path, model, tok, info, train):

@@ -236,7 +236,8 @@ def model_context(model) -> int | None:
 
 
 def check_context(model, tokenizer, texts, template: str, system: str | None, extra: int = 1,
-                  what: str = "item", max_tokens: int | None = None, raw: bool = False) -> None:
+                  what: str = "item", max_tokens: int | None = None, raw: bool = False,
+                  extra_what: str = "to generate") -> None:
     """Refuse a prompt whose tokens plus `extra` (the answer token, or the tokens to generate) exceed the
     model's context. `texts`: (label, text) pairs; `raw`: tokenise the text as is (no prompt template);
     `max_tokens`: texts are cut to this many tokens by the caller."""
@@ -250,7 +251,7 @@ def check_context(model, tokenizer, texts, template: str, system: str | None, ex
         if max_tokens is not None:
             n = min(n, max_tokens)
         if n + extra > ctx:
-            more = f" + {extra} to generate" if extra > 1 else ""
+            more = f" + {extra} {extra_what}" if extra > 1 else ""
             raise SteerscaleError(f"{what} {label}: {n} prompt tokens{more} exceed this model's context of {ctx} "
                                   f"tokens; shorten it or use a model with a longer context")
 

@@ -386,9 +386,16 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         saved = out / "reproduce_config.json"
         if not saved.is_file():
             raise SteerscaleError(f"{out}: no reproduce_config.json; is this a 'steerscale reproduce' output folder?")
-        d = json.loads(saved.read_text())
-        cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
-                              [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
+        try:
+            d = json.loads(saved.read_text(encoding="utf-8"))
+            cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
+                                  [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
+            for k in ("n_bootstrap", "seed"):
+                if isinstance(cfg.run[k], bool) or not isinstance(cfg.run[k], int) or cfg.run[k] < 0:
+                    raise ValueError(f"run.{k} {cfg.run[k]!r}")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise SteerscaleError(f"{saved}: corrupt or not written by 'steerscale reproduce' "
+                                  f"({type(e).__name__}: {str(e)[:120]}); re-run 'steerscale reproduce'") from None
     run = cfg.run
     analyses, folders, manifests, openended = [], {}, {}, {}
     for m in cfg.models:
@@ -400,7 +407,13 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
                     val_fraction=run["val_fraction"])
         analyses.append(a)
         folders[a.model] = folder
-        manifests[a.model] = json.loads((folder / "manifest.json").read_text())
+        try:
+            manifests[a.model] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(manifests[a.model], dict):
+                raise ValueError("not a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise SteerscaleError(f"{folder / 'manifest.json'}: corrupt ({type(e).__name__}: {str(e)[:120]}); "
+                                  f"re-run 'steerscale reproduce' for this model") from None
         oe_dir = folder / "openended"
         if cfg.openended is not None and (oe_dir / "manifest.json").is_file():
             openended[a.model] = dict(read_openended(oe_dir), folder=oe_dir)
