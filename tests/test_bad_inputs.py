@@ -143,6 +143,137 @@ def _other_vectors_same_folder(c: Ctx):
                                      meta={"steerscale": json.dumps({"model": "model"})}))
 
 
+# ---------------------------------------------------------------- round two (issue 14): builders
+
+
+def _fifo(c: Ctx, name="fifo.json") -> str:
+    p = c.tmp / name
+    os.mkfifo(p)
+    return str(p)
+
+
+def _loop(c: Ctx, name="loop.json") -> str:
+    p = c.tmp / name
+    os.symlink(p, p)
+    return str(p)
+
+
+def _broken_link(c: Ctx, name="dangling.json") -> str:
+    p = c.tmp / name
+    os.symlink(c.tmp / "gone", p)
+    return str(p)
+
+
+def _unreadable(c: Ctx, path: str) -> str:
+    """Tests run as root (permissions do not stop root): simulate EACCES where inputs are opened."""
+    from steerscale import guards
+
+    real = guards._open_fd
+
+    def deny(p):
+        if str(p) == path:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(p)
+
+    c.mp.setattr(guards, "_open_fd", deny)
+    return path
+
+
+def _limit_env(c: Ctx, mb: str) -> None:
+    c.mp.setenv("STEERSCALE_MAX_INPUT_MB", mb)
+
+
+def _small_limit(c: Ctx):
+    _limit_env(c, "0.0001")  # ~100 bytes
+    return c.train(str(c.b["data"]))
+
+
+def _bad_limit_env(c: Ctx):
+    _limit_env(c, "lots")
+    return c.train(str(c.b["data"]))
+
+
+def _footnote(c: Ctx) -> str:
+    q = "Question 0?\n(C) footnote: see the appendix\n\nChoices:\n(A) yes\n(B) no"
+    return c.file("d.json", obj=[dict(caa(0), question=q, answer_matching_behavior="(C)")])
+
+
+def _gpt2(c: Ctx) -> Path:
+    return save_tiny_model(c.tmp / "gpt2", layers=2, hidden=32, model_type="gpt2")
+
+
+def _long_question(c: Ctx, n=600) -> str:
+    return c.file("long.json", obj=[dict(caa(0), question="x" * n + "\n\nChoices:\n(A) a\n(B) b")])
+
+
+def _zero_layers(c: Ctx) -> str:
+    d = c.model_copy("zero")
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps(dict(cfg, num_hidden_layers=0)))
+    return str(d)
+
+
+def _chdir_with_models(c: Ctx, spec: str):
+    (c.tmp / "models").mkdir()
+    c.mp.chdir(c.tmp)
+    return c.sweep(model=spec)
+
+
+def _generate(c: Ctx, *extra, prompt="hello"):
+    return ["generate", "--model", str(c.b["model"]), "--vectors", str(c.b["vectors"]), "--layers", "0",
+            "--template", "plain", prompt, *extra]
+
+
+def _openended(c: Ctx, *extra):
+    return ["openended", "--model", str(c.b["model"]), "--vectors", str(c.b["vectors"]), "--template", "plain",
+            "--layers", "0", "--multipliers=0,1", "--n-logodds", "2", "--n-generate", "0", "--n-neutral", "0",
+            "--out", str(c.tmp / "oe"), *extra]
+
+
+def _prompts(c: Ctx, records, name="p.json") -> str:
+    return c.file(name, obj=records)
+
+
+def _similarity(c: Ctx, *specs, out=None):
+    return ["similarity", *specs, "--out", str(out or c.tmp / "sim")]
+
+
+def _transfer(c: Ctx, *extra):
+    return ["transfer", "--vectors", str(c.b["vectors"]), "--source-model", str(c.b["model"]), "--model",
+            str(c.b["model"]), "--layers", "0", "--template", "plain", *extra]
+
+
+def _report_folder(c: Ctx, edit=None) -> str:
+    """A 'steerscale reproduce' output folder built from one tiny sweep (model name 'm'), optionally damaged."""
+    from steerscale.reproduce import load_config
+
+    cfg = c.tmp / "cfg.toml"
+    cfg.write_text(f'[run]\nn_bootstrap = 20\n[data]\ntrain = "{c.b["data"]}"\ntest = "{c.b["data"]}"\n'
+                   f'[sweep]\ntemplate = "plain"\n[[models]]\nspec = "{c.b["model"]}"\nname = "m"\n')
+    out = c.tmp / "rep"
+    out.mkdir()
+    (out / "reproduce_config.json").write_text(json.dumps(load_config(cfg).to_dict(), default=str))
+    assert cli.main(c.sweep("--layers", "0,1", "--multipliers=-1,0,1", "--template", "plain", out=out / "m")) == 0
+    if edit:
+        edit(out)
+    return str(out)
+
+
+def _edit_scores(out: Path, value: str, at_zero: bool = False) -> None:
+    import csv
+
+    with open(out / "m" / "items.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        if float(r["multiplier"]) == 0.0 or not at_zero:
+            r["score"] = value
+            break
+    with open(out / "m" / "items.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 # (id, build(ctx) -> argv, expected fragment of the one-line message)
 CATALOGUE = [
     # --- datasets
@@ -224,6 +355,144 @@ CATALOGUE = [
     ("run-folder-other-vectors", _other_vectors_same_folder, "vectors_hash: "),
     ("run-folder-vectors-trained-differently", _changed_vectors,
      "vectors.safetensors: trained with a different setup (normalization: 'none' vs 'unit'"),
+    # --- round two (issue 14): input files that are not plain, small, readable files
+    ("dataset-fifo", lambda c: c.train(_fifo(c)), "fifo.json: is a FIFO (named pipe), not a regular file"),
+    ("dataset-device", lambda c: c.train("/dev/zero"), "/dev/zero: is a character device, not a regular file"),
+    ("dataset-symlink-loop", lambda c: c.train(_loop(c)), "loop.json: symbolic link loop"),
+    ("dataset-broken-symlink", lambda c: c.train(_broken_link(c)), "dangling.json: broken symbolic link"),
+    ("dataset-unreadable", lambda c: c.train(_unreadable(c, c.file("d.json", obj=[caa(0), caa(1)]))),
+     "d.json: cannot read: permission denied"),
+    ("dataset-over-size-limit", _small_limit, "data.json: 580 bytes is over the input limit of 104 bytes; raise it "
+                                              "with STEERSCALE_MAX_INPUT_MB=<megabytes>"),
+    ("input-limit-env-invalid", _bad_limit_env, "STEERSCALE_MAX_INPUT_MB='lots': expected a positive number"),
+    ("json-nested-too-deep", lambda c: c.train(c.file("deep.json", "[" * 100_000 + "]" * 100_000)),
+     "deep.json: JSON nested too deeply to read"),
+    ("jsonl-nested-too-deep", lambda c: c.train(c.file("deep.jsonl", json.dumps(caa(0)) + "\n" + "[" * 100_000)),
+     "deep.jsonl: line 2: JSON nested too deeply"),
+    ("json-huge-integer-id", lambda c: c.train(c.file("d.json", '[{"id": ' + "7" * 5000 + "}]")),
+     "d.json: unreadable JSON value (Exceeds the limit (4300 digits) for integer string conversion"),
+    ("id-wrong-type", lambda c: c.train(c.file("d.json", obj=[dict(caa(0), id={"a": 1})])),
+     "item 0: field 'id' must be a string or an integer, got dict"),
+    ("duplicate-ids", lambda c: c.train(c.file("d.json", obj=[dict(caa(0), id="x"), dict(caa(1), id="x")])),
+     "d.json: item 1 has id 'x', already used by item 0; ids must be unique"),
+    ("duplicate-ids-int-and-string", lambda c: c.train(c.file("d.json", obj=[dict(caa(0), id=3),
+                                                                              dict(caa(1), id="3")])),
+     "item 1 has id '3', already used by item 0"),
+    ("footnote-is-not-a-choice", lambda c: c.train(_footnote(c)),
+     "item 0: field 'answer_matching_behavior' is '(C)', not one of the choices (A, B)"),
+    ("choices-only-in-body", lambda c: c.train(c.file("d.json", obj=[dict(
+        caa(0), question="Q?\n(A) one\n(B) two\nPlease think it over.")])),
+     "item 0: field 'question' lists 0 choice(s)"),
+    ("prompts-duplicate-ids", lambda c: _openended(c, "--harmful", _prompts(c, [{"id": 1, "prompt": "a"},
+                                                                               {"id": 1, "prompt": "b"}])),
+     "p.json: item 1 has id '1', already used by item 0"),
+    ("prompts-fifo", lambda c: _openended(c, "--harmless", _fifo(c, "h.json")), "h.json: is a FIFO (named pipe)"),
+    ("phrases-nested-too-deep", lambda c: _openended(c, "--phrases", c.file("ph.json", "[" * 100_000)),
+     "ph.json: JSON nested too deeply"),
+    ("neutral-device", lambda c: _openended(c, "--neutral", "/dev/zero", "--n-neutral", "2"),
+     "/dev/zero: is a character device"),
+    ("question-longer-than-context-llama", lambda c: c.train(_long_question(c)),
+     "long.json: item 0: 646 prompt tokens + 2 for '(' and the answer letter exceed this model's context of 512"),
+    ("question-longer-than-context-gpt2", lambda c: c.sweep(model=_gpt2(c), data=_long_question(c)),
+     "item 0: 646 prompt tokens + 2 for '(' and the answer letter exceed this model's context of 512 tokens"),
+    ("generate-prompt-longer-than-context", lambda c: _generate(c, "--max-new-tokens", "100", prompt="y" * 480),
+     "prompt: 498 prompt tokens + 100 to generate exceed this model's context of 512"),
+    # --- vectors paths
+    ("vectors-is-directory", lambda c: c.sweep(vectors=c.tmp), "is a directory, expected a .safetensors file"),
+    ("vectors-fifo", lambda c: c.sweep(vectors=_fifo(c, "v.safetensors")), "v.safetensors: is a FIFO (named pipe)"),
+    ("vectors-symlink-loop", lambda c: c.sweep(vectors=_loop(c, "v.safetensors")),
+     "v.safetensors: symbolic link loop"),
+    ("vectors-unreadable", lambda c: c.sweep(vectors=_unreadable(c, c.vectors(torch.ones(2, 32)))),
+     "v.safetensors: cannot read: permission denied"),
+    ("vectors-from-another-model", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32))),
+     "v.safetensors: vectors were made on model 'other-model', this is 'model' (same shape); "
+     "pass --allow-foreign-vectors"),
+    ("vectors-from-another-model-generate", lambda c: [*_generate(c)[:4], c.vectors(torch.randn(2, 32)),
+                                                       *_generate(c)[5:]],
+     "vectors were made on model 'other-model', this is 'model'"),
+    ("vectors-from-another-model-openended", lambda c: _openended(c, "--vectors", c.vectors(torch.randn(2, 32))),
+     "vectors were made on model 'other-model', this is 'model'"),
+    # --- model specs
+    ("model-mistyped-local-path", lambda c: _chdir_with_models(c, "models/typo"),
+     "model path models/typo: no such model folder (not tried as a hub id"),
+    ("model-dot-path", lambda c: c.sweep(model="./nothing-here"), "model path ./nothing-here: no such model folder"),
+    ("model-home-path", lambda c: c.sweep(model="~/no-such-steerscale-model"), "no such model folder"),
+    ("model-weights-file-name", lambda c: c.sweep(model="weights.safetensors"),
+     "model path weights.safetensors: no such model folder"),
+    ("model-zero-layers", lambda c: c.sweep(model=_zero_layers(c)), "has 0 decoder layers; nothing to steer"),
+    # --- options checked before any model work
+    ("limit-zero", lambda c: c.train(str(c.b["data"]), "--limit", "0"),
+     "--limit 0: expected a positive number of items (leave it out to use all)"),
+    ("limit-negative", lambda c: c.sweep("--limit", "-1"), "--limit -1: expected a positive number of items"),
+    ("train-limit-zero", lambda c: c.sweep("--train-limit", "0", vectors=False), "--train-limit 0: expected a positive"),
+    ("transfer-limit-zero", lambda c: _transfer(c, "--limit", "0"), "--limit 0: expected a positive number"),
+    ("seed-negative", lambda c: c.sweep("--seed", "-5"), "--seed -5: expected an integer >= 0"),
+    ("batch-size-negative", lambda c: c.train(str(c.b["data"]), "--batch-size", "-3"),
+     "--batch-size -3: expected a positive integer"),
+    ("layers-huge-range", lambda c: c.sweep("--layers", "0-99999999"),
+     "--layers '0-99999999': layer 99999999 is beyond any model (at most 10000 layers)"),
+    ("layers-huge-number", lambda c: c.sweep("--layers", "0-99999999999"), "layer 99999999999 is beyond any model"),
+    ("layers-5000-digit-number", lambda c: c.sweep("--layers", "1" * 5000), "is beyond any model"),
+    ("layers-long-range-short-message", lambda c: c.sweep("--layers", "0-9999"),
+     "layers [2, 3, 4, 5, ..., 9999] (9998 layers): out of range, this model has layers 0..1"),
+    ("multipliers-huge-text", lambda c: c.sweep("--multipliers=" + "x" * 100_000), "more characters)"),
+    ("generate-max-new-tokens-zero", lambda c: _generate(c, "--max-new-tokens", "0"),
+     "--max-new-tokens 0: expected a positive number of tokens"),
+    ("generate-max-new-tokens-negative", lambda c: _generate(c, "--max-new-tokens", "-1"),
+     "--max-new-tokens -1: expected a positive number of tokens"),
+    ("generate-layer-out-of-range", lambda c: [*_generate(c)[:6], "7", *_generate(c)[7:]],
+     "--layers '7': layer 7 is out of range, this model has layers 0..1"),
+    ("openended-n-generate-negative", lambda c: _openended(c, "--n-generate", "-2"), "--n-generate -2: expected"),
+    ("openended-n-logodds-zero", lambda c: _openended(c, "--n-logodds", "0"), "--n-logodds 0: expected a positive"),
+    ("openended-judge-timeout-zero", lambda c: _openended(c, "--judge-timeout", "0"),
+     "--judge-timeout 0.0: expected a positive number of seconds"),
+    ("openended-temperature-nan", lambda c: _openended(c, "--temperature", "nan"), "--temperature nan: expected"),
+    ("openended-ce-bound-negative", lambda c: _openended(c, "--ce-bound=-1"), "--ce-bound -1.0: expected a number >= 0"),
+    ("openended-windows-past-the-model", lambda c: _openended(c)[:7] + _openended(c)[9:] + [
+        "--window-starts", "99999999999", "--window-widths", "2"], "no layers or windows to sweep"),
+    ("judge-url-not-http", lambda c: _openended(c, "--judge-url", "file:///etc/passwd"),
+     "judge url 'file:///etc/passwd': expected http:// or https://"),
+    ("judge-key-env-unset", lambda c: _openended(c, "--judge-url", "http://127.0.0.1:9", "--judge-key-env",
+                                                 "STEERSCALE_TEST_UNSET_KEY"), "that environment variable is not set"),
+    ("transfer-multiplier-inf", lambda c: _transfer(c, "--multiplier", "inf"), "--multiplier inf: expected a finite"),
+    # --- outputs: regular files only, inside sensible folders
+    ("train-out-dev-null", lambda c: c.train(str(c.b["data"]))[:-1] + ["/dev/null"],
+     "--out /dev/null: is a character device; steerscale writes only regular files"),
+    ("train-out-fifo", lambda c: c.train(str(c.b["data"]))[:-1] + [_fifo(c, "out.safetensors")],
+     "out.safetensors: is a FIFO (named pipe); steerscale writes only regular files"),
+    ("train-out-directory", lambda c: c.train(str(c.b["data"]))[:-1] + [str(c.tmp)],
+     "is a directory; steerscale writes only regular files"),
+    ("train-out-symlink-to-device", lambda c: c.train(str(c.b["data"]))[:-1] + [
+        (os.symlink("/dev/null", c.tmp / "v.safetensors"), str(c.tmp / "v.safetensors"))[1]],
+     "is a character device; steerscale writes only regular files"),
+    ("train-cache-dir-system-folder", lambda c: c.train(str(c.b["data"]), "--cache-dir", "/proc/steerscale"),
+     "--cache-dir /proc/steerscale: a system folder"),
+    ("sweep-out-root", lambda c: c.sweep(out="/"), "--out /: the filesystem root; give a folder of its own"),
+    ("sweep-out-system-folder", lambda c: c.sweep(out="/etc"), "--out /etc: a system folder"),
+    ("sweep-out-under-dev", lambda c: c.sweep(out="/dev/shm/steerscale-run"), "a system folder"),
+    ("sweep-out-fifo", lambda c: c.sweep(out=_fifo(c, "outfifo")), "outfifo: is a FIFO (named pipe), not a folder"),
+    ("openended-out-dev-null", lambda c: _openended(c)[:-2] + ["--out", "/dev/null"], "a system folder"),
+    ("similarity-out-root", lambda c: _similarity(c, str(c.b["vectors"]), out="/"), "--out /: the filesystem root"),
+    ("similarity-empty-name", lambda c: _similarity(c, "=" + str(c.b["vectors"])), "empty name; use NAME=FILE"),
+    ("reproduce-out-root", lambda c: ["reproduce", "--out", "/"], "--out /: the filesystem root"),
+    ("reproduce-config-fifo", lambda c: ["reproduce", "--config", _fifo(c, "cfg.toml"), "--out", str(c.tmp / "r")],
+     "cfg.toml: is a FIFO (named pipe), not a regular file; expected a TOML config file"),
+    # --- report on a damaged reproduce folder
+    ("report-folder-missing", lambda c: ["report", str(c.tmp / "nope")], "nope: no such folder"),
+    ("report-corrupt-config", lambda c: ["report", _report_folder(
+        c, lambda o: (o / "reproduce_config.json").write_text("{"))],
+     "reproduce_config.json: corrupt or not written by 'steerscale reproduce' (JSONDecodeError"),
+    ("report-config-wrong-shape", lambda c: ["report", _report_folder(
+        c, lambda o: (o / "reproduce_config.json").write_text('{"path": 1}'))],
+     "reproduce_config.json: corrupt or not written by 'steerscale reproduce' (KeyError"),
+    ("report-corrupt-manifest", lambda c: ["report", _report_folder(
+        c, lambda o: (o / "m" / "manifest.json").write_text("[1, 2"))], "manifest.json: corrupt (JSONDecodeError"),
+    ("report-score-above-one", lambda c: ["report", _report_folder(c, lambda o: _edit_scores(o, "7.5"))],
+     "items.csv: row 2: score 7.5 is not a probability in [0, 1]"),
+    ("report-score-negative", lambda c: ["report", _report_folder(c, lambda o: _edit_scores(o, "-3"))],
+     "items.csv: row 2: score -3.0 is not a probability in [0, 1]"),
+    ("report-inf-score-at-zero", lambda c: ["report", _report_folder(c, lambda o: _edit_scores(o, "inf", True))],
+     "score inf is not a probability in [0, 1]"),
 ]
 
 

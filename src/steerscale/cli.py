@@ -269,7 +269,9 @@ def cmd_sweep(args) -> int:
     out = check_writable_folder(out_path)
     model, tok, info = _load(args)
     config.validate(info.n_layers)
-    _check_items_fit(model, tok, args, items + (train or []), args.data)
+    _check_items_fit(model, tok, args, items, args.data)
+    if train:
+        _check_items_fit(model, tok, args, train, args.train_data)
     if vecs is None:
         vecs = _train_or_resume_vectors(args, out / "vectors.safetensors", model, tok, info, train)
     else:

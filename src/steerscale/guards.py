@@ -113,9 +113,13 @@ def check_input_file(path, expected: str = "a file") -> Path:
     return p
 
 
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 2**20 else f"{n / 2**20:.1f} MB"
+
+
 def _too_large(p: Path, size: int | None, limit: int) -> SteerscaleError:
-    got = f"{size / 2**20:.1f} MB" if size is not None else "more"
-    return SteerscaleError(f"{p}: {got} is over the input limit of {limit / 2**20:g} MB; raise it with "
+    got = _size(size) if size is not None else "more"
+    return SteerscaleError(f"{p}: {got} is over the input limit of {_size(limit)}; raise it with "
                            f"{MAX_INPUT_ENV}=<megabytes> if the file is really meant to be this large")
 
 
@@ -252,7 +256,8 @@ def check_context(model, tokenizer, texts, template: str, system: str | None, ex
             n = min(n, max_tokens)
         if n + extra > ctx:
             more = f" + {extra} {extra_what}" if extra > 1 else ""
-            raise SteerscaleError(f"{what} {label}: {n} prompt tokens{more} exceed this model's context of {ctx} "
+            where = f"{what} {label}" if str(label) != "" else what
+            raise SteerscaleError(f"{where}: {n} prompt tokens{more} exceed this model's context of {ctx} "
                                   f"tokens; shorten it or use a model with a longer context")
 
 
