@@ -611,3 +611,389 @@ def test_nothing_is_unpickled_and_remote_code_is_off(base, monkeypatch):
 
     load_model(str(base["model"]))
     assert seen["use_safetensors"] is True and seen["trust_remote_code"] is False
+
+
+# ---------------------------------------------------------------- round two (issue 14): guarantees
+
+
+def _rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_duplicate_multipliers_are_merged_with_a_note(base, tmp_path, caplog):
+    c = Ctx(base, tmp_path, None)
+    assert cli.main([str(a) for a in c.sweep(out=tmp_path / "ref")]) == 0  # --multipliers=0,1
+    for i, spec in enumerate(["0,0,1,1,1.0", "-0,0,1", "0,-0.0,1,+1"]):
+        argv = [a if not a.startswith("--multipliers") else f"--multipliers={spec}"
+                for a in map(str, c.sweep(out=tmp_path / f"dup{i}"))]
+        caplog.clear()
+        assert cli.main(argv) == 0
+        assert "repeated values count once" in caplog.text
+        for f in ("items.csv", "aggregate.csv"):
+            assert (tmp_path / f"dup{i}" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), (spec, f)
+
+
+def test_choices_are_the_trailing_block(tmp_path):
+    from steerscale.data import choice_letters, load_dataset
+
+    assert choice_letters("Q?\n(C) footnote\n\nChoices:\n (A) yes\n (B) no") == ["A", "B"]
+    assert choice_letters("Q?\n(C) footnote\nmore text\n(A) yes\n\n(B) no\n") == ["A", "B"]
+    assert choice_letters("Q?\n(A) yes\n(B) no\nthink first") == []
+    q = "Pick one. (C) is not an option here.\n(C) see footnote\n\nChoices:\n(A) yes\n(B) no"
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps([dict(caa(0), question=q)]))
+    assert load_dataset(p)[0].choices == ("A", "B")
+
+
+def test_csv_cells_are_defused_and_numbers_untouched(base, tmp_path):
+    ids = ["=cmd|' /C calc'!A0", "+SUM(A1)", "@x", "a\x00b", "-0.5", "\tlead"]
+    data = [dict(caa(i), id=x, category="-cat" if i == 0 else "=1+1") for i, x in enumerate(ids)]
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(data))
+    c = Ctx(base, tmp_path, None)
+    assert cli.main([str(a) for a in c.sweep("--multipliers=-1,0,1", data=p)]) == 0
+    rows = _rows(tmp_path / "run" / "items.csv")
+    got = [r["item"] for r in rows[: len(ids)]]
+    assert got == ["'=cmd|' /C calc'!A0", "'+SUM(A1)", "'@x", "a\\0b", "-0.5", "'\tlead"]
+    assert {r["category"] for r in rows} == {"'-cat", "'=1+1"}
+    assert {r["multiplier"] for r in rows} == {"-1", "0", "1"}  # numbers are never escaped
+    assert all(float(r["score"]) >= 0 for r in rows) and "\x00" not in (tmp_path / "run" / "items.csv").read_text()
+    from steerscale.guards import csv_cell
+
+    assert csv_cell(-0.5) == -0.5 and csv_cell("-1e-3") == "-1e-3" and csv_cell("-x") == "'-x"
+
+
+def test_report_md_escapes_html_and_writes_atomically(base, tmp_path, monkeypatch):
+    import csv
+
+    c = Ctx(base, tmp_path, monkeypatch)
+    evil = "<script>alert(1)</script>"
+
+    def rename(out):
+        rows = _rows(out / "m" / "items.csv")
+        for r in rows:
+            r["model"] = evil
+        with open(out / "m" / "items.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    folder = Path(_report_folder(c, rename))
+    seen = []
+    real = store._write_all
+    monkeypatch.setattr(store, "_write_all", lambda f, data: (seen.append(Path(f.name).name), real(f, data)))
+    assert cli.main(["report", str(folder)]) == 0
+    md, html = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    assert evil in (folder / "m" / "items.csv").read_text()
+    assert "<script" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "<script" not in html
+    for name in ("report.md", "report.html", "summary.json", "depth.png", "depth.svg"):
+        assert any(s.startswith(f".{name}.") and s.endswith(".tmp") for s in seen), name  # via the atomic writer
+
+
+def test_output_device_is_never_replaced(base, tmp_path):
+    import stat
+
+    c = Ctx(base, tmp_path, None)
+    for target in ("/dev/null", "/dev/full"):
+        if not os.path.exists(target):
+            continue
+        assert cli.main(c.train(str(c.b["data"]))[:-1] + [target]) == 2
+        assert stat.S_ISCHR(os.stat(target).st_mode), target
+
+
+def test_similarity_names_cannot_escape_the_output_folder(base, tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "sim"
+    v = str(base["vectors"])
+    assert cli.main(["similarity", f"../../x={v}", f"{tmp_path}/abs={v}", f"ok={v}", "--normalize-across",
+                     "--out", str(out)]) == 0
+    outside = {p for p in tmp_path.rglob("*") if out not in p.parents and p != out} - {
+        tmp_path / "a", tmp_path / "a" / "b"}
+    assert not outside, outside
+    names = {p.name for p in out.iterdir()}
+    assert "ok.normalized.safetensors" in names and len([n for n in names if n.endswith(".normalized.safetensors")]) == 3
+    assert {r["behaviour_a"] for r in _rows(out / "cosine.csv")} >= {"../../x", "ok"}
+
+
+def test_disk_full_while_plotting_names_the_file(base, tmp_path, monkeypatch, capsys):
+    c = Ctx(base, tmp_path, monkeypatch)
+    real = store._write_all
+
+    def full(f, data):
+        if ".svg" in f.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(f, data)
+
+    monkeypatch.setattr(store, "_write_all", full)
+    assert cli.main([str(a) for a in c.sweep()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{tmp_path / 'run' / 'layer_sweep.svg'}: disk is full (no space left on device)" in err
+    assert not list((tmp_path / "run").glob("*.svg")) and not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_point_with_empty_rows_is_recomputed(base, tmp_path, caplog):
+    c = Ctx(base, tmp_path, None)
+    argv = [str(a) for a in c.sweep("--layers", "0,1")]
+    assert cli.main(argv) == 0
+    ref = (tmp_path / "run" / "items.csv").read_bytes()
+    p = next((tmp_path / "run" / "points").glob("*__L0001__m1.0.json"))
+    rec = json.loads(p.read_text())
+    rec.update(rows=[], sha256=store._rows_digest([]))
+    p.write_text(json.dumps(rec))
+    caplog.clear()
+    assert cli.main(argv) == 0
+    assert "recomputing" in caplog.text and (tmp_path / "run" / "items.csv").read_bytes() == ref
+
+
+def test_saturating_multiplier_is_flagged(base, tmp_path, capsys):
+    c = Ctx(base, tmp_path, None)
+    argv = [a if not str(a).startswith("--multipliers") else "--multipliers=0,1e30" for a in c.sweep("--layers", "0,1")]
+    assert cli.main([str(a) for a in argv]) == 0
+    err = capsys.readouterr().err
+    assert "multiplier 1e+30: every item scores exactly" in err and "saturated" in err
+    assert cli.main([str(a) for a in c.sweep(out=tmp_path / "ok")]) == 0
+    assert "saturated" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the judge's HTTP client: bounded, no redirects
+
+
+@pytest.fixture
+def http_servers():
+    import http.server
+    import threading
+    import time
+
+    servers, hits = [], []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        mode = "ok"
+        target = ""
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            hits.append((self.mode, "GET", self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps({"choices": [{"message": {"content": "YES"}}]}).encode())
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            hits.append((self.mode, "POST", self.headers.get("Authorization")))
+            t_end = time.monotonic() + 8  # every loop below is bounded
+            try:
+                if self.mode == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", self.target)
+                    self.end_headers()
+                elif self.mode == "404":
+                    self.send_response(404)
+                    self.end_headers()
+                    self.wfile.write(b"no such route")
+                elif self.mode == "drip":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    while time.monotonic() < t_end:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                elif self.mode == "drip-headers":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    while time.monotonic() < t_end:
+                        self.wfile.write(b"X: y\r\n")
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                elif self.mode == "endless":
+                    self.send_response(200)
+                    self.end_headers()
+                    chunk = b"x" * 65536
+                    while time.monotonic() < t_end:
+                        self.wfile.write(chunk)
+                else:
+                    body = json.dumps({"choices": [{"message": {"content": "NO"}}]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+            except OSError:
+                pass  # the client hung up: expected
+
+    def start(mode, target=""):
+        handler = type("H2", (H,), {"mode": mode, "target": target})
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}"
+
+    yield start, hits
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@pytest.mark.parametrize("mode,fragment", [
+    ("drip", "no answer within 1 s (the whole call, reply included)"),
+    ("drip-headers", "no answer within 1 s"),
+    ("endless", "reply longer than the limit of 100000 bytes"),
+    ("404", "HTTP 404"),
+])
+def test_judge_call_is_bounded(http_servers, mode, fragment):
+    import time
+
+    from steerscale.errors import SteerscaleError
+    from steerscale.openended import HTTPJudge
+
+    start, _ = http_servers
+    judge = HTTPJudge(start(mode), api_key="secret", timeout=1.0, max_bytes=100_000)
+    t0 = time.monotonic()
+    with pytest.raises(SteerscaleError, match=re_escape(fragment)):
+        judge(["p"], ["r"])
+    assert time.monotonic() - t0 < 3.0
+
+
+def re_escape(s):
+    import re
+
+    return re.escape(s)
+
+
+def test_judge_redirect_is_not_followed_and_key_never_resent(http_servers):
+    from steerscale.errors import SteerscaleError
+    from steerscale.openended import HTTPJudge
+
+    start, hits = http_servers
+    other = start("elsewhere")
+    judge = HTTPJudge(start("redirect", target=other + "/steal"), api_key="secret", timeout=2.0)
+    with pytest.raises(SteerscaleError, match="HTTP 302 redirect to .*/steal; redirects are not followed"):
+        judge(["p"], ["r"])
+    assert [h for h in hits if h[0] == "elsewhere"] == []  # nothing reached the other host
+    ok = HTTPJudge(start("ok"), api_key="secret", timeout=2.0)
+    assert ok(["p"], ["r"]) == [0.0] and hits[-1] == ("ok", "POST", "Bearer secret")
+
+
+# ---------------------------------------------------------------- lost work: openended and reproduce resume
+
+
+def _oe_setup():
+    from conftest import TinyTokenizer, make_model
+    from steerscale.data import Prompt
+    from steerscale.models import model_info
+    from steerscale.openended import OpenEndedConfig
+
+    model, tok = make_model("llama"), TinyTokenizer()
+    info = model_info(model, name="tiny")
+    torch.manual_seed(0)
+    vecs = torch.randn(info.n_layers, info.hidden_size)
+    cfg = OpenEndedConfig(layers=[0, 2], window_starts=[0], window_widths=[2], multipliers=[-2, 0, 2],
+                          template="plain", n_generate=1, max_new_tokens=3, n_bootstrap=20, n_logodds=2)
+    prompts = [Prompt(f"please do thing {i}", str(i)) for i in range(2)]
+    return model, tok, info, vecs, cfg, prompts, ["neutral words here.", "more neutral text."]
+
+
+def test_openended_judge_failure_keeps_the_work_and_resume_is_identical(tmp_path, monkeypatch):
+    from steerscale import openended
+    from steerscale.errors import SteerscaleError
+
+    model, tok, info, vecs, cfg, prompts, neutral = _oe_setup()
+    good = lambda ps, rs: [float(len(r) % 2) for r in rs]  # noqa: E731
+    kw = dict(info=info, progress=False)
+    openended.run_openended(model, tok, vecs, prompts, prompts, neutral, cfg, judge=good, out_dir=tmp_path / "ref",
+                            **kw)
+    calls = {"judge": 0, "measure": 0}
+    n_points = 1 + 3 * 2  # baseline + 3 points x 2 steered multipliers
+
+    def failing(ps, rs):
+        calls["judge"] += 1
+        if calls["judge"] == n_points:  # the very last judge call
+            raise SteerscaleError("judge endpoint: HTTP 503")
+        return good(ps, rs)
+
+    failing.name = good.name = "test-judge"
+    with pytest.raises(SteerscaleError, match="HTTP 503"):
+        openended.run_openended(model, tok, vecs, prompts, prompts, neutral, cfg, judge=failing,
+                                out_dir=tmp_path / "run", **kw)
+    stored = list((tmp_path / "run" / "points").glob("*.json"))
+    assert len(stored) == n_points + (n_points - 1)  # every measurement, and every verdict but the last
+    real = openended.refusal_logodds
+
+    def counting(*a, **k):
+        calls["measure"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(openended, "refusal_logodds", counting)
+    calls["judge"] = 0
+    openended.run_openended(model, tok, vecs, prompts, prompts, neutral, cfg, judge=failing,
+                            out_dir=tmp_path / "run", **kw)
+    assert calls == {"judge": 1, "measure": 0}  # only the missing verdict
+    for f in ("aggregate.csv", "logodds.csv", "generations.csv", "ce.csv"):
+        assert (tmp_path / "run" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
+
+
+def _reproduce_setup(tmp_path) -> Path:
+    save_tiny_model(tmp_path / "model", layers=6, hidden=64)
+    write_dataset(tmp_path / "train.json", 8)
+    write_dataset(tmp_path / "test.json", 24)
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[run]\nn_bootstrap = 20\n[data]\ntrain = "train.json"\ntest = "test.json"\n'
+                   '[sweep]\ntemplate = "plain"\nmultipliers = [-2.0, -1.0, 0.0, 1.0, 2.0]\nengine = "naive"\n'
+                   'batch_size = 4\n[[models]]\nspec = "model"\nname = "tiny"\n')
+    return cfg
+
+
+def test_reproduce_resumes_after_kill_9_with_identical_tables(tmp_path):
+    import signal
+    import time
+
+    cfg = _reproduce_setup(tmp_path)
+    ref = tmp_path / "ref"
+    r = run_cli("reproduce", "--config", cfg, "--out", ref)
+    assert r.returncode == 0, r.stderr
+    total = 6 * 5
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=SRC)
+    proc = subprocess.Popen([sys.executable, "-m", "steerscale.cli", "reproduce", "--config", str(cfg), "--out",
+                             str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pts = out / "tiny" / "points"
+    t_end = time.time() + 120
+    while time.time() < t_end and proc.poll() is None and len(list(pts.glob("*__L*.json"))) < 0.75 * total:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(pts.glob("*__L*.json")))
+    assert 0.5 * total <= done < total
+    r = run_cli("reproduce", "--config", cfg, "--out", out)
+    assert r.returncode == 0, r.stderr
+    man = json.loads((out / "tiny" / "manifest.json").read_text())
+    steered_missing = len([1 for L in range(6) for m in (-2.0, -1.0, 1.0, 2.0)
+                           if not (pts / f"tiny__L{L:04d}__m{m!r}.json").exists()])
+    assert man["resume"]["points_computed_now"] <= total - done  # only what was missing
+    assert steered_missing == 0
+    for f in ("items.csv", "aggregate.csv"):
+        assert (out / "tiny" / f).read_bytes() == (ref / "tiny" / f).read_bytes(), f
+
+
+def test_two_processes_on_one_out_one_is_refused(base, tmp_path):
+    """Two sweeps started at once into one folder: one is refused (the store's lock), the other's tables are
+    those of a run alone."""
+    c = Ctx(base, tmp_path, None)
+    zero = c.vectors(torch.zeros(2, 32), "zero.safetensors", meta={"steerscale": json.dumps({"model": "model"})})
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=SRC)
+    cmds = [c.sweep("--layers", "0,1", "--multipliers=-1,0,1", "--engine", "naive"),
+            c.sweep("--layers", "0,1", "--multipliers=-1,0,1", "--engine", "naive", vectors=zero)]
+    procs = [subprocess.Popen([sys.executable, "-m", "steerscale.cli", *map(str, a)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in cmds]
+    res = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(rc for rc, _ in res)
+    if codes != [0, 2] or not any(("in use by another process" in e or "locked" in e) for _, e in res):
+        pytest.xfail("needs store lock (scaleout branch)")
+    winner = [i for i, (rc, _) in enumerate(res) if rc == 0][0]
+    assert cli.main([str(a) for a in cmds[winner][:-2]] + ["--out", str(tmp_path / "alone")]) == 0
+    assert (tmp_path / "run" / "items.csv").read_bytes() == (tmp_path / "alone" / "items.csv").read_bytes()
