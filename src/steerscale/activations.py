@@ -155,9 +155,9 @@ def read_safetensors(path) -> tuple[dict, dict]:
     """Load tensors and metadata; a missing, truncated or corrupted file is a one-line error."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise SteerscaleError(f"{path}: no such file")
+    from .guards import check_input_file
+
+    path = check_input_file(path, "a .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

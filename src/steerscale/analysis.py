@@ -65,6 +65,11 @@ def read_items_csv(path) -> list[dict]:
                         r[k] = float(r[k])
             except (KeyError, ValueError, TypeError) as e:
                 raise SteerscaleError(f"{path}: row {n}: bad or missing column ({e})") from None
+            if not 0.0 <= r["score"] <= 1.0:  # a probability; NaN and Inf fail here too
+                raise SteerscaleError(f"{path}: row {n}: score {r['score']!r} is not a probability in [0, 1]")
+            for k in ("multiplier", "logit_diff", "depth"):
+                if isinstance(r.get(k), float) and not math.isfinite(r[k]):
+                    raise SteerscaleError(f"{path}: row {n}: {k} {r[k]!r} is not a finite number")
             out.append(r)
     if not out:
         raise SteerscaleError(f"{path}: no rows")

@@ -9,10 +9,13 @@ import os
 import re
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 from .cli_cluster import add_cluster_args, add_merge_command, cluster_sweep, cmd_merge, wants_cluster
 from .errors import SteerscaleError
+from .guards import (MAX_LAYERS, check_context, check_foreign_vectors, check_input_file, check_model_layers,
+                     check_output_file, check_output_folder, saturated_points, short)
 from .store import check_writable_folder, os_error
 
 EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debug for full tracebacks."
@@ -29,18 +32,26 @@ def parse_layers(text: str | None) -> list[int] | None:
             step = 1
             if ":" in part:
                 part, st = part.split(":", 1)
-                step = int(st)
+                step = int(st) if len(st) <= 12 else MAX_LAYERS + 1
                 if step < 1:
                     raise ValueError
             if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1, step))
+                a, b = (int(x) if len(x.strip()) <= 12 else MAX_LAYERS + 1 for x in part.split("-", 1))
+                bounds = (a, b)
             else:
-                out.append(int(part))
+                a = b = int(part) if len(part) <= 12 else MAX_LAYERS + 1
+                bounds = (a,)
         except ValueError:
-            raise SteerscaleError(f"--layers {text!r}: expected 'all', a layer, a range like 10-14, or a comma list") from None
+            raise SteerscaleError(f"--layers {short(text)}: expected 'all', a layer, a range like 10-14, "
+                                  f"or a comma list") from None
+        # checked before expanding: '0-99999999' must not build a list of 10^8 layers
+        big = [x for x in bounds if x >= MAX_LAYERS]
+        if big:
+            raise SteerscaleError(f"--layers {short(text)}: layer {short(big[0], 20)} is beyond any model "
+                                  f"(at most {MAX_LAYERS} layers)")
+        out.extend(range(a, b + 1, step))
     if not out:
-        raise SteerscaleError(f"--layers {text!r}: selects no layers; expected e.g. 10-14 (low-high)")
+        raise SteerscaleError(f"--layers {short(text)}: selects no layers; expected e.g. 10-14 (low-high)")
     return out
 
 
@@ -50,11 +61,37 @@ def parse_floats(text: str, flag: str = "--multipliers") -> list[float]:
         try:
             v = float(part)
         except ValueError:
-            raise SteerscaleError(f"{flag} {text!r}: {part.strip()!r} is not a number; expected e.g. -1,0,1") from None
+            raise SteerscaleError(f"{flag} {short(text)}: {short(part.strip(), 40)} is not a number; "
+                                  f"expected e.g. -1,0,1") from None
         if v != v or v in (float("inf"), float("-inf")):
-            raise SteerscaleError(f"{flag} {text!r}: {part.strip()!r} is not a finite number")
+            raise SteerscaleError(f"{flag} {short(text)}: {short(part.strip(), 40)} is not a finite number")
         out.append(v)
     return out
+
+
+def _at_least(value, low, flag: str, expected: str | None = None):
+    """Refuse a numeric option below `low` (or not finite) before any model work (one line, exit 2)."""
+    if value is None:
+        return value
+    if not (value == value and abs(value) != float("inf")) or value < low:
+        raise SteerscaleError(f"{flag} {value}: expected {expected or f'a number >= {low}'}")
+    return value
+
+
+def _check_common(args) -> None:
+    """Options the model commands share, checked before anything is loaded."""
+    if hasattr(args, "batch_size"):
+        _at_least(args.batch_size, 1, "--batch-size", "a positive integer")
+    if hasattr(args, "seed"):
+        _at_least(args.seed, 0, "--seed", "an integer >= 0 (bootstrap and sampling seed)")
+    for flag in ("limit", "train_limit"):
+        _at_least(getattr(args, flag, None), 1, f"--{flag.replace('_', '-')}",
+                  "a positive number of items (leave it out to use all)")
+    _at_least(getattr(args, "max_new_tokens", None), 1, "--max-new-tokens", "a positive number of tokens")
+
+
+def _check_out_folder(path) -> Path:
+    return check_writable_folder(check_output_folder(path))
 
 
 def _model_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
@@ -109,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     _prompt_args(p)
     p.add_argument("--vectors", default=None, help="vectors from 'steerscale train' (default: train on --train-data first)")
+    p.add_argument("--allow-foreign-vectors", action="store_true",
+                   help="steer with vectors whose metadata names another model of the same shape")
     p.add_argument("--train-data", default="refusal-train", help="dataset for vectors when --vectors is not given")
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--normalize", default="none", choices=["none", "unit", "residual"])
@@ -134,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also show the answer with this direction ablated at every layer (a vectors file; layer "
                    "from its selected_layer or --direction-layer), e.g. directions.safetensors from 'ablation'")
     p.add_argument("--direction-layer", type=int, default=None, help="layer of the --ablate file's direction")
+    p.add_argument("--allow-foreign-vectors", action="store_true",
+                   help="steer with vectors whose metadata names another model of the same shape")
     p.add_argument("--layers", default="13", help="layer(s) to steer, e.g. 13 or 12-14")
     p.add_argument("--multipliers", default="-1,1", help="comma list of multipliers to show beside the unsteered answer")
     p.add_argument("--positions", default="all", choices=["all", "instruction_end"])
@@ -162,7 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args):
     from .models import load_model
 
-    return load_model(args.model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    model, tok, info = load_model(args.model, dtype=args.dtype, device=args.device,
+                                  trust_remote_code=args.trust_remote_code)
+    check_model_layers(info)
+    return model, tok, info
+
+
+def _vectors_for(args, vecs, model, info) -> None:
+    """Vectors given with --vectors must fit the model and (unless allowed) have been made on it."""
+    vecs.check_model(model)
+    check_foreign_vectors(vecs, info, getattr(args, "allow_foreign_vectors", False))
+
+
+def _warn_saturated(command: str, rows: list[dict]) -> None:
+    for layer, m, score in saturated_points(rows)[:5]:
+        print(f"steerscale {command}: warning: layer {layer}, multiplier {m:g}: every item scores exactly "
+              f"{score:.6g}, saturated (the multiplier swamps the model's activations, so this point measures "
+              f"nothing); use smaller multipliers", file=sys.stderr)
 
 
 def cmd_info(args) -> int:
@@ -183,10 +240,14 @@ def cmd_train(args) -> int:
     from .data import load_dataset
     from .vectors import train_vectors
 
+    _check_common(args)
+    out = check_output_file(args.out, "--out", "a .safetensors file name")
+    if args.cache_dir:
+        check_output_folder(args.cache_dir, "--cache-dir")
     items = load_dataset(args.data, limit=args.limit)
-    out = Path(args.out)
     check_writable_folder(out.parent if str(out.parent) else Path("."))
     model, tok, info = _load(args)
+    _check_items_fit(model, tok, args, items, args.data)
     vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
                          cache_dir=args.cache_dir, info=info)
     vecs.meta["dataset"] = str(args.data)
@@ -203,23 +264,40 @@ def cmd_sweep(args) -> int:
     from .sweep import SweepConfig, run_sweep
     from .vectors import SteeringVectors
 
+    _check_common(args)
     config = SweepConfig(layers=parse_layers(args.layers), multipliers=parse_floats(args.multipliers),
                          positions=args.positions, template=args.template, system=args.system,
                          batch_size=args.batch_size, seed=args.seed, engine=args.engine)
+    # everything but the layer range is checked before loading; duplicate multipliers are merged here, once
+    config = replace(config, multipliers=replace(config, layers=None).validate(1).multipliers)
+    out_path = check_output_folder(args.out)
     items = load_dataset(args.data, limit=args.limit)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
     train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
-    out = check_writable_folder(Path(args.out))
+    out = check_writable_folder(out_path)
     if wants_cluster(args):
         return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = _load(args)
+    config.validate(info.n_layers)
+    _check_items_fit(model, tok, args, items, args.data)
+    if train:
+        _check_items_fit(model, tok, args, train, args.train_data)
     if vecs is None:
         vecs = _train_or_resume_vectors(args, out / "vectors.safetensors", model, tok, info, train)
+    else:
+        _vectors_for(args, vecs, model, info)
     result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     _print_summary(result)
+    _warn_saturated("sweep", result.rows)
     print(f"wrote {out}/items.csv, aggregate.csv, manifest.json, layer_sweep.png")
     return 0
+
+
+def _check_items_fit(model, tok, args, items, source) -> None:
+    """A/B items (prompt, '(' and the answer letter) must fit the model's context."""
+    check_context(model, tok, [(it.id, it.question) for it in items], args.template, args.system, extra=2,
+                  what=f"{source}: item", extra_what="for '(' and the answer letter")
 
 
 def _train_or_resume_vectors(args, path: Path, model, tok, info, train):
@@ -263,17 +341,24 @@ def cmd_generate(args) -> int:
     from .steering import steer
     from .vectors import SteeringVectors
 
+    _check_common(args)
     if args.vectors is None and args.ablate is None:
         raise SteerscaleError("generate: give --vectors (steering) and/or --ablate (a direction file)")
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
     layers = parse_layers(args.layers)
     if layers is None:
         raise SteerscaleError("--layers: give the layer(s) to steer, e.g. 13 or 12-14")
-    mults = parse_floats(args.multipliers) if vecs is not None else []
+    mults = list(dict.fromkeys(m + 0.0 for m in parse_floats(args.multipliers))) if vecs is not None else []
     ablated = _ablation_direction(args) if args.ablate else None
     model, tok, info = _load(args)
     if vecs is not None:
-        vecs.check_model(model)
+        _vectors_for(args, vecs, model, info)
+    bad = [l for l in layers if not 0 <= l < info.n_layers]
+    if bad:
+        raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "
+                              f"layers 0..{info.n_layers - 1}")
+    check_context(model, tok, [("", args.prompt)], args.template, args.system, extra=args.max_new_tokens,
+                  what="prompt")
     kw = dict(template=args.template, system=args.system, max_new_tokens=args.max_new_tokens)
     outputs = {"unsteered": generate(model, tok, [args.prompt], **kw)[0]}
     if ablated is not None:
@@ -309,6 +394,9 @@ def cmd_reproduce(args) -> int:
     if args.print_config:
         print(default_config_path().read_text(), end="")
         return 0
+    if args.config is not None:
+        check_input_file(args.config, "a TOML config file")
+    check_output_folder(args.out)
     _print_findings(reproduce(args.config, args.out, force=args.force))
     return 0
 
@@ -316,7 +404,11 @@ def cmd_reproduce(args) -> int:
 def cmd_report(args) -> int:
     from .reproduce import render
 
-    _print_findings(render(Path(args.folder)))
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise SteerscaleError(f"{folder}: no such folder; expected a 'steerscale reproduce' output folder")
+    check_output_folder(folder, "folder")
+    _print_findings(render(folder))
     return 0
 
 
@@ -362,6 +454,8 @@ def add_openended_commands(sub) -> None:
     _model_args(p)
     _prompt_args(p)
     p.add_argument("--vectors", default=None, help="vectors from 'steerscale train' (default: train on --train-data)")
+    p.add_argument("--allow-foreign-vectors", action="store_true",
+                   help="steer with vectors whose metadata names another model of the same shape")
     p.add_argument("--train-data", default="refusal-train", help="A/B dataset for vectors when --vectors is not given")
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--normalize", default="none", choices=["none", "unit", "residual"])
@@ -423,6 +517,13 @@ def cmd_openended(args) -> int:
     from .report import plot_openended_layers, plot_tradeoff
     from .vectors import SteeringVectors, train_vectors
 
+    _check_common(args)
+    _at_least(args.n_logodds, 1, "--n-logodds", "a positive number of prompts (leave it out to use all)")
+    _at_least(args.n_generate, 0, "--n-generate", "a number of prompts >= 0 (0 = no generation)")
+    _at_least(args.n_neutral, 0, "--n-neutral", "a number of paragraphs >= 0 (0 = no cross-entropy)")
+    _at_least(args.ce_bound, 0, "--ce-bound", "a number >= 0 (nats per token)")
+    _at_least(args.judge_timeout, 0.001, "--judge-timeout", "a positive number of seconds")
+    _at_least(args.temperature, 1e-6, "--temperature", "a positive number")
     layers = parse_layers(args.layers) if args.layers is not None else None
     if args.layers is None and args.window_starts:
         layers = []
@@ -445,8 +546,16 @@ def cmd_openended(args) -> int:
             if not key:
                 raise SteerscaleError(f"--judge-key-env {args.judge_key_env}: that environment variable is not set")
         judge = HTTPJudge(args.judge_url, args.judge_name, key, args.judge_timeout)
-    out = check_writable_folder(Path(args.out))
+    out = _check_out_folder(args.out)
     model, tok, info = _load(args)
+    config.points(info.n_layers)  # layers and windows against the model, before any work
+    for source, prompts in ((args.harmful, harmful), (args.harmless, harmless)):  # the prompts this run uses
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], args.template,
+                      args.system, extra=1, what=f"{source}: prompt")
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_generate]], args.template,
+                      args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
+    if vecs is not None:
+        _vectors_for(args, vecs, model, info)
     if args.judge_model:
         from .models import load_model
 
@@ -494,6 +603,8 @@ def _named_vectors(specs: list[str]) -> dict:
     out = {}
     for s in specs:
         name, _, path = s.partition("=") if "=" in s else (Path(s).name.split(".")[0], "", s)
+        if not name.strip():
+            raise SteerscaleError(f"vectors {short(s)}: empty name; use NAME=FILE")
         if name in out:
             raise SteerscaleError(f"vectors: name {name!r} given twice; use NAME=FILE")
         out[name] = SteeringVectors.load(path)
@@ -502,22 +613,23 @@ def _named_vectors(specs: list[str]) -> dict:
 
 def cmd_similarity(args) -> int:
     from .report import plot_cosine_heatmap
+    from .store import inside, safe_name
     from .sweep import write_csv
     from .vectors import cosine_table, layer_cosine, normalize_across_behaviours
 
     vecs = _named_vectors(args.vectors)
-    out = check_writable_folder(Path(args.out))
+    out = _check_out_folder(args.out)
     if args.normalize_across:
         vecs = normalize_across_behaviours(vecs)
         for name, v in vecs.items():
-            v.save(out / f"{name}.normalized.safetensors")
+            v.save(inside(out, f"{safe_name(name)}.normalized.safetensors"))
     rows = cosine_table(vecs)
     write_csv(out / "cosine.csv", rows, ["behaviour_a", "layer_a", "behaviour_b", "layer_b", "cosine"])
     import numpy as np
 
     for name, v in vecs.items():
         c = layer_cosine(v).numpy()
-        plot_cosine_heatmap(c, out / f"cosine_layers_{name}", labels=[str(i) for i in range(len(c))],
+        plot_cosine_heatmap(c, inside(out, f"cosine_layers_{safe_name(name)}"), labels=[str(i) for i in range(len(c))],
                             title=f"{name}: cosine between layers")
         adj = [float(c[i, i + 1]) for i in range(len(c) - 1)]
         print(f"{name}: {v.n_layers} layers; cosine of adjacent layers min {min(adj, default=1):.3f}, "
@@ -527,7 +639,7 @@ def cmd_similarity(args) -> int:
         for b in names[i + 1:]:
             m = np.array([[r["cosine"] for r in rows if r["behaviour_a"] == a and r["behaviour_b"] == b
                            and r["layer_a"] == la] for la in range(vecs[a].n_layers)])
-            plot_cosine_heatmap(m, out / f"cosine_{a}_vs_{b}", title=f"cosine: {a} (rows) vs {b} (columns)",
+            plot_cosine_heatmap(m, inside(out, f"cosine_{safe_name(a)}_vs_{safe_name(b)}"), title=f"cosine: {a} (rows) vs {b} (columns)",
                                 xlabel=f"{b} layer", ylabel=f"{a} layer")
             same = np.diag(m) if m.shape[0] == m.shape[1] else np.array([])
             if same.size:
@@ -543,6 +655,9 @@ def cmd_transfer(args) -> int:
     from .openended import transfer_effect
     from .vectors import SteeringVectors
 
+    _check_common(args)
+    if not (args.multiplier == args.multiplier and abs(args.multiplier) != float("inf")):
+        raise SteerscaleError(f"--multiplier {args.multiplier}: expected a finite number")
     vecs = SteeringVectors.load(args.vectors)
     layers = parse_layers(args.layers)
     if layers is None:
@@ -729,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
     except SteerscaleError as e:
         if args.debug:
             raise
-        print(f"steerscale {args.command}: error: {e}", file=sys.stderr)
+        print(f"steerscale {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # a file problem no stage caught: still one line, with the path
         if args.debug:
@@ -746,6 +861,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"steerscale {args.command}: internal error: {type(e).__name__}: {first} "
               f"(re-run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _one_line(msg: str, limit: int = 2000) -> str:
+    """Error messages are one line of bounded length, whatever user value they quote."""
+    msg = " ".join(msg.splitlines())
+    return msg if len(msg) <= limit else f"{msg[:limit]}... ({len(msg) - limit} more characters)"
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ BUILTIN = {
     "refusal-phrases": "refusal_phrases.json",
 }
 _CHOICE_RE = re.compile(r"^\(([A-Z])\)\s?(.*)$")
+_CHOICES_HEADER_RE = re.compile(r"^choices\s*:?$", re.IGNORECASE)
 _ANSWER_RE = re.compile(r"^\s*\(?([A-Z])\)?\s*$")
 
 
@@ -70,11 +71,7 @@ def parse_item(obj, source: str = "<data>", idx: int | None = None) -> ABItem:
     q = obj["question"]
     if not q.strip():
         raise SteerscaleError(f"{where}: field 'question' is empty")
-    letters = []
-    for line in q.splitlines():
-        m = _CHOICE_RE.match(line.strip())
-        if m:
-            letters.append(m.group(1))
+    letters = choice_letters(q)
     if len(letters) < 2:
         raise SteerscaleError(
             f"{where}: field 'question' lists {len(letters)} choice(s); expected lines '(A) ...', '(B) ...'"
@@ -93,6 +90,9 @@ def parse_item(obj, source: str = "<data>", idx: int | None = None) -> ABItem:
         answers.append(m.group(1))
     if answers[0] == answers[1]:
         raise SteerscaleError(f"{where}: matching and non-matching answers are both ({answers[0]})")
+    rid = obj.get("id")
+    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
+        raise SteerscaleError(f"{where}: field 'id' must be a string or an integer, got {type(rid).__name__}")
     return ABItem(
         question=q,
         matching=answers[0],
@@ -103,13 +103,48 @@ def parse_item(obj, source: str = "<data>", idx: int | None = None) -> ABItem:
     )
 
 
+def choice_letters(question: str) -> list[str]:
+    """The choice letters of a CAA question: the '(X) ...' lines after its last 'Choices:' line, or, without
+    such a line, the block of '(X) ...' lines that ends the question (blank lines allowed). A '(C) footnote'
+    line in the body of the question is not a choice."""
+    lines = question.splitlines()
+    header = [i for i, line in enumerate(lines) if _CHOICES_HEADER_RE.match(line.strip())]
+    if header:
+        return [m.group(1) for line in lines[header[-1] + 1 :] if (m := _CHOICE_RE.match(line.strip()))]
+    letters: list[str] = []
+    for line in reversed(lines):
+        if not line.strip():
+            continue
+        m = _CHOICE_RE.match(line.strip())
+        if not m:
+            break
+        letters.insert(0, m.group(1))
+    return letters
+
+
+def check_limit(limit, what: str = "limit") -> int | None:
+    """None (no limit) or a positive integer; 0 and negative limits are refused (0 never meant 'all')."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise SteerscaleError(f"{what} {limit!r}: expected a positive number of items (leave it out for all)")
+    return limit
+
+
+def _check_unique_ids(path, ids: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, rid in enumerate(ids):
+        if rid in seen:
+            shown = rid if len(rid) <= 60 else rid[:60] + "..."
+            raise SteerscaleError(f"{path}: item {i} has id {shown!r}, already used by item {seen[rid]}; "
+                                  f"ids must be unique (they key the per-item rows)")
+        seen[rid] = i
+
+
 def _read_records(path: Path) -> list:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SteerscaleError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SteerscaleError(f"{path}: is a directory, expected a JSON or JSONL file") from None
+    from .guards import loads_json, read_input_bytes
+
+    raw = read_input_bytes(path, "a JSON or JSONL file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -122,12 +157,12 @@ def _read_records(path: Path) -> list:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                records.append(loads_json(line, f"{path}: line {n}"))
             except json.JSONDecodeError as e:
                 raise SteerscaleError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
         return records
     try:
-        data = json.loads(text)
+        data = loads_json(text, path)
     except json.JSONDecodeError as e:
         raise SteerscaleError(f"{path}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
     if isinstance(data, dict) and isinstance(data.get("items"), list):
@@ -145,11 +180,13 @@ def builtin_path(name: str) -> Path:
 
 def load_dataset(source: str | Path, limit: int | None = None, allow_duplicates: bool = False) -> list[ABItem]:
     """Load A/B items from a CAA JSON/JSONL file or a built-in name (``refusal-train``, ``refusal-test``)."""
+    check_limit(limit)
     path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
     records = _read_records(path)
     if not records:
         raise SteerscaleError(f"{path}: dataset is empty; expected at least one item")
     items = [parse_item(r, str(path), i) for i, r in enumerate(records)]
+    _check_unique_ids(path, [it.id for it in items])
     if not allow_duplicates:
         seen: dict[str, int] = {}
         for i, it in enumerate(items):
@@ -163,6 +200,7 @@ def load_dataset(source: str | Path, limit: int | None = None, allow_duplicates:
 
 def load_prompts(source: str | Path, limit: int | None = None) -> list[str]:
     """Open-ended prompts: a JSON list of strings or of {"prompt": ...} objects (or JSONL)."""
+    check_limit(limit)
     path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
     records = _read_records(path)
     out = []
@@ -187,6 +225,7 @@ class Prompt:
 
 def load_prompt_records(source: str | Path, limit: int | None = None) -> list[Prompt]:
     """Like `load_prompts`, keeping each prompt's id and category (for per-prompt result rows)."""
+    check_limit(limit)
     path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
     records = _read_records(path)
     texts = load_prompts(source)  # validates
@@ -195,16 +234,17 @@ def load_prompt_records(source: str | Path, limit: int | None = None) -> list[Pr
         rid = str(r.get("id", i)) if isinstance(r, dict) else str(i)
         cat = str(r.get("category", "")) if isinstance(r, dict) else ""
         out.append(Prompt(t, rid, cat))
+    _check_unique_ids(path, [p.id for p in out])
     return out[:limit] if limit else out
 
 
 def _load_string_list(source, key: str) -> list[str]:
     """A JSON file holding {key: [non-empty strings]} or a plain list of strings (built-in name or path)."""
+    from .guards import loads_json, read_input_bytes
+
     path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise SteerscaleError(f"{path}: no such file") from None
+        obj = loads_json(read_input_bytes(path, "a JSON file").decode("utf-8-sig"), path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SteerscaleError(f"{path}: not valid JSON text ({e})") from None
     values = obj.get(key) if isinstance(obj, dict) else obj
@@ -215,6 +255,7 @@ def _load_string_list(source, key: str) -> list[str]:
 
 def load_neutral_text(source: str | Path = "neutral-text", limit: int | None = None) -> list[str]:
     """Paragraphs for language-modelling cross-entropy: {"texts": [...]} or a JSON list of strings."""
+    check_limit(limit)
     texts = _load_string_list(source, "texts")
     return texts[:limit] if limit else texts
 

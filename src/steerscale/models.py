@@ -141,9 +141,20 @@ def resolve_spec(spec: str) -> tuple[str, dict]:
                 )
             raise SteerscaleError(f"model path {spec}: no *.safetensors weights found")
         return str(p), {"use_safetensors": True}
-    if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
-        raise SteerscaleError(f"model path {spec}: no such directory")
+    if looks_like_path(spec):
+        raise SteerscaleError(f"model path {spec}: no such model folder (not tried as a hub id: it looks like a "
+                              f"local path)")
     return spec, {"use_safetensors": True}  # a hub id: safetensors weights only, never pickle
+
+
+def looks_like_path(spec: str) -> bool:
+    """A spec that cannot be a hub id ('org/name'): starts with '.', '~' or a separator, has more than one
+    '/', ends in a weights-file suffix, or names something inside a folder that exists here."""
+    s = spec.replace(os.sep, "/")
+    if s.startswith((".", "/", "~")) or s.count("/") > 1 or s.lower().endswith((".gguf", ".safetensors", ".bin")):
+        return True
+    parent = Path(spec).expanduser().parent
+    return str(parent) not in ("", ".") and parent.is_dir()
 
 
 def check_gguf(path: Path) -> None:

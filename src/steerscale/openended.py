@@ -32,11 +32,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -261,41 +258,33 @@ class HTTPJudge:
     """An OpenAI-compatible chat endpoint as refusal judge (standard-library HTTP, no extra dependencies).
 
     `url`: the server's base (``http://host:port`` or ``.../v1``) or the full ``.../chat/completions`` URL.
-    Errors (no connection, HTTP status, timeout, a body that is not a chat completion) raise
-    SteerscaleError naming the endpoint; an answer that is neither yes nor no is scored NaN.
+    Each call is bounded as a whole in time (`timeout`, a total deadline, not per read) and size
+    (`max_bytes`); redirects are not followed (the key is never re-sent) and any non-2xx status is an
+    error (see steerscale.httpclient). Errors (no connection, HTTP status, timeout, a body that is not a
+    chat completion) raise SteerscaleError naming the endpoint; an answer that is neither yes nor no is
+    scored NaN.
     """
 
     name = "http"
 
     def __init__(self, url: str, model: str = "judge", api_key: str | None = None, timeout: float = 30.0,
-                 prompt: str = JUDGE_PROMPT):
+                 prompt: str = JUDGE_PROMPT, max_bytes: int = 1_000_000):
         if not url.startswith(("http://", "https://")):
             raise SteerscaleError(f"judge url {url!r}: expected http:// or https://")
         u = url.rstrip("/")
         if not u.endswith("/chat/completions"):
             u = u + ("/chat/completions" if u.endswith("/v1") else "/v1/chat/completions")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise SteerscaleError(f"judge timeout {timeout!r}: expected a positive number of seconds")
         self.url, self.model, self.api_key, self.timeout, self.prompt = u, model, api_key, timeout, prompt
+        self.max_bytes = max_bytes
 
     def ask(self, content: str) -> str:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
-                           "temperature": 0, "max_tokens": 5}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                raw = r.read()
-        except urllib.error.HTTPError as e:
-            snippet = e.read()[:200].decode("utf-8", "replace").strip()
-            raise SteerscaleError(f"judge endpoint {self.url}: HTTP {e.code} {e.reason}"
-                                  + (f" ({snippet})" if snippet else "")) from None
-        except (TimeoutError, socket.timeout):
-            raise SteerscaleError(f"judge endpoint {self.url}: no answer within {self.timeout:g} s") from None
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, (TimeoutError, socket.timeout)):
-                raise SteerscaleError(f"judge endpoint {self.url}: no answer within {self.timeout:g} s") from None
-            raise SteerscaleError(f"judge endpoint {self.url}: cannot connect ({e.reason})") from None
+        from .httpclient import post_json
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        raw = post_json(self.url, {"model": self.model, "messages": [{"role": "user", "content": content}],
+                                   "temperature": 0, "max_tokens": 5}, headers, self.timeout, self.max_bytes)
         try:
             obj = json.loads(raw)
             return str(obj["choices"][0]["message"]["content"])
@@ -396,7 +385,16 @@ class OpenEndedConfig:
                 raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
         if self.batch_size < 1:
             raise SteerscaleError(f"batch_size {self.batch_size}: expected a positive integer")
-        return OpenEndedConfig(**dict(asdict(self), multipliers=sorted({float(m) for m in self.multipliers})))
+        for k, low in (("n_generate", 0), ("max_new_tokens", 1), ("seed", 0)):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise SteerscaleError(f"{k} {v!r}: expected an integer >= {low}")
+        for k, low in (("n_logodds", 1), ("n_neutral", 0)):
+            v = getattr(self, k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise SteerscaleError(f"{k} {v!r}: expected an integer >= {low} (or None for all)")
+        # -0 is 0; repeated multipliers count once (they would repeat rows and narrow the intervals)
+        return OpenEndedConfig(**dict(asdict(self), multipliers=sorted({float(m) + 0.0 for m in self.multipliers})))
 
 
 LOGODDS_COLUMNS = ["model", "n_layers", "layer_start", "layer_end", "width", "depth", "multiplier", "prompt_id",
@@ -566,6 +564,10 @@ def run_openended(
     modes = ["greedy"] + (["sampled"] if config.sampled else [])
     kw = dict(template=config.template, system=config.system, batch_size=config.batch_size)
     timings = {"logodds": 0.0, "generate": 0.0, "ce": 0.0, "judge": 0.0}
+    from .guards import model_context
+
+    # neutral paragraphs are cut to ce_max_tokens, and never past the model's context
+    ce_tokens = min(config.ce_max_tokens, model_context(model) or config.ce_max_tokens)
 
     def measure(steering):
         t = time.time()
@@ -579,7 +581,7 @@ def run_openended(
                                   steering=steering, **kw)
         timings["generate"] += time.time() - t
         t = time.time()
-        ce = neutral_cross_entropy(model, tokenizer, neutral, config.batch_size, config.ce_max_tokens,
+        ce = neutral_cross_entropy(model, tokenizer, neutral, config.batch_size, ce_tokens,
                                    steering=steering) if neutral else None
         timings["ce"] += time.time() - t
         return lo, gens, ce
@@ -592,16 +594,33 @@ def run_openended(
         timings["judge"] += time.time() - t
         return out
 
-    base_lo, base_gens, base_ce = measure(None)
-    base_judge = judged(base_gens)
+    # Every measured point is stored at once (and its judge verdicts right after): see openended_store.
+    from . import openended_store as ostore
+    from .store import ResultsStore
+    from .sweep import _MemoryStore
+
+    store = _MemoryStore() if out_dir is None else ResultsStore(
+        out_dir, ostore.identity(config, info, lo_prompts, gen_prompts, neutral, phrases, vectors))
+    shape = dict(n_lo=len(lo_prompts), n_gen=len(gen_prompts), modes=modes if gen_prompts else [], n_ce=len(neutral))
+
+    def point(pt, m):
+        def compute():
+            if pt is None:
+                return measure(None)
+            s, e = pt
+            vecs = window_vectors(vectors, s, e - s + 1, config.window_mode, n_layers=info.n_layers)
+            with steer(model, vecs, list(vecs), m, positions=config.positions) as st:
+                return measure(st)
+
+        lo, gens, ce = ostore.measured(store, info.name, pt, m, compute, **shape)
+        return lo, gens, ce, ostore.verdicts(store, info.name, pt, m, judge, gens, judged, len(gen_prompts))
+
+    base_lo, base_gens, base_ce, base_judge = point(None, 0.0)
     results = {}
     steered_ms = [m for m in config.multipliers if m != 0.0]
     todo = [(pt, m) for pt in points for m in steered_ms]
     for (s, e), m in tqdm(todo, desc=f"open-ended {info.name}", disable=not progress):
-        vecs = window_vectors(vectors, s, e - s + 1, config.window_mode, n_layers=info.n_layers)
-        with steer(model, vecs, list(vecs), m, positions=config.positions) as st:
-            lo, gens, ce = measure(st)
-        results[(s, e, m)] = (lo, gens, ce, judged(gens))
+        results[(s, e, m)] = point((s, e), m)
 
     lo_rows, gen_rows, ce_rows, agg = [], [], [], []
     for (s, e) in points:

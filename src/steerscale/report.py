@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import html as _html
+import io
 import json as _json
 import math
 from pathlib import Path
+
+from .guards import md_text as _m
+from .store import atomic_write_bytes, atomic_write_text
 
 import matplotlib
 import numpy as np
@@ -48,12 +52,7 @@ def plot_layer_sweep(aggregate: list[dict], path, title: str | None = None, beha
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p)
-    plt.close(fig)
-    return paths
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------- findings: plots
@@ -64,12 +63,17 @@ SIGN_COLORS = {"negative": "#2c6fbb", "positive": "#c0392b"}
 
 
 def _save(fig, path) -> list[Path]:
+    """PNG and SVG of `fig`, each rendered in memory and written atomically (a full disk names the file and
+    leaves no truncated plot)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p)
-    plt.close(fig)
+    try:
+        for p in paths:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=p.suffix[1:])
+            atomic_write_bytes(p, buf.getvalue())
+    finally:
+        plt.close(fig)
     return paths
 
 
@@ -288,9 +292,14 @@ def _table_html(header: list[str], rows: list[list], num_from: int = 1) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _alt(caption) -> str:
+    """Image alt text for Markdown: HTML escaped, brackets escaped so a caption cannot close the link."""
+    return _m(caption).replace("[", "\\[").replace("]", "\\]")
+
+
 def _table_md(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
+    out = ["| " + " | ".join(_m(c).replace("|", "\\|") for c in header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_m(c).replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -552,7 +561,7 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
              f"{_e(_json.dumps(man, indent=2, default=str))}</pre></details>")
     h.append("</body></html>")
     html_path = out / "report.html"
-    html_path.write_text("\n".join(h), encoding="utf-8")
+    atomic_write_text(html_path, "\n".join(h))
 
     # ---- Markdown
     def rel(p: Path) -> str:
@@ -561,35 +570,36 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
         except ValueError:
             return str(p)
 
-    md = [f"# {title}", "",
+    md = [f"# {_m(title)}", "",
           "CAA refusal steering vs the claims of arXiv 2507.11771. Δ = p(L, m) − p(0); peaks chosen on validation "
           f"items, reported on test items; plots use {DEPTH_NOTE}.", "", "## Claims", "", _table_md(ch, cr), ""]
-    md += [f"> {n}" for n in notes] + ([""] if notes else [])
+    md += [f"> {_m(n)}" for n in notes] + ([""] if notes else [])
     md += ["## Models", "", _table_md(mh, mr), ""]
     if tr:
         md += ["### Effect at the peak on each test split", "", SPLIT_NOTE, "", _table_md(th, tr), ""]
     for s, p, cap in figs:
-        md += [f"![{cap}]({rel(p)})", ""]
+        md += [f"![{_alt(cap)}]({rel(p)})", ""]
     md += ["## All models", ""]
     for _, p, cap in cross:
-        md += [f"![{cap}]({rel(p)})", ""]
+        md += [f"![{_alt(cap)}]({rel(p)})", ""]
     md += ["### Scaling points", "", _table_md(ph, pr), "", "### Fits", "", _table_md(fh, fr), ""]
     md += ["## Open-ended refusal and capability cost", ""] if oes else []
     for sec in oes:
-        md += [f"### {sec['title']}", "", sec["intro"], ""]
-        md += [f"- **{v['verdict']}**: {v['claim']}: {v['why']}. ({v['numbers']})" for v in sec["verdicts"]] + [""]
+        md += [f"### {_m(sec['title'])}", "", _m(sec["intro"]), ""]
+        md += [f"- **{_m(v['verdict'])}**: {_m(v['claim'])}: {_m(v['why'])}. ({_m(v['numbers'])})"
+               for v in sec["verdicts"]] + [""]
         for p, cap in sec["figures"]:
-            md += [f"![{cap}]({rel(p)})", ""]
+            md += [f"![{_alt(cap)}]({rel(p)})", ""]
         md += [_table_md(*sec["table"]), ""]
         if sec["examples"][1]:
             md += ["Example generations (greedy):", "", _table_md(*sec["examples"]), ""]
     md += ["Full numbers: `summary.json`; per-item rows: `<model>/items.csv`; self-contained report: `report.html`.", ""]
     md_path = out / "report.md"
-    md_path.write_text("\n".join(md), encoding="utf-8")
+    atomic_write_text(md_path, "\n".join(md))
 
     summary = {"claims": claims, "models": [a.to_dict() for a in analyses], "scaling": scaling.to_dict(),
                "imported": imported or [], "openended": [sec["summary"] for sec in oes]}
-    (out / "summary.json").write_text(_json.dumps(_finite(summary), indent=2, default=_jsonable) + "\n")
+    atomic_write_text(out / "summary.json", _json.dumps(_finite(summary), indent=2, default=_jsonable) + "\n")
     return {"html": html_path, "md": md_path,
             "figures": [p for _, p, _ in figs + cross] + [p for sec in oes for p, _ in sec["figures"]],
             "openended": summary["openended"]}

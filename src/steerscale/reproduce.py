@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SteerscaleError
+from .store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +295,9 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
+    from .guards import check_model_layers
+
+    check_model_layers(info)
     try:
         if ab_data is not None:
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
@@ -317,6 +321,7 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
     from .sweep import SweepConfig
 
     s = m.sweep
+    _fresh_store(folder, chash)  # points of an earlier, different config are dropped; same config: resumed
     vecs = train_vectors(model, tok, train, s["template"], s["system"], s["normalize"], s["batch_size"],
                          cache_dir=folder / "cache", progress=progress, info=info)
     vecs.meta["dataset"] = str(cfg.data["train"])
@@ -326,7 +331,8 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
                      batch_size=s["batch_size"], n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
     if s.get("engine"):
         sc.engine = s["engine"]
-    result = run_sweep(model, tok, vecs, test, sc, info=info, progress=progress)
+    # point by point into folder/points (resumable after a kill: only missing points are computed)
+    result = run_sweep(model, tok, vecs, test, sc, info=info, out_dir=folder, progress=progress)
     n_layers_swept = len(result.manifest["config"]["layers"])
     result.manifest["reproduce"] = {
         "config_hash": chash, "config_file": cfg.path, "model_entry": m.__dict__, "data": cfg.data,
@@ -381,6 +387,27 @@ def _run_test_sets(cfg, m, folder, model, tok, info, chash, progress) -> str:
     return "ran" if ran else "reused"
 
 
+STORE_KEY = "reproduce_store_key.json"
+
+
+def _fresh_store(folder: Path, key: str) -> None:
+    """Make `folder` hold the resumable points of config `key` only: points stored under another config
+    (an earlier run with other settings) are removed, points of the same config are kept for resuming."""
+    import shutil
+
+    marker = folder / STORE_KEY
+    try:
+        old = json.loads(marker.read_text()).get("config_hash") if marker.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old != key and ((folder / "run.json").exists() or (folder / "points").exists()):
+        log.warning("%s: results of another configuration; computing this one from scratch", folder)
+        (folder / "run.json").unlink(missing_ok=True)
+        shutil.rmtree(folder / "points", ignore_errors=True)
+    if old != key:
+        atomic_write_text(marker, json.dumps({"config_hash": key}) + "\n")
+
+
 def _openended_inputs(o: dict) -> tuple:
     from .data import load_neutral_text, load_prompt_records
 
@@ -398,8 +425,9 @@ def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     oe_dir = folder / "openended"
     if is_complete(oe_dir, ohash, "aggregate.csv"):  # the A/B sweep ran again but made the same vectors
         return "reused"
+    _fresh_store(oe_dir, ohash)
     res = run_openended(model, tok, vecs, *inputs, openended_config(cfg, m, info.n_layers), info=info,
-                        progress=progress)
+                        out_dir=oe_dir, progress=progress)
     res.manifest["reproduce"] = {"config_hash": ohash, "config_file": cfg.path, "openended": cfg.openended,
                                  "vectors_file": str(folder / "vectors.safetensors"),
                                  "expected_rows": len(res.aggregate)}
@@ -419,11 +447,12 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         from .scaling import load_results_table
 
         load_results_table(imp["table"])
-    (out / "reproduce_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
+    atomic_write_text(out / "reproduce_config.json", json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
     runs = []
     for m in cfg.models:
         folder = out / slug(m.name)
-        for man in (folder / "manifest.json", folder / "openended" / "manifest.json") if force else ():
+        for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
+                    folder / "openended" / STORE_KEY) if force else ():
             man.unlink(missing_ok=True)
         cache = folder / "cache"
         if force and (cache.is_symlink() or cache.is_file()):  # recompute the activations too: --force trusts nothing
@@ -448,11 +477,18 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         saved = out / "reproduce_config.json"
         if not saved.is_file():
             raise SteerscaleError(f"{out}: no reproduce_config.json; is this a 'steerscale reproduce' output folder?")
-        d = json.loads(saved.read_text())
-        cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
-                              [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
-        cfg.run.setdefault("protocol", "steerscale-default")
-        cfg.data.setdefault("test_sets", [])
+        try:
+            d = json.loads(saved.read_text(encoding="utf-8"))
+            cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
+                                  [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
+            for k in ("n_bootstrap", "seed"):
+                if isinstance(cfg.run[k], bool) or not isinstance(cfg.run[k], int) or cfg.run[k] < 0:
+                    raise ValueError(f"run.{k} {cfg.run[k]!r}")
+            cfg.run.setdefault("protocol", "steerscale-default")
+            cfg.data.setdefault("test_sets", [])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise SteerscaleError(f"{saved}: corrupt or not written by 'steerscale reproduce' "
+                                  f"({type(e).__name__}: {str(e)[:120]}); re-run 'steerscale reproduce'") from None
     run = cfg.run
     analyses, folders, manifests, openended, split_rows = [], {}, {}, {}, []
     for m in cfg.models:
@@ -465,7 +501,13 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         analyses.append(a)
         split_rows.extend(_split_rows(cfg, a, folder))
         folders[a.model] = folder
-        manifests[a.model] = json.loads((folder / "manifest.json").read_text())
+        try:
+            manifests[a.model] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(manifests[a.model], dict):
+                raise ValueError("not a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise SteerscaleError(f"{folder / 'manifest.json'}: corrupt ({type(e).__name__}: {str(e)[:120]}); "
+                                  f"re-run 'steerscale reproduce' for this model") from None
         oe_dir = folder / "openended"
         if cfg.openended is not None and (oe_dir / "manifest.json").is_file():
             openended[a.model] = dict(read_openended(oe_dir), folder=oe_dir)

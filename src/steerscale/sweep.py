@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import platform
 import subprocess
 import sys
@@ -31,7 +32,10 @@ from .errors import SteerscaleError
 from .evaluate import ABScores, ab_scores, mean_ci
 from .models import ModelInfo, model_info
 from .steering import POSITIONS, steer
+from .guards import csv_cell
 from .store import ResultsStore, atomic_write_text, tensor_hash
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("fast", "naive")  # fast: steerscale.fast (default); naive: the hook-based reference
 LAYERS_PER_GROUP = 6  # at most this many layers share one unsteered pass (fast engine); at least 5 groups
@@ -68,15 +72,25 @@ class SweepConfig:
         if not self.multipliers:
             raise SteerscaleError("multipliers: expected at least one value")
         for m in self.multipliers:
-            if not isinstance(m, (int, float)) or not np.isfinite(m):
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not np.isfinite(m):
                 raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
         layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
         bad = [l for l in layers if not 0 <= l < n_layers]
         if bad:
-            raise SteerscaleError(f"layers {bad}: out of range, this model has layers 0..{n_layers - 1}")
-        if self.batch_size < 1:
+            shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
+            raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise SteerscaleError(f"batch_size {self.batch_size}: expected a positive integer")
-        return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=[float(m) for m in self.multipliers]))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise SteerscaleError(f"seed {self.seed!r}: expected an integer >= 0")
+        # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
+        # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
+        mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
+        if len(mults) != len(self.multipliers):
+            log.warning("multipliers %s: repeated values count once: %s", list(self.multipliers), mults)
+        if len(set(layers)) != len(layers):
+            log.warning("layers: repeated values count once")
+        return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=mults))
 
 
 def naive_engine(model, tokenizer, vectors, encoded, layer: int, multipliers, config: SweepConfig) -> dict[float, ABScores]:
@@ -119,8 +133,8 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt(r.get(k)) for k in columns})
+    for r in rows:  # string cells are defused against spreadsheet formulas (guards.csv_cell); numbers never
+        w.writerow({k: csv_cell(_fmt(r.get(k))) if isinstance(r.get(k), str) else _fmt(r.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 
@@ -218,6 +232,18 @@ def _check_scores(s: ABScores, layer, m) -> ABScores:
         raise SteerscaleError(f"scores at {where} are NaN or Inf: the model produced non-finite logits "
                               f"(try --dtype float32 or smaller multipliers)")
     return s
+
+
+def _fits(point, n_items: int, layer, m) -> bool:
+    """A stored point is usable when it has one row per item; otherwise (e.g. empty rows under a valid
+    checksum) it is recomputed instead of failing the same way on every re-run."""
+    if point is None:
+        return False
+    if len(point) != n_items:
+        log.warning("stored point layer %s, multiplier %g has %d rows for %d items; recomputing it",
+                    layer, m, len(point), n_items)
+        return False
+    return True
 
 
 class _MemoryStore:

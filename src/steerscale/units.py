@@ -68,7 +68,7 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
 
     from .data import encode_items
     from .evaluate import ABScores, ab_scores
-    from .sweep import LAYERS_PER_GROUP, _check_scores, get_engine, item_rows
+    from .sweep import LAYERS_PER_GROUP, _check_scores, _fits, get_engine, item_rows
 
     t0 = time.time()
     sub = items[unit.item_start : unit.item_stop]
@@ -77,7 +77,7 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     encoded = encode_items(tokenizer, sub, config.template, config.system)
     steered = [m for m in config.multipliers if m != 0.0]
     zero = [l for l in config.layers if unit.owns_baseline and 0.0 in config.multipliers
-            and store.get(name, l, 0.0, part=part) is None]
+            and not _fits(store.get(name, l, 0.0, part=part), len(sub), l, 0.0)]
     n_computed, t_prep, t_base = 0, 0.0, 0.0
     has_prepare = hasattr(engine, "prepare")
     # Engines with `prepare` share one unsteered pass across layers; give them the layers a few at a
@@ -87,7 +87,8 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     pbar = tqdm(total=len(layers), desc=f"sweep {name} [{unit.tag}]", disable=not progress)
     for g in range(0, len(layers), group_size):
         group = layers[g : g + group_size]
-        missing = {l: [m for m in steered if store.get(name, l, m, part=part) is None] for l in group}
+        missing = {l: [m for m in steered if not _fits(store.get(name, l, m, part=part), len(sub), l, m)]
+                   for l in group}
         todo = [l for l in group if missing[l]]
         if todo and has_prepare:
             t = time.time()
