@@ -153,6 +153,7 @@ def planted_model(tok, arch, answer_ids, direction):
     return model
 
 
+@pytest.mark.slow  # first run: fetches and converts the vocab files (minutes)
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_scheme_is_what_the_tokenizer_does(real_tokenizer, family):
     tok = family_tokenizer(real_tokenizer, family)
@@ -183,6 +184,7 @@ def test_scheme_is_what_the_tokenizer_does(real_tokenizer, family):
             assert e.instruction_end < len(e.prefix_ids) - 1  # the token holding '(' comes after it
 
 
+@pytest.mark.slow  # first run: fetches and converts the vocab files (minutes)
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer, family, tmp_path):
     tok = family_tokenizer(real_tokenizer, family)
@@ -216,6 +218,7 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     assert max(abs(a["score"] - b["score"]) for a, b in zip(res.rows, naive.rows)) <= 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", MERGED)
 @pytest.mark.parametrize("positions", ["all", "instruction_end"])
 def test_fast_matches_naive_on_merged_scheme(real_tokenizer, family, positions):
