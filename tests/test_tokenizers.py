@@ -189,7 +189,10 @@ def test_scheme_is_what_the_tokenizer_does(real_tokenizer, family):
 def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer, family, tmp_path):
     tok = family_tokenizer(real_tokenizer, family)
     arch, _, expected = FAMILIES[family]
-    answer_ids = encode_items(tok, items(1), "chat")[0].letter_ids
+    # The answer tokens, independently of the scheme detection: in either scheme the answer token is the
+    # last token of the prompt followed by '(A' (split: 'A' after '('; merged: '(A').
+    prompt = format_prompt(tok, items(1)[0].question, "chat")
+    answer_ids = {c: _encode(tok, prompt + "(" + c)[-1] for c in "AB"}
     torch.manual_seed(0)
     d = torch.randn(32) * 0.5
     model = planted_model(tok, arch, answer_ids, d)
