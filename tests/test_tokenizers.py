@@ -219,6 +219,11 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     naive = run_sweep(model, tok, vecs, test, SweepConfig(**dict(cfg.__dict__, engine="naive")), info=info,
                       progress=False)
     assert max(abs(a["score"] - b["score"]) for a, b in zip(res.rows, naive.rows)) <= 1e-5
+    # In shards (units over item ranges), every unit keeps the run's scheme and the same scores.
+    sharded = run_sweep(model, tok, vecs, test, cfg, info=info, out_dir=tmp_path / "sharded", progress=False,
+                        shards=2)
+    assert sharded.manifest["answer_scheme"] == expected
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(res.rows, sharded.rows)) <= 1e-5
 
 
 @pytest.mark.slow
