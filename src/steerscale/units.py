@@ -66,7 +66,7 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     """
     from tqdm.auto import tqdm
 
-    from .data import encode_items
+    from .data import answer_scheme, answer_tokens, encode_items
     from .evaluate import ABScores, ab_scores
     from .sweep import LAYERS_PER_GROUP, _check_scores, _fits, get_engine, item_rows
 
@@ -74,7 +74,9 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     sub = items[unit.item_start : unit.item_stop]
     part, name = unit.part, info.name
     engine = engine or get_engine(config.engine)
-    encoded = encode_items(tokenizer, sub, config.template, config.system)
+    # Encoded over all items (tokenising only), so every unit of a run gets the same answer scheme.
+    encoded = encode_items(tokenizer, items, config.template, config.system)[unit.item_start : unit.item_stop]
+    scheme = answer_scheme(encoded)
     steered = [m for m in config.multipliers if m != 0.0]
     zero = [l for l in config.layers if unit.owns_baseline and 0.0 in config.multipliers
             and not _fits(store.get(name, l, 0.0, part=part), len(sub), l, 0.0)]
@@ -128,6 +130,7 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
             store.put(name, layer, 0.0, item_rows(info, layer, 0.0, sub, base), part=part)
     return {"unit": unit.to_dict(), "points_computed": n_computed, "seconds": round(time.time() - t0, 3),
             "engine_prepare_s": round(t_prep, 3), "baseline_s": round(t_base, 3),
+            "answer_scheme": scheme, "answer_tokens": answer_tokens(tokenizer, encoded[0]) if encoded else {},
             "engine": dict({"name": config.engine}, **(engine.stats.to_dict() if hasattr(engine, "stats") else {})),
             "versions": package_versions(), "host": platform.node()}
 
@@ -218,6 +221,7 @@ def merge(folder, progress: bool = False):
         "kind": "sweep", "merged": True, "created_unix": round(time.time(), 3), "command": sys.argv,
         "git_revision": git_revision(), "versions": versions(), "model": identity["model"],
         "config": identity["config"], "dataset": {"n_items": identity["n_items"], "hash": identity["dataset_hash"]},
+        "answer_scheme": "/".join(sorted({str(r.get("answer_scheme")) for r in reports})),  # one: shards agree
         "plan": dict(plan.to_dict(), units=[u.to_dict() for u in plan.units]),
         "shards": sorted(({"index": r["unit"]["index"], "host": r.get("host"), "seconds": r.get("seconds"),
                            "points_computed": r.get("points_computed")} for r in reports), key=lambda r: r["index"]),

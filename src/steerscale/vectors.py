@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .activations import ActivationStats, _atomic_save, cache_key, collect_activations, read_safetensors
-from .data import ABItem, dataset_hash, encode_items
+from .data import ABItem, answer_scheme, dataset_hash, encode_items
 from .errors import SteerscaleError
 from .models import get_layers, model_info, weights_fingerprint
 
@@ -132,9 +132,12 @@ def train_vectors(
         "n_items": len(items),
         "template": template,
         "system": system or "",
-        "read_at": "output of decoder layer L, answer-letter token",
+        "read_at": "output of decoder layer L, answer token",
         "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
     }
+    # Tokenising is cheap next to a forward pass: done even on a cache hit, to know the answer scheme.
+    enc = encode_items(tokenizer, items, template, system)
+    meta["answer_scheme"] = answer_scheme(enc)
     stats = None
     cache_path = None
     if cache_dir is not None:
@@ -143,10 +146,10 @@ def train_vectors(
         cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
         if cache_path.is_file():
             cached = ActivationStats.load(cache_path)
-            if not keep_activations or cached.kept:
+            same_scheme = cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
+            if same_scheme and (not keep_activations or cached.kept):
                 stats = cached
     if stats is None:
-        enc = encode_items(tokenizer, items, template, system)
         keep_dir = cache_path.with_suffix(".shards") if (keep_activations and cache_path is not None) else None
         stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep_activations, progress=progress,
                                     meta=meta, keep_dir=keep_dir)
