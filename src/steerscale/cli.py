@@ -353,7 +353,7 @@ def cmd_generate(args) -> int:
     model, tok, info = _load(args)
     if vecs is not None:
         _vectors_for(args, vecs, model, info)
-    bad = [l for l in layers if not 0 <= l < info.n_layers]
+    bad = [l for l in layers if not 0 <= l < info.n_layers] if vecs is not None else []  # --layers steers --vectors
     if bad:
         raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "
                               f"layers 0..{info.n_layers - 1}")
