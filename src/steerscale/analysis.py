@@ -38,8 +38,8 @@ import numpy as np
 
 from .data import split_items
 from .errors import SteerscaleError
+from .stats import LEVEL, bootstrap_weights, percentile_ci  # noqa: F401  (re-exported)
 
-LEVEL = 0.95
 
 
 # ---------------------------------------------------------------- reading rows
@@ -155,24 +155,6 @@ class ItemTable:
 
 
 # ---------------------------------------------------------------- bootstrap
-
-
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """[n_boot, n] resampling weights (counts / n): row b averages resample b when used as ``x @ w``."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    w = np.zeros((n_boot, n))
-    np.add.at(w, (np.arange(n_boot)[:, None], idx), 1.0)
-    return w / n
-
-
-def percentile_ci(samples, level: float = LEVEL) -> tuple[float, float]:
-    s = np.asarray(samples, dtype=np.float64)
-    s = s[~np.isnan(s)]
-    if s.size == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
 
 
 # ---------------------------------------------------------------- effects

@@ -614,7 +614,7 @@ def _named_vectors(specs: list[str]) -> dict:
 def cmd_similarity(args) -> int:
     from .report import plot_cosine_heatmap
     from .store import inside, safe_name
-    from .sweep import write_csv
+    from .results import write_csv
     from .vectors import cosine_table, layer_cosine, normalize_across_behaviours
 
     vecs = _named_vectors(args.vectors)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .activations import batches, model_device, pad_id_of, pad_left
+from .stats import mean_ci  # noqa: F401  (re-exported: evaluate.mean_ci is public)
 from .data import Encoded
 
 
@@ -97,19 +98,6 @@ def ab_scores(model, tokenizer, encoded: list[Encoded], batch_size: int = 8, ste
         logits = last_logits(model, b.model_inputs())
         out.append(letter_scores(torch.log_softmax(logits.float(), -1).cpu(), encs))
     return ABScores(*(np.concatenate([getattr(o, f) for o in out]) for f in ("score", "logit_diff", "letter_mass")))
-
-
-def mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and seeded percentile-bootstrap interval over items."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    if x.size == 1 or n_boot <= 0:
-        return float(x.mean()), float(x.mean()), float(x.mean())
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(1)
-    a = (1 - level) / 2
-    return float(x.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
 @torch.no_grad()

@@ -36,11 +36,12 @@ from tqdm.auto import tqdm
 from .activations import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, split_items
 from .errors import SteerscaleError
-from .evaluate import last_logits, mean_ci
+from .evaluate import last_logits
+from .stats import mean_ci
 from .models import model_info
 from .openended import PhraseMatcher, neutral_cross_entropy, refusal_logodds
 from .steering import ablate, capture, steer
-from .sweep import git_revision, versions, write_csv, write_json
+from .results import git_revision, versions, write_csv, write_json
 from .vectors import SteeringVectors
 
 

@@ -44,10 +44,11 @@ from tqdm.auto import tqdm
 from .activations import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, load_refusal_phrases
 from .errors import SteerscaleError
-from .evaluate import generate, last_logits, mean_ci
+from .evaluate import generate, last_logits
+from .stats import mean_ci, resample_indices
 from .models import ModelInfo, get_layers, model_info
 from .steering import POSITIONS, WINDOW_MODES, steer, window_vectors
-from .sweep import git_revision, versions, write_csv, write_json
+from .results import git_revision, versions, write_csv, write_json
 
 # ----------------------------------------------------------------------------- phrase matcher
 
@@ -182,8 +183,7 @@ class CrossEntropy:
         point = float(stat(np.arange(len(self.nll_sum))))
         if len(self.nll_sum) < 2 or n_boot <= 0:
             return point, point, point
-        rng = np.random.default_rng(seed)
-        vals = stat(rng.integers(0, len(self.nll_sum), size=(n_boot, len(self.nll_sum))))
+        vals = stat(resample_indices(len(self.nll_sum), n_boot, seed))
         a = (1 - level) / 2
         return point, float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
@@ -481,7 +481,7 @@ def _ci(x, n_boot, seed):
 
 def _diff_ci(a, b, n_boot, seed) -> tuple[float, float]:
     """Bootstrap 95% interval of mean(a) - mean(b) for independent samples (NaNs dropped)."""
-    from .analysis import bootstrap_weights, percentile_ci
+    from .stats import bootstrap_weights, percentile_ci
 
     a, b = (np.asarray(x, dtype=np.float64) for x in (a, b))
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]

@@ -14,12 +14,7 @@ A different setup (config, model, dataset or vectors) into the same folder is re
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,11 +24,12 @@ import numpy as np
 
 from .data import SCHEME_DEFINITIONS, ABItem, dataset_hash
 from .errors import SteerscaleError
-from .evaluate import ABScores, ab_scores, mean_ci
+from .evaluate import ABScores, ab_scores
+from .stats import mean_ci
 from .models import ModelInfo, model_info
 from .steering import POSITIONS, steer
-from .guards import csv_cell
-from .store import ResultsStore, atomic_write_text, tensor_hash
+from .results import git_revision, versions, write_csv, write_json  # noqa: F401  (re-exported)
+from .store import ResultsStore, tensor_hash
 
 log = logging.getLogger(__name__)
 
@@ -127,50 +123,6 @@ class SweepResult:
         write_json(out / "aggregate.json", self.aggregate)
         write_json(out / "manifest.json", self.manifest)
         return out
-
-
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:  # string cells are defused against spreadsheet formulas (guards.csv_cell); numbers never
-        w.writerow({k: csv_cell(_fmt(r.get(k))) if isinstance(r.get(k), str) else _fmt(r.get(k)) for k in columns})
-    atomic_write_text(path, buf.getvalue())
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.8g}"
-    return v
-
-
-def git_revision() -> str | None:
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                           cwd=Path(__file__).resolve().parent)
-        return r.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def versions() -> dict:
-    import torch
-    import transformers
-
-    from . import __version__
-
-    return {
-        "steerscale": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def aggregate_rows(rows: list[dict], n_bootstrap: int = 1000, seed: int = 0) -> list[dict]:

@@ -28,7 +28,7 @@ VERSION_KEYS = ("steerscale", "python", "torch", "transformers", "numpy")
 
 def package_versions() -> dict:
     """The versions that change numbers; every unit reports them and a run must not mix them."""
-    from .sweep import versions
+    from .results import versions
 
     v = versions()
     return {k: v[k] for k in VERSION_KEYS}
@@ -188,7 +188,8 @@ def merge(folder, progress: bool = False):
     Refuses shard reports that mix package versions; removes stale temporary files. Returns SweepResult.
     """
     from .store import ResultsStore, clean_stale_temps
-    from .sweep import SweepResult, git_revision, versions
+    from .results import git_revision, versions
+    from .sweep import SweepResult
 
     folder = Path(folder)
     path = folder / "run.json"

@@ -1,0 +1,65 @@
+"""Result files: tidy CSV and JSON tables written atomically, and the provenance every manifest records.
+
+``write_csv`` writes one row per dict with a fixed column order and float formatting (``%.8g``), so the same
+numbers always give the same bytes; string cells are defused against spreadsheet formula injection
+(``guards.csv_cell``), numbers are never altered. ``versions()`` and ``git_revision()`` are the package
+versions and source revision written into every manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .guards import csv_cell
+from .store import atomic_write_text
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:  # string cells are defused against spreadsheet formulas (guards.csv_cell); numbers never
+        w.writerow({k: csv_cell(_fmt(r.get(k))) if isinstance(r.get(k), str) else _fmt(r.get(k)) for k in columns})
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.8g}"
+    return v
+
+
+def git_revision() -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                           cwd=Path(__file__).resolve().parent)
+        return r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {
+        "steerscale": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
