@@ -927,7 +927,9 @@ def test_openended_judge_failure_keeps_the_work_and_resume_is_identical(tmp_path
         calls["measure"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(openended, "refusal_logodds", counting)
+    from steerscale.measures import openended_run
+
+    monkeypatch.setattr(openended_run, "refusal_logodds", counting)  # the run's measure, where it is looked up
     calls["judge"] = 0
     openended.run_openended(model, tok, vecs, prompts, prompts, neutral, cfg, judge=failing,
                             out_dir=tmp_path / "run", **kw)

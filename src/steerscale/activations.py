@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .data import Encoded, dataset_hash
 from .errors import SteerscaleError
 from .models import get_layers
 from .steering import capture
+from .tensorio import atomic_save, read_safetensors  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -143,33 +143,8 @@ class ActivationStats:
         return cls(t["mean_diff"], t["mean_norm"], int(m.get("n_items", 0)), m, shard_dir)
 
 
-def _atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
-    """safetensors bytes written atomically (temp file, fsync, rename); disk-full is a clear error."""
-    from safetensors.torch import save
-
-    from .store import atomic_write_bytes
-
-    atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
-
-
-def read_safetensors(path) -> tuple[dict, dict]:
-    """Load tensors and metadata; a missing, truncated or corrupted file is a one-line error."""
-    from safetensors import safe_open
-
-    from .guards import check_input_file
-
-    path = check_input_file(path, "a .safetensors file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for bad headers/lengths
-        msg = str(e).splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise SteerscaleError(f"{path}: not a readable safetensors file, truncated or corrupted ({msg})") from None
-    for name, t in tensors.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise SteerscaleError(f"{path}: tensor {name!r} contains NaN or Inf")
-    return tensors, meta
+# safetensors read/write lives in tensorio (one place); these names stay for the callers of activations
+_atomic_save = atomic_save
 
 
 def cache_key(model_name: str, n_params: int, dtype: str, items, template: str, system: str | None, *,

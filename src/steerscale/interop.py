@@ -185,7 +185,7 @@ def import_steering_vectors(path, n_layers: int | None = None) -> SteeringVector
     sv.layer_activations.items()}, "vec.safetensors", metadata={"layer_type": sv.layer_type})``.
     Only ``layer_type = "decoder_block"`` (the default; the output of layers[L]) is accepted.
     """
-    from .activations import read_safetensors
+    from .tensorio import read_safetensors
 
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:

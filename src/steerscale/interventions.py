@@ -15,16 +15,15 @@ Recipe (after Arditi et al. 2024, andyrdt/refusal_direction; steerscale's own co
   lowest (a) wins.
 * **comparison** (`compare_interventions`), on test prompts: baseline, ablation (every layer, the chosen
   direction) and actadd (``multiplier x vector[L]`` added to the output of layer L, every position) for each
-  multiplier. Measures come from steerscale.openended: refusal log-odds at the first response token on
-  harmful prompts (refusal) and harmless prompts (over-refusal), and token-weighted cross-entropy on neutral
-  text (capability cost); means with seeded bootstrap 95% intervals, and paired intervals of the change
-  from baseline.
+  multiplier. Measures come from steerscale.measures (refusal, capability): refusal log-odds at the first
+  response token on harmful prompts (refusal) and harmless prompts (over-refusal), and token-weighted
+  cross-entropy on neutral text (capability cost); means with seeded bootstrap 95% intervals
+  (steerscale.stats), and paired intervals of the change from baseline.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +38,11 @@ from .errors import SteerscaleError
 from .evaluate import last_logits
 from .stats import mean_ci
 from .models import model_info
-from .openended import PhraseMatcher, neutral_cross_entropy, refusal_logodds
+from .measures.capability import neutral_cross_entropy
+from .measures.refusal import PhraseMatcher, refusal_logodds
 from .steering import ablate, capture, steer
-from .results import git_revision, versions, write_csv, write_json
+from .results import manifest as make_manifest
+from .results import save_tables
 from .vectors import SteeringVectors
 
 
@@ -196,16 +197,13 @@ class InterventionResult:
     manifest: dict
 
     def save(self, out_dir) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "items.csv", self.items, ITEM_COLUMNS)
-        write_csv(out / "ce.csv", self.ce, CE_COLUMNS)
-        write_csv(out / "aggregate.csv", self.aggregate, AGG_COLUMNS)
-        write_json(out / "aggregate.json", self.aggregate)
+        """items.csv, ce.csv, aggregate.csv/.json, selection.csv (when a layer was selected), then manifest.json
+        last (results.save_tables)."""
+        tables = [("items.csv", self.items, ITEM_COLUMNS), ("ce.csv", self.ce, CE_COLUMNS),
+                  ("aggregate.csv", self.aggregate, AGG_COLUMNS), ("aggregate.json", self.aggregate, None)]
         if self.selection:
-            write_csv(out / "selection.csv", self.selection, SELECTION_COLUMNS)
-        write_json(out / "manifest.json", self.manifest)
-        return out
+            tables.append(("selection.csv", self.selection, SELECTION_COLUMNS))
+        return save_tables(out_dir, tables, self.manifest)
 
 
 def compare_interventions(model, tokenizer, vectors, layer: int, harmful, harmless, neutral: list[str] | None = None,
@@ -279,30 +277,28 @@ def compare_interventions(model, tokenizer, vectors, layer: int, harmful, harmle
             r["ce"], r["ce_low"], r["ce_high"] = ce.ci(n_bootstrap, seed)
             r["ce_delta"], r["ce_delta_low"], r["ce_delta_high"] = ce.ci(n_bootstrap, seed, base=base_ce)
         agg.append(r)
-    manifest = {
-        "kind": "interventions", "created_unix": round(t0, 3), "command": sys.argv, "git_revision": git_revision(),
-        "versions": versions(), "model": info.to_dict(),
-        "config": {"layer": layer, "multipliers": [float(m) for m in multipliers], "template": template,
-                   "system": system, "batch_size": batch_size, "n_bootstrap": n_bootstrap, "seed": seed,
-                   "ce_max_tokens": ce_max_tokens},
-        "vectors": getattr(vectors, "meta", {}),
-        "direction_norm": float(v[layer].norm()),
-        "selection": None if selection is None else {"layer": selection.layer, **selection.config},
-        "prompts": {"harmful_ids": [p.id for p in harmful], "harmless_ids": [p.id for p in harmless],
-                    "n_neutral": len(neutral)},
-        "refusal_opening_words": words,
-        "definitions": {
+    config = {"layer": layer, "multipliers": [float(m) for m in multipliers], "template": template, "system": system,
+              "batch_size": batch_size, "n_bootstrap": n_bootstrap, "seed": seed, "ce_max_tokens": ce_max_tokens}
+    manifest = make_manifest(
+        "interventions", config, info, t0,
+        vectors=getattr(vectors, "meta", {}),
+        direction_norm=float(v[layer].norm()),
+        selection=None if selection is None else {"layer": selection.layer, **selection.config},
+        prompts={"harmful_ids": [p.id for p in harmful], "harmless_ids": [p.id for p in harmless],
+                 "n_neutral": len(neutral)},
+        refusal_opening_words=words,
+        definitions={
             "ablation": "x <- x - (x.r)r with r = vector[layer]/|vector[layer]|, on the residual entering layer 0 and "
                         "on every attention and MLP output (the residual stream never holds r); every position",
             "actadd": "multiplier x vector[layer] added to the output of decoder layer `layer`, every position",
             "logodds": "log p(R) - log p(not R) for the first response token, R = refusal-opening tokens "
-                       "(steerscale.openended.refusal_logodds); harmful = refusal, harmless = over-refusal",
+                       "(steerscale.measures.refusal.refusal_logodds); harmful = refusal, harmless = over-refusal",
             "ce": "token-weighted mean next-token cross-entropy (nats) on neutral text, raw, every position "
                   "intervened; ce_delta = condition - baseline, paired bootstrap over paragraphs",
             "intervals": "seeded percentile bootstrap 95% over prompts; delta_* intervals are paired by prompt",
         },
-        "timings_s": {"total": round(time.time() - t0, 3)},
-    }
+        timings_s={"total": round(time.time() - t0, 3)},
+    )
     res = InterventionResult(items, ce_rows, agg, selection.rows if selection else [], manifest)
     if out_dir is not None:
         res.save(out_dir)

@@ -163,8 +163,8 @@ def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None
     ``steerscale_orthogonalize.json`` (the summary of `orthogonalize` plus `meta`) and
     ``ablated_directions.safetensors`` (the orthonormal basis removed). Load it with ``load_model(out_dir)``.
     """
-    from .activations import _atomic_save
     from .store import check_writable_folder
+    from .tensorio import save_with_meta
 
     out = check_writable_folder(Path(out_dir))
     summary = orthogonalize(model, directions, check=check)
@@ -174,7 +174,7 @@ def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None
         raise SteerscaleError(f"{out}: save_pretrained did not write safetensors only")
     if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
         tokenizer.save_pretrained(out)
-    _atomic_save({"directions": basis.contiguous()}, out / "ablated_directions.safetensors",
-                 {"steerscale": json.dumps({"kind": "orthonormal basis removed by orthogonalize"})})
+    save_with_meta(out / "ablated_directions.safetensors", {"directions": basis.contiguous()},
+                   {"kind": "orthonormal basis removed by orthogonalize"})
     (out / "steerscale_orthogonalize.json").write_text(json.dumps(dict(summary, **(meta or {})), indent=2))
     return out

@@ -4,6 +4,11 @@
 numbers always give the same bytes; string cells are defused against spreadsheet formula injection
 (``guards.csv_cell``), numbers are never altered. ``versions()`` and ``git_revision()`` are the package
 versions and source revision written into every manifest.
+
+``manifest(kind, config, model_info, t0, **sections)`` builds the head every ``manifest.json`` starts with
+(kind, time, command, revision, versions, model, config) followed by the caller's sections in order;
+``save_tables(out_dir, tables, manifest)`` is the one ``save``: the tables in the order given, then
+``manifest.json`` last (a folder with a manifest is complete).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import io
 import json
 import platform
 import subprocess
+import sys
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +70,33 @@ def versions() -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
+
+
+def manifest(kind: str, config, model_info, t0: float, **sections) -> dict:
+    """The manifest of a run: ``kind``, ``created_unix`` (`t0`, the run's start, to the millisecond),
+    ``command`` (sys.argv), ``git_revision``, ``versions``, ``model`` (a ModelInfo's ``to_dict()``, or a dict
+    as given), ``config`` (a dataclass's ``asdict``, or a dict as given), then `sections` in the order given."""
+    return {
+        "kind": kind,
+        "created_unix": round(t0, 3),
+        "command": sys.argv,
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "model": model_info if isinstance(model_info, dict) else model_info.to_dict(),
+        "config": asdict(config) if is_dataclass(config) else config,
+        **sections,
+    }
+
+
+def save_tables(out_dir, tables: list[tuple[str, list[dict], list[str] | None]], manifest: dict) -> Path:
+    """Write a result folder: each ``(file name, rows, columns)`` in order (``columns`` None: the rows as JSON,
+    else CSV with those columns), then ``manifest.json`` last. Returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows, columns in tables:
+        if columns is None:
+            write_json(out / name, rows)
+        else:
+            write_csv(out / name, rows, columns)
+    write_json(out / "manifest.json", manifest)
+    return out

@@ -28,7 +28,7 @@ from .evaluate import ABScores, ab_scores
 from .stats import mean_ci
 from .models import ModelInfo, model_info
 from .steering import POSITIONS, steer
-from .results import git_revision, versions, write_csv, write_json  # noqa: F401  (re-exported)
+from .results import git_revision, save_tables, versions, write_csv, write_json  # noqa: F401  (re-exported)
 from .store import ResultsStore, tensor_hash
 
 log = logging.getLogger(__name__)
@@ -116,13 +116,8 @@ class SweepResult:
     manifest: dict
 
     def save(self, out_dir) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "items.csv", self.rows, ITEM_COLUMNS)
-        write_csv(out / "aggregate.csv", self.aggregate, AGG_COLUMNS)
-        write_json(out / "aggregate.json", self.aggregate)
-        write_json(out / "manifest.json", self.manifest)
-        return out
+        return save_tables(out_dir, [("items.csv", self.rows, ITEM_COLUMNS), ("aggregate.csv", self.aggregate,
+                                      AGG_COLUMNS), ("aggregate.json", self.aggregate, None)], self.manifest)
 
 
 def aggregate_rows(rows: list[dict], n_bootstrap: int = 1000, seed: int = 0) -> list[dict]:

@@ -8,17 +8,17 @@ residual norm"). Saved as safetensors with JSON metadata.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .activations import ActivationStats, _atomic_save, cache_key, collect_activations, read_safetensors
+from .activations import ActivationStats, cache_key, collect_activations
 from .data import ABItem, answer_scheme, dataset_hash, encode_items
 from .errors import SteerscaleError
 from .models import get_layers, model_info, weights_fingerprint
+from .tensorio import json_meta, read_safetensors, save_with_meta
 
 NORMALIZATIONS = ("none", "unit", "residual")
 
@@ -80,21 +80,14 @@ class SteeringVectors:
         return SteeringVectors(v.clone(), dict(self.meta, normalization=how))
 
     def save(self, path) -> Path:
-        path = Path(path)
-        _atomic_save({"vectors": self.vectors.contiguous()}, path, {"steerscale": json.dumps(self.meta)})
-        return path
+        return save_with_meta(path, {"vectors": self.vectors.contiguous()}, self.meta)
 
     @classmethod
     def load(cls, path) -> "SteeringVectors":
         tensors, meta = read_safetensors(path)
         if "vectors" not in tensors:
             raise SteerscaleError(f"{path}: no 'vectors' tensor; expected a file written by steerscale train")
-        try:
-            m = json.loads(meta.get("steerscale", "{}"))
-        except json.JSONDecodeError:
-            raise SteerscaleError(f"{path}: metadata is not valid JSON") from None
-        if not isinstance(m, dict):
-            raise SteerscaleError(f"{path}: metadata 'steerscale' must be a JSON object")
+        m = json_meta(path, meta)
         t = tensors["vectors"]
         if t.ndim != 2 or not t.is_floating_point():
             raise SteerscaleError(f"{path}: tensor 'vectors' has shape {tuple(t.shape)} and dtype {t.dtype}; "
