@@ -15,7 +15,7 @@ from .markdown import render_markdown
 from .openended_section import openended_block, openended_section
 from .plots import (DEPTH_NOTE, SIGN_COLORS, effects_as_aggregate, plot_asymmetry, plot_cosine_heatmap, plot_depth,
                     plot_heatmap, plot_layer_sweep, plot_model_sweep, plot_openended_layers, plot_scaling,
-                    plot_tradeoff)
+                    plot_tradeoff, save_figure)
 from .tables import SPLIT_NOTE
 
 __all__ = [
@@ -23,5 +23,5 @@ __all__ = [
     "Strong", "Table", "Verdict", "Verdicts", "findings_document", "write_report", "VERDICT_STYLE", "render_html",
     "render_markdown", "openended_block", "openended_section", "DEPTH_NOTE", "SIGN_COLORS", "effects_as_aggregate",
     "plot_asymmetry", "plot_cosine_heatmap", "plot_depth", "plot_heatmap", "plot_layer_sweep", "plot_model_sweep",
-    "plot_openended_layers", "plot_scaling", "plot_tradeoff", "SPLIT_NOTE",
+    "plot_openended_layers", "plot_scaling", "plot_tradeoff", "save_figure", "SPLIT_NOTE",
 ]

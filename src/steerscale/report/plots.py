@@ -27,9 +27,9 @@ DEPTH_NOTE = "depth = layer / n_layers (0 = first layer's output; the last layer
 SIGN_COLORS = {"negative": "#2c6fbb", "positive": "#c0392b"}
 
 
-def _save(fig, path) -> list[Path]:
-    """PNG and SVG of `fig`, each rendered in memory and written atomically (a full disk names the file and
-    leaves no truncated plot)."""
+def save_figure(fig, path) -> list[Path]:
+    """Write `fig` as ``path.png`` and ``path.svg`` (each rendered in memory, then written atomically: a full disk
+    names the file and leaves no truncated plot), close it, and return ``[png, svg]``. Use it for every new plot."""
     path = Path(path)
     paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
     try:
@@ -40,6 +40,9 @@ def _save(fig, path) -> list[Path]:
     finally:
         plt.close(fig)
     return paths
+
+
+_save = save_figure  # the old private name (steerscale.report._save)
 
 
 # ---------------------------------------------------------------- sweeps
@@ -78,7 +81,7 @@ def plot_layer_sweep(aggregate: list[dict], path, title: str | None = None, beha
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- findings
@@ -117,7 +120,7 @@ def plot_heatmap(analysis, path) -> list[Path]:
     ax.set_title(f"{a.model}: effect Δ = p(L, m) − p(0)")
     fig.colorbar(im, ax=ax, label="Δ p(refusal)", fraction=0.04)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_depth(analyses, path) -> list[Path]:
@@ -146,7 +149,7 @@ def plot_depth(analyses, path) -> list[Path]:
         ax.legend(fontsize=7, loc="best")
     fig.suptitle("Effect by relative depth (★ = peak chosen on validation items; its Δ on test items)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[Path]:
@@ -198,7 +201,7 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _move_err(p) -> tuple[float, float]:
@@ -251,7 +254,7 @@ def plot_scaling(scaling, path) -> list[Path]:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- open-ended refusal and capability cost
@@ -292,7 +295,7 @@ def plot_tradeoff(aggregate: list[dict], path, title: str | None = None, effect:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_openended_layers(aggregate: list[dict], path, title: str | None = None) -> list[Path]:
@@ -322,7 +325,7 @@ def plot_openended_layers(aggregate: list[dict], path, title: str | None = None)
     if rows:
         axes[0].set_title(title or f"{rows[0]['model']}: open-ended refusal and capability cost by layer")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- vectors
@@ -344,4 +347,4 @@ def plot_cosine_heatmap(matrix, path, labels: list[str] | None = None, title: st
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
