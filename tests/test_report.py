@@ -130,6 +130,77 @@ def test_report_renders_in_headless_chromium(report):
     assert res["title"].startswith("steerscale")
 
 
+# ---------------------------------------------------------------- the document model and its two renderers
+
+HOSTILE = "<script>alert('x')</script> & a|b [link](http://x) `tick`\nsecond line"
+
+
+def _hostile_document(png):
+    from steerscale.report import (ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted,
+                                   Section, Strong, Table, Verdict, Verdicts)
+
+    v = Verdict("supported", HOSTILE, HOSTILE, HOSTILE, model=HOSTILE)
+    return Document(HOSTILE, [
+        Paragraph(["plain ", HOSTILE, " ", Em(HOSTILE), " ", Strong(HOSTILE), " ", Code("<model>/items.csv")]),
+        Paragraph("only in html", only="html"),
+        Paragraph("only in markdown", only="markdown"),
+        Section(HOSTILE, anchor="h'x", blocks=[
+            ClaimsTable([v]), Verdicts([v]), Notes([HOSTILE]), Notes([]),
+            Table([HOSTILE, "n"], [[HOSTILE, 1.5]]), Figure(png, HOSTILE),
+            Details(HOSTILE, [Preformatted("```\n" + HOSTILE)]),
+            Section("sub", level=3, md_heading=False, blocks=[Paragraph("below an html-only heading")])]),
+        Section("manifest", anchor="manifest"),
+    ])
+
+
+def test_document_escapes_every_string_in_both_formats(tmp_path):
+    from steerscale.report import plot_cosine_heatmap, render_html, render_markdown
+
+    png = plot_cosine_heatmap([[1.0, 0.0], [0.0, 1.0]], tmp_path / "figs" / "cos")[0]
+    doc = _hostile_document(png)
+    html = render_html(doc)
+    assert "<script>" not in html and "alert(&#x27;x&#x27;)" in html  # text and attributes escaped
+    assert "<h2 id='h&#x27;x'>" in html and "<code>&lt;model&gt;/items.csv</code>" in html
+    assert "only in html" in html and "only in markdown" not in html and "<h3>sub</h3>" in html
+    assert html.count("<div class='note'>") == 1 and html.count("data:image/png;base64,") == 1
+    assert html.count("<span class='verdict' style='background:#1e8449'>supported</span>") == 2
+    md = render_markdown(doc, tmp_path)
+    before, fenced, after = md.split("````\n")  # a fenced block shows its text literally (CommonMark), nothing else
+    assert fenced.startswith("```\n<script>") and "<script>" not in before + after and "&lt;script&gt;" in before
+    assert "only in markdown" in md and "only in html" not in md and "sub" not in md.split("\n")
+    # one line per table row, pipes escaped; alt text cannot close the link; figure linked relative to the base
+    row = next(l for l in md.splitlines() if l.endswith(" | 1.5 |"))
+    assert row.startswith("| &lt;script&gt;") and row.count(" | ") == 1 and "a\\|b" in row and "second line" in row
+    assert f"\\[link\\](http://x) `tick` second line]({png.relative_to(tmp_path)})" in md
+    assert "`<model>/items.csv`" in md  # a code span shows its text literally
+    assert md.count("> &lt;script&gt;") == 1 and md.startswith("# &lt;script&gt;")
+
+
+def test_document_add_before_an_anchor_and_code_refuses_backticks():
+    from steerscale.report import Code, Document, Paragraph, Section
+
+    doc = Document("t", [Section("a", anchor="a"), Section("manifest", anchor="manifest")])
+    doc.add(Section("new", anchor="new"), before="manifest").add(Paragraph("end"), before="no-such-anchor")
+    assert [getattr(b, "anchor", None) for b in doc.blocks] == ["a", "new", "manifest", None]
+    with pytest.raises(ValueError, match="backtick"):
+        Code("a`b")
+
+
+def test_write_report_takes_extra_sections(tmp_path):
+    """The hook for new report parts: a Section passed to write_report shows in both formats, before the manifest."""
+    from steerscale.report import Figure, Paragraph, Section, plot_cosine_heatmap
+
+    a = analyze(make_rows(n_items=8, layers=[0, 2], n_layers=4, effect=bump(2, 0.2), model="m"), n_boot=20)
+    scaling = fit_scaling([point_from_analysis(a)], n_boot=10)
+    png = plot_cosine_heatmap([[1.0]], tmp_path / "out" / "figures" / "extra")[0]
+    extra = Section("Extra <part>", anchor="extra", blocks=[Paragraph("made elsewhere"), Figure(png, "extra figure")])
+    paths = write_report(tmp_path / "out", [a], scaling, [check_depth_claim(a)], sections=[extra])
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    assert html.index("<h2 id='extra'>Extra &lt;part&gt;</h2>") < html.index("<h2 id='manifest'>")
+    assert html.count("data:image/png;base64,") == 2 + 3 + 1 and paths["figures"][-1] == png
+    assert "## Extra &lt;part&gt;\n\nmade elsewhere\n\n![extra figure](figures/extra.png)\n" in md
+
+
 # ---------------------------------------------------------------- reproduce (tiny model, no download)
 
 

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # no runtime import: analysis re-exports this module
-    from .analysis import ModelAnalysis
+    from .analysis.model import ModelAnalysis
 
 DEPTH_CLAIM = 0.4
 DEPTH_TOLERANCE = 0.1
