@@ -41,13 +41,14 @@ import numpy as np
 import torch
 
 from steerscale import load_dataset, load_model, train_vectors
-from steerscale.activations import batches, pad_id_of, pad_left
+from steerscale.batching import batches, pad_id_of, pad_left
 from steerscale.data import encode_items
 from steerscale.evaluate import ABScores, letter_scores
-from steerscale.fast import _common_prefix
+from steerscale.engines.partial import common_prefix as _common_prefix
 from steerscale.models import get_layers
 from steerscale.steering import layer_hooks
-from steerscale.sweep import LAYERS_PER_GROUP, SweepConfig, run_sweep
+from steerscale.engines import LAYERS_PER_GROUP
+from steerscale.sweep import SweepConfig, run_sweep
 
 
 class PeakRSS:

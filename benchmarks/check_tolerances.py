@@ -13,8 +13,8 @@ import torch
 
 from steerscale import load_dataset, load_model, train_vectors
 from steerscale.data import encode_items
-from steerscale.fast import sweep_points
-from steerscale.sweep import SweepConfig, naive_engine
+from steerscale.engines import naive_scores as naive_engine, sweep_points
+from steerscale.sweep import SweepConfig
 
 FIELDS = ("score", "logit_diff", "letter_mass")
 

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import SCHEME_DEFINITIONS, ABItem, dataset_hash
-from .engines import ENGINES as _ENGINES
-from .engines import LAYERS_PER_GROUP, get_engine  # noqa: F401  (sweep.LAYERS_PER_GROUP/get_engine: aliases for one release)
+from .engines import ENGINES, LAYERS_PER_GROUP, get_engine  # noqa: F401  (sweep.LAYERS_PER_GROUP/get_engine: aliases)
 from .engines.naive import naive_scores as naive_engine  # noqa: F401  (alias for one release)
 from .errors import SteerscaleError
 from .models import ModelInfo, model_info
@@ -39,8 +38,6 @@ from .tables import AGG_COLUMNS, ITEM_COLUMNS, SweepResult, aggregate_rows, item
 from .units import build_tables, package_versions, run_unit, write_shard_report
 
 log = logging.getLogger(__name__)
-
-ENGINES = tuple(_ENGINES)  # the --engine names (engines.ENGINES): "fast" (the default) and "naive"
 
 @dataclass
 class SweepConfig:
