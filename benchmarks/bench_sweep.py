@@ -255,7 +255,7 @@ def main(argv=None):
                            for idx in batches(len(encoded), args.batch_size) for _ in idx]))
     S = float(np.mean([max(len(encoded[i].prefix_ids) - encoded[i].instruction_end for i in idx)
                        for idx in batches(len(encoded), args.batch_size) for _ in idx]))
-    # the fast engine's own batches: length-sorted, the common prefix run once (fast.py)
+    # the fast engine's own batches: length-sorted, the common prefix run once (engines/fast.py)
     C = _common_prefix([e.prefix_ids for e in encoded])
     srt = sorted(len(e.prefix_ids) - C for e in encoded)
     T_fast = float(np.mean([max(srt[i] for i in idx) for idx in batches(len(srt), args.batch_size) for _ in idx]))

@@ -166,7 +166,7 @@ def contiguous_head(model):
     With ``logits_to_keep=1`` the head sees ``hidden[:, -1:, :]``, a non-contiguous 3-D view, and
     torch's matmul then runs a batched matmul over the weight expanded per row instead of one matmul
     (for a weight without grad); in bfloat16 that materialises B copies of the vocab x hidden weight.
-    Measured cost of both: docs/engines.md ("The head").
+    Measured cost of both: docs/cost_model.md ("The head").
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     handle = None
