@@ -41,13 +41,14 @@ import numpy as np
 import torch
 
 from steerscale import load_dataset, load_model, train_vectors
-from steerscale.activations import batches, pad_id_of, pad_left
+from steerscale.batching import batches, pad_id_of, pad_left
 from steerscale.data import encode_items
 from steerscale.evaluate import ABScores, letter_scores
-from steerscale.fast import _common_prefix
+from steerscale.engines.partial import common_prefix as _common_prefix
 from steerscale.models import get_layers
 from steerscale.steering import layer_hooks
-from steerscale.sweep import LAYERS_PER_GROUP, SweepConfig, run_sweep
+from steerscale.engines import LAYERS_PER_GROUP
+from steerscale.sweep import SweepConfig, run_sweep
 
 
 class PeakRSS:
@@ -254,7 +255,7 @@ def main(argv=None):
                            for idx in batches(len(encoded), args.batch_size) for _ in idx]))
     S = float(np.mean([max(len(encoded[i].prefix_ids) - encoded[i].instruction_end for i in idx)
                        for idx in batches(len(encoded), args.batch_size) for _ in idx]))
-    # the fast engine's own batches: length-sorted, the common prefix run once (fast.py)
+    # the fast engine's own batches: length-sorted, the common prefix run once (engines/fast.py)
     C = _common_prefix([e.prefix_ids for e in encoded])
     srt = sorted(len(e.prefix_ids) - C for e in encoded)
     T_fast = float(np.mean([max(srt[i] for i in idx) for idx in batches(len(srt), args.batch_size) for _ in idx]))

@@ -1,6 +1,6 @@
 """How far the fast engine's scores are from the naive engine's on one batch, per dtype and mode.
 
-The numbers behind ``fast.CHECK_TOL`` (docs/cost_model.md, "The one-point check"): SmolLM2-135M-Instruct,
+The numbers behind ``engines.check.CHECK_TOL`` (docs/cost_model.md, "The one-point check"): SmolLM2-135M-Instruct,
 vectors from 16 refusal-train items, the first 8 refusal-test items as one batch (chat template),
 layers 3/12/25, multipliers -1/+1, float32/bfloat16/float16, all positions and instruction end.
 Run: ``PYTHONPATH=src python benchmarks/check_tolerances.py`` (about 15 minutes on one CPU thread).
@@ -13,8 +13,8 @@ import torch
 
 from steerscale import load_dataset, load_model, train_vectors
 from steerscale.data import encode_items
-from steerscale.fast import sweep_points
-from steerscale.sweep import SweepConfig, naive_engine
+from steerscale.engines import naive_scores as naive_engine, sweep_points
+from steerscale.sweep import SweepConfig
 
 FIELDS = ("score", "logit_diff", "letter_mass")
 

@@ -7,9 +7,10 @@ import torch
 from steerscale.cli import build_parser
 from steerscale.data import encode_items, parse_item
 from steerscale.evaluate import ab_scores
-from steerscale.fast import EngineStats, FastEngine, sweep_points
+from steerscale.engines import ENGINES, EngineStats, FastEngine, NaiveEngine, get_engine, sweep_points
+from steerscale.engines import naive_scores as naive_engine
 from steerscale.models import get_layers, model_info
-from steerscale.sweep import SweepConfig, get_engine, naive_engine, run_sweep
+from steerscale.sweep import SweepConfig, run_sweep
 
 TOL = 1e-5
 
@@ -51,7 +52,7 @@ def test_fast_matches_naive_every_layer_and_multiplier(tiny, positions):
         ref = naive_engine(model, tok, vecs, enc, layer, mults, cfg)
         for m in mults:
             assert_same(res[(layer, m)], ref[m], f"{info.model_type} {positions} layer {layer} m {m}")
-    assert all(type(l).__name__ != "_Stand" for l in get_layers(model)), "a decoder layer was not restored"
+    assert all(type(l).__name__ != "StandIn" for l in get_layers(model)), "a decoder layer was not restored"
     if positions == "all":  # every item starts with "Input: q": those 8 tokens ran once per point, shared
         assert stats.extra["shared_prefix"] == len("Input: q")
     # work actually done, against the naive engine's (padded) layer x token count
@@ -85,7 +86,8 @@ def test_run_sweep_fast_tables_equal_naive(tmp_path):
 
 def test_default_engine_is_fast_and_cli_lists_engines():
     assert SweepConfig().engine == "fast"
-    assert isinstance(get_engine("fast"), FastEngine) and get_engine("naive") is naive_engine
+    assert isinstance(get_engine("fast"), FastEngine) and isinstance(get_engine("naive"), NaiveEngine)
+    assert list(ENGINES) == ["fast", "naive"]
     sub = build_parser()._subparsers._group_actions[0].choices["sweep"]
     help_text = sub.format_help()
     assert "{fast,naive}" in help_text

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale import cli, fast
+from steerscale import cli, steering
+from steerscale.engines import hfcompat, partial
+from steerscale.engines.check import CHECK_TOL, _maxdiff
 from steerscale.errors import SteerscaleError
-from steerscale.fast import _maxdiff
 from steerscale.models import register_architecture
 from steerscale.sweep import SweepConfig, run_sweep
 from test_fast import varied_items
@@ -33,7 +34,7 @@ def _cfg(positions="all", **kw):
 
 def _no_prefix_cache(monkeypatch):
     """What transformers 4.x did with ``cache=``: the KV cache is silently dropped, suffixes run alone."""
-    monkeypatch.setattr(fast, "cache_kwargs", lambda module, cache: {})
+    monkeypatch.setattr(hfcompat, "cache_kwargs", lambda module, cache: {})
 
 
 @pytest.mark.parametrize("positions", ["all", "instruction_end"])
@@ -43,7 +44,7 @@ def test_check_runs_in_every_fast_run_and_is_recorded(positions):
     check = res.manifest["engine"]["check"]
     assert check["ran"] and check["items"] == 4 and check["dtype"] == "float32"
     assert check["layer"] in (0, 1, 3) and check["multiplier"] == -2.0  # the largest |m|
-    assert 0 <= check["max_abs_diff"]["score"] <= 1e-5 and check["tolerance"] == fast.CHECK_TOL["float32"]
+    assert 0 <= check["max_abs_diff"]["score"] <= 1e-5 and check["tolerance"] == CHECK_TOL["float32"]
 
 
 def test_check_also_runs_on_an_architecture_the_tests_do_not_cover():
@@ -69,7 +70,7 @@ def test_a_lost_prefix_cache_stops_the_run(monkeypatch, tmp_path, positions):
 def test_wrong_steering_stops_the_run_no_fallback(monkeypatch):
     """A stand-in layer that gets the steered residual wrong (the old test's fallback case) now stops the run."""
     model, tok, vecs, items = _setup("qwen2")
-    monkeypatch.setattr(fast._Stand, "forward",
+    monkeypatch.setattr(steering.StandIn, "forward",
                         lambda self, h, *a, **k: h if self.value is None else 0 * self.value)
     with pytest.raises(SteerscaleError, match=r"fast engine check failed.*layer \d, multiplier -2.*'qwen2'"):
         run_sweep(model, tok, vecs, items, _cfg(), progress=False)
@@ -90,7 +91,7 @@ def test_an_error_on_the_first_batch_is_one_line_suggesting_naive(monkeypatch):
     def boom(self, *a, **k):
         raise RuntimeError("stand-in does not fit\nsecond line")
 
-    monkeypatch.setattr(fast._Runner, "tail", boom)
+    monkeypatch.setattr(partial.PartialRunner, "tail", boom)
     with pytest.raises(SteerscaleError) as e:
         run_sweep(model, tok, vecs, items, _cfg(), progress=False)
     assert "\n" not in str(e.value) and "RuntimeError: stand-in does not fit" in str(e.value)
@@ -115,7 +116,7 @@ def test_half_precision_runs_pass_their_check():
     model, tok, vecs, items = _setup()
     res = run_sweep(model.to(torch.bfloat16), tok, vecs, items, _cfg(), progress=False)
     check = res.manifest["engine"]["check"]
-    assert check["dtype"] == "bfloat16" and check["tolerance"] == fast.CHECK_TOL["bfloat16"]
+    assert check["dtype"] == "bfloat16" and check["tolerance"] == CHECK_TOL["bfloat16"]
 
 
 def test_maxdiff_treats_nan_honestly():

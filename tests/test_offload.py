@@ -9,9 +9,10 @@ import torch
 
 from conftest import TinyTokenizer, make_model
 from steerscale.data import encode_items
-from steerscale.fast import FastEngine
+from steerscale.engines import FastEngine
+from steerscale.engines import naive_scores as naive_engine
 from steerscale.models import model_info
-from steerscale.sweep import SweepConfig, naive_engine, run_sweep
+from steerscale.sweep import SweepConfig, run_sweep
 from test_fast import varied_items as make_items
 
 accelerate = pytest.importorskip("accelerate")

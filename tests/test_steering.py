@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from steerscale.activations import pad_left
+from steerscale.batching import pad_left
 from steerscale.errors import SteerscaleError
 from steerscale.models import get_layers
 from steerscale.steering import capture, steer

@@ -17,7 +17,7 @@ import torch
 
 from steerscale.data import _encode, answer_tokens, encode_items, format_prompt, parse_item
 from steerscale.errors import SteerscaleError
-from steerscale.fast import sweep_points
+from steerscale.engines import sweep_points
 from steerscale.models import model_info
 from steerscale.sweep import SweepConfig, naive_engine, run_sweep
 from steerscale.vectors import SteeringVectors, train_vectors

@@ -12,15 +12,15 @@ mass there; the score is then less meaningful).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .activations import batches, model_device, pad_id_of, pad_left
+from .batching import batches, model_device, pad_id_of, pad_left
 from .stats import mean_ci  # noqa: F401  (re-exported: evaluate.mean_ci is public)
 from .data import Encoded
+from .steering import contiguous_head  # noqa: F401  (re-exported for one release)
 
 
 @dataclass
@@ -30,27 +30,6 @@ class ABScores:
     score: np.ndarray  # p(matching) / sum p(choices' answer tokens)
     logit_diff: np.ndarray  # log p(matching) - log p(not matching)
     letter_mass: np.ndarray  # sum of p(choices' answer tokens) under the full softmax
-
-
-@contextmanager
-def contiguous_head(model):
-    """Hand the output head a contiguous input while active.
-
-    With ``logits_to_keep=1`` the head sees ``hidden[:, -1:, :]``, a non-contiguous 3-D view, and
-    torch 2.13's matmul then runs a batched matmul over the weight expanded per row instead of one
-    matmul (for a weight without grad): 4x slower in float32 and, because bfloat16 materialises the
-    expanded weight (B copies of vocab x hidden), ~100x slower in bfloat16 (SmolLM2-135M, 8 rows:
-    77 ms and 880 ms instead of 20 ms and 9 ms). Same numbers either way, up to float rounding.
-    """
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    handle = None
-    if isinstance(head, torch.nn.Module):
-        handle = head.register_forward_pre_hook(lambda mod, args: (args[0].contiguous(), *args[1:]) if args else None)
-    try:
-        yield
-    finally:
-        if handle is not None:
-            handle.remove()
 
 
 def last_logits(model, inputs: dict, **kwargs) -> torch.Tensor:
@@ -84,8 +63,8 @@ def letter_scores(logprobs: torch.Tensor, encoded: list[Encoded]) -> ABScores:
 def ab_scores(model, tokenizer, encoded: list[Encoded], batch_size: int = 8, steering=None) -> ABScores:
     """A/B behaviour scores with full forward passes (the reference path).
 
-    `steering`: an active Steering from ``steer(...)``; for positions="instruction_end"
-    its per-row start is set here for each batch.
+    `steering`: an active Steering from ``steer(...)``; it is given each batch (``Steering.for_batch``),
+    so with positions="instruction_end" it steers from each row's last instruction token on.
     """
     dev = model_device(model)
     pad_id = pad_id_of(tokenizer)
@@ -93,8 +72,8 @@ def ab_scores(model, tokenizer, encoded: list[Encoded], batch_size: int = 8, ste
     for idx in batches(len(encoded), batch_size):
         encs = [encoded[i] for i in idx]
         b = pad_left([e.prefix_ids for e in encs], pad_id, [e.instruction_end for e in encs]).to(dev)
-        if steering is not None and steering.positions == "instruction_end":
-            steering.start = b.instruction_end
+        if steering is not None:
+            steering.for_batch(b)
         logits = last_logits(model, b.model_inputs())
         out.append(letter_scores(torch.log_softmax(logits.float(), -1).cpu(), encs))
     return ABScores(*(np.concatenate([getattr(o, f) for o in out]) for f in ("score", "logit_diff", "letter_mass")))
@@ -127,8 +106,8 @@ def generate(
             ids.append(_encode(tokenizer, p))
             ends.append(len(_encode(tokenizer, p.rstrip(" "))) - 1)
         b = pad_left(ids, pad_id, ends).to(dev)
-        if steering is not None and steering.positions == "instruction_end":
-            steering.start = b.instruction_end
+        if steering is not None:
+            steering.for_batch(b)
         if do_sample:
             torch.manual_seed(seed)
         out = model.generate(

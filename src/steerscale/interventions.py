@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .activations import batches, model_device, pad_id_of, pad_left
+from .batching import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, split_items
 from .errors import SteerscaleError
 from .evaluate import last_logits

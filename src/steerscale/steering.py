@@ -5,9 +5,14 @@ layer L* (the residual stream after the MLP's residual add, before block L+1),
 the same place activations are read. Positions: every token (``start=None``,
 the paper's rule) or token index >= ``start`` per batch row (the CAA rule:
 from the last token of the instruction on). During generation every new
-token is steered.
+token is steered. ``Steering.for_batch(batch)`` is where a caller hands the hook the
+next batch; the hook then knows where steering starts in each row.
 
-This module is the only place that registers hooks.
+This module is the only place that touches the model's parts: forward hooks on decoder layers
+(``layer_hooks``, ``steer``, ``capture``), on residual writers (``ablate``) and on the output head
+(``contiguous_head``), and decoder layers swapped for stand-ins during a partial forward pass
+(``partial_forward``, the fast engine's layer skipping). All of them are context managers that put the
+model back in ``finally``.
 """
 
 from __future__ import annotations
@@ -57,7 +62,12 @@ def layer_hooks(model, fns: dict[int, Callable[[torch.Tensor], torch.Tensor | No
 
 
 class Steering:
-    """State of an active steering hook; set ``start`` (per-row token index) before each batch."""
+    """State of an active steering hook: vectors, multiplier(s), and where steering starts.
+
+    ``positions="all"`` steers every token. ``positions="instruction_end"`` steers token index >=
+    ``start`` (an int, or one index per row); callers give the hook each batch with ``for_batch(batch)``
+    instead of setting ``start`` themselves. A generated token (a step of one position) is always steered.
+    """
 
     def __init__(self, vectors: dict[int, torch.Tensor], multiplier, positions: str = "all", start=None):
         if positions not in POSITIONS:
@@ -66,6 +76,21 @@ class Steering:
         self.multiplier = multiplier
         self.positions = positions
         self.start = start
+
+    def for_batch(self, batch, instruction: bool = True) -> "Steering":
+        """Tell the hook which batch (a ``batching.Batch`` on the model's device) runs next; returns self.
+
+        With ``positions="instruction_end"`` steering starts at each row's ``batch.instruction_end``
+        (padded coordinates); ``instruction=False`` marks text without an instruction (neutral text):
+        every position of every row is steered. With ``positions="all"`` nothing changes.
+        """
+        if self.positions == "instruction_end":
+            if instruction:
+                self.start = batch.instruction_end
+            else:
+                ids = batch.input_ids
+                self.start = torch.zeros(ids.shape[0], dtype=torch.long, device=ids.device)
+        return self
 
     def add(self, layer: int, h: torch.Tensor) -> torch.Tensor:
         v = self.vectors[layer].to(device=h.device, dtype=h.dtype)
@@ -77,7 +102,8 @@ class Steering:
         if self.positions == "all" or h.shape[1] == 1:  # all positions, or a generated token
             return h + delta
         if self.start is None:
-            raise SteerscaleError("positions 'instruction_end' needs the start index of each row (Steering.start)")
+            raise SteerscaleError("positions 'instruction_end' needs the start index of each row "
+                                  "(Steering.for_batch(batch) before the forward pass)")
         start = torch.as_tensor(self.start, device=h.device).view(-1, 1)
         mask = (torch.arange(h.shape[1], device=h.device).view(1, -1) >= start).unsqueeze(-1)
         return h + mask.to(h.dtype) * delta
@@ -101,7 +127,8 @@ def steer(model, vectors, layers: int | Iterable[int], multiplier=1.0, positions
     `vectors`: a SteeringVectors, a [n_layers, hidden] tensor, or a dict layer -> vector.
     `multiplier`: a float, or a tensor with one value per batch row.
     `positions`: "all" (every token) or "instruction_end" (token index >= `start`, an int or
-    per-row tensor; evaluation and generation set it per batch). Yields the Steering object.
+    per-row tensor; evaluation and generation pass each batch with ``Steering.for_batch``).
+    Yields the Steering object.
     """
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
@@ -127,6 +154,118 @@ def capture(model, layers: Iterable[int] | None = None, position: int = -1):
 
     with layer_hooks(model, {l: rec(l) for l in layers}):
         yield store
+
+
+# ----------------------------------------------------------------------------- the output head
+
+
+@contextmanager
+def contiguous_head(model):
+    """Hand the output head a contiguous input while active (same numbers, up to float rounding).
+
+    With ``logits_to_keep=1`` the head sees ``hidden[:, -1:, :]``, a non-contiguous 3-D view, and
+    torch's matmul then runs a batched matmul over the weight expanded per row instead of one matmul
+    (for a weight without grad); in bfloat16 that materialises B copies of the vocab x hidden weight.
+    Measured cost of both: docs/cost_model.md ("The head").
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    handle = None
+    if isinstance(head, torch.nn.Module):
+        handle = head.register_forward_pre_hook(lambda mod, args: (args[0].contiguous(), *args[1:]) if args else None)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+# ----------------------------------------------------------------------------- partial forward passes
+
+
+class StandIn(torch.nn.Module):
+    """Stands in for a decoder layer: returns ``value`` (a cached residual) or, if None, its input.
+
+    ``as_tuple``: return ``(hidden,)``, as the layers of some models do (``hfcompat.layer_returns_tuple``).
+    Attributes a model's layer loop reads (``attention_type``, ``layer_idx``, ...) come from the layer it
+    replaces, which is not a submodule (no parameters, no hooks).
+    """
+
+    def __init__(self, orig: torch.nn.Module, value: torch.Tensor | None = None, as_tuple: bool = False):
+        super().__init__()
+        object.__setattr__(self, "_orig", orig)  # not a submodule: no parameters, no hooks
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "as_tuple", as_tuple)
+
+    def forward(self, hidden_states, *args, **kwargs):
+        out = hidden_states
+        if self.value is not None:
+            if self.value.shape != hidden_states.shape:
+                raise RuntimeError(f"cached residual {tuple(self.value.shape)} != layer input "
+                                   f"{tuple(hidden_states.shape)}")
+            out = self.value
+        return (out,) if self.as_tuple else out
+
+    def __getattr__(self, name):  # attributes a model loop may read (attention_type, layer_idx, ...)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(object.__getattribute__(self, "_orig"), name)
+
+
+@contextmanager
+def replaced_layers(layers: torch.nn.ModuleList, repl: dict[int, torch.nn.Module]):
+    """Put ``repl[i]`` in place of ``layers[i]`` while active; the originals always come back."""
+    orig = {i: layers[i] for i in repl}
+    try:
+        for i, m in repl.items():
+            layers[i] = m
+        yield
+    finally:
+        for i, m in orig.items():
+            layers[i] = m
+
+
+@contextmanager
+def partial_forward(layers: torch.nn.ModuleList, start_at: int = 0, residual: torch.Tensor | None = None,
+                    stop_after: int | None = None, as_tuple: bool = False):
+    """While active, the model's own forward runs only decoder layers ``start_at .. stop_after``.
+
+    The concept of TransformerLens's ``start_at_layer`` / ``stop_at_layer``, done without a copy of the
+    model's loop: layers ``0 .. start_at-1`` are stand-ins (``StandIn``), the one before ``start_at``
+    returning ``residual`` (the output of layer ``start_at-1``, shape of the layer input) and the
+    others their input; layers after ``stop_after`` pass their input through. Everything else
+    (embeddings, masks, rotary tables, per-layer attention types, final norm, head) is the model's code.
+    `layers`: the model's decoder-layer list (``models.get_layers``); `as_tuple`: what the layers return.
+    """
+    repl = {i: StandIn(layers[i], residual if i == start_at - 1 else None, as_tuple) for i in range(start_at)}
+    if stop_after is not None:
+        repl.update({i: StandIn(layers[i], None, as_tuple) for i in range(stop_after + 1, len(layers))})
+    with replaced_layers(layers, repl):
+        yield
+
+
+class _Stopped(Exception):
+    pass
+
+
+def first_layer_output(base: torch.nn.Module, layers: torch.nn.ModuleList, **inputs):
+    """The raw output of decoder layer 0 (a tensor or a tuple) when ``base(**inputs)`` runs; the rest of
+    the forward pass is not run. None if the forward never called layer 0."""
+    seen: dict = {}
+
+    def hook(module, args, output):
+        seen["out"] = output
+        raise _Stopped
+
+    handle = layers[0].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            base(**inputs)
+    except _Stopped:
+        pass
+    finally:
+        handle.remove()
+    return seen.get("out")
 
 
 WINDOW_MODES = ("per-layer", "same")

@@ -1,4 +1,8 @@
-"""Layer x multiplier sweeps: engines, tidy result tables and a manifest.
+"""Layer x multiplier sweeps: the run (plan, store, manifest) around an engine.
+
+``run_sweep`` validates the config, plans the work units (plan.py), and hands each unit to
+``units.run_unit``, which asks the engine (``engines.get_engine(config.engine)``) for points and stores
+them; the tables are then built from the store alone (``units.build_tables``, tables.py).
 
 One row per (model, layer, multiplier, item) in ``items.csv`` and one per
 (model, layer, multiplier) in ``aggregate.csv`` (mean with a seeded bootstrap
@@ -23,28 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from .data import SCHEME_DEFINITIONS, ABItem, dataset_hash
+from .engines import ENGINES, LAYERS_PER_GROUP, get_engine  # noqa: F401  (sweep.LAYERS_PER_GROUP/get_engine: aliases)
+from .engines.naive import naive_scores as naive_engine  # noqa: F401  (alias for one release)
 from .errors import SteerscaleError
-from .evaluate import ABScores, ab_scores
-from .stats import mean_ci
 from .models import ModelInfo, model_info
-from .steering import POSITIONS, steer
-from .results import git_revision, save_tables, versions, write_csv, write_json  # noqa: F401  (re-exported)
+from .steering import POSITIONS
+from .results import git_revision, versions, write_csv, write_json  # noqa: F401  (re-exported)
 from .store import ResultsStore, tensor_hash
+from .tables import AGG_COLUMNS, ITEM_COLUMNS, SweepResult, aggregate_rows, item_rows  # noqa: F401  (re-exported)
+from .units import build_tables, package_versions, run_unit, write_shard_report
 
 log = logging.getLogger(__name__)
-
-ENGINES = ("fast", "naive")  # fast: steerscale.fast (default); naive: the hook-based reference
-LAYERS_PER_GROUP = 6  # at most this many layers share one unsteered pass (fast engine); at least 5 groups
-
-ITEM_COLUMNS = [
-    "model", "n_params", "n_layers", "layer", "depth", "multiplier", "item", "category",
-    "score", "logit_diff", "letter_mass",
-]
-AGG_COLUMNS = [
-    "model", "n_params", "n_layers", "layer", "depth", "depth_alt", "multiplier", "n_items",
-    "score", "ci_low", "ci_high", "delta", "logit_diff", "letter_mass",
-]
-
 
 @dataclass
 class SweepConfig:
@@ -89,72 +82,6 @@ class SweepConfig:
         return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=mults))
 
 
-def naive_engine(model, tokenizer, vectors, encoded, layer: int, multipliers, config: SweepConfig) -> dict[float, ABScores]:
-    """The reference: one full forward pass per item and multiplier, steering hook on `layer`."""
-    out = {}
-    for m in multipliers:
-        with steer(model, vectors, [layer], m, positions=config.positions) as s:
-            out[m] = ab_scores(model, tokenizer, encoded, config.batch_size, steering=s)
-    return out
-
-
-def get_engine(name: str):
-    """A fresh engine: ``fast`` (steerscale.fast.FastEngine, same numbers, far less work) or ``naive``."""
-    if name == "fast":
-        from .fast import FastEngine
-
-        return FastEngine()
-    if name == "naive":
-        return naive_engine
-    raise SteerscaleError(f"engine {name!r}: expected one of {', '.join(ENGINES)}")
-
-
-@dataclass
-class SweepResult:
-    rows: list[dict]
-    aggregate: list[dict]
-    manifest: dict
-
-    def save(self, out_dir) -> Path:
-        return save_tables(out_dir, [("items.csv", self.rows, ITEM_COLUMNS), ("aggregate.csv", self.aggregate,
-                                      AGG_COLUMNS), ("aggregate.json", self.aggregate, None)], self.manifest)
-
-
-def aggregate_rows(rows: list[dict], n_bootstrap: int = 1000, seed: int = 0) -> list[dict]:
-    """Mean score per (model, layer, multiplier) with bootstrap interval and delta vs multiplier 0."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["layer"], r["multiplier"]), []).append(r)
-    base = {}
-    for (model, layer, m), g in groups.items():
-        if m == 0.0:
-            base[(model, layer)] = float(np.mean([r["score"] for r in g]))
-    out = []
-    for (model, layer, m), g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-        mean, lo, hi = mean_ci([r["score"] for r in g], n_bootstrap, seed)
-        r0 = g[0]
-        out.append({
-            "model": model, "n_params": r0["n_params"], "n_layers": r0["n_layers"], "layer": layer,
-            "depth": r0["depth"], "depth_alt": layer / max(r0["n_layers"] - 1, 1), "multiplier": m,
-            "n_items": len(g), "score": mean, "ci_low": lo, "ci_high": hi,
-            "delta": mean - base[(model, layer)] if (model, layer) in base else float("nan"),
-            "logit_diff": float(np.mean([r["logit_diff"] for r in g])),
-            "letter_mass": float(np.mean([r["letter_mass"] for r in g])),
-        })
-    return out
-
-
-def item_rows(info: ModelInfo, layer: int, m: float, items: list[ABItem], s: ABScores) -> list[dict]:
-    return [
-        {
-            "model": info.name, "n_params": info.n_params, "n_layers": info.n_layers, "layer": layer,
-            "depth": layer / info.n_layers, "multiplier": m, "item": it.id, "category": it.category,
-            "score": float(s.score[i]), "logit_diff": float(s.logit_diff[i]), "letter_mass": float(s.letter_mass[i]),
-        }
-        for i, it in enumerate(items)
-    ]
-
-
 def vectors_hash(vectors) -> str:
     """Content hash of the steering vectors (SteeringVectors, tensor, or dict layer -> tensor)."""
     import torch
@@ -171,26 +98,6 @@ def run_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vect
     model = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
     return {"config": asdict(config), "model": model, "dataset_hash": dataset_hash(items),
             "n_items": len(items), "vectors_hash": vectors_hash(vectors)}
-
-
-def _check_scores(s: ABScores, layer, m) -> ABScores:
-    if not (np.isfinite(s.score).all() and np.isfinite(s.logit_diff).all()):
-        where = "unsteered" if layer is None else f"layer {layer}, multiplier {m:g}"
-        raise SteerscaleError(f"scores at {where} are NaN or Inf: the model produced non-finite logits "
-                              f"(try --dtype float32 or smaller multipliers)")
-    return s
-
-
-def _fits(point, n_items: int, layer, m) -> bool:
-    """A stored point is usable when it has one row per item; otherwise (e.g. empty rows under a valid
-    checksum) it is recomputed instead of failing the same way on every re-run."""
-    if point is None:
-        return False
-    if len(point) != n_items:
-        log.warning("stored point layer %s, multiplier %g has %d rows for %d items; recomputing it",
-                    layer, m, len(point), n_items)
-        return False
-    return True
 
 
 class _MemoryStore:
@@ -212,8 +119,6 @@ class _MemoryStore:
 def sweep_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors, plan) -> dict:
     """run_identity plus the shard plan (shards change batch composition) and the package versions (a run
     must not mix them: resuming after an upgrade, or a shard on a node with other versions, is refused)."""
-    from .units import package_versions
-
     return dict(run_identity(config, info, items, vectors), plan=plan.to_dict(), versions=package_versions())
 
 
@@ -244,10 +149,9 @@ def run_sweep(
     With `out_dir`, finished points are stored as they complete and an interrupted
     run resumes: only missing points are computed. `shards` > 1 runs the units of that shard plan
     (plan.py) one after another in this process: the same points, bytes and folder as running each
-    unit with ``run_shard`` (or on a cluster backend) and merging.
+    unit with ``run_shard`` (or on a cluster backend) and merging. The engine (``config.engine``,
+    ``engines.get_engine``) computes the points; this function only stores and aggregates them.
     """
-    from .units import build_tables, run_unit
-
     info = info or model_info(model)
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
@@ -278,8 +182,6 @@ def run_shard(model, tokenizer, vectors, items, config: SweepConfig | None, info
     tables once every shard is there. Holds the lock ``locks/shard-KofN.lock`` while it runs (a second
     process for the same shard is refused; other shards may write the folder at the same time).
     Returns the unit report (also written to ``shards/shard-KofN.json``)."""
-    from .units import run_unit, write_shard_report
-
     info = info or model_info(model)
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
@@ -293,6 +195,11 @@ def run_shard(model, tokenizer, vectors, items, config: SweepConfig | None, info
     finally:
         store.close()
     return report
+
+
+def config_from_identity(identity: dict) -> SweepConfig:
+    """The SweepConfig a run identity (run.json) records (moved here from units.py)."""
+    return SweepConfig(**identity["config"])
 
 
 def sweep_manifest(config, info, items, vectors, plan, reports: list[dict], t0: float) -> dict:

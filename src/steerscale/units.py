@@ -12,16 +12,23 @@ tables of a sharded run without loading a model, and names the shards whose poin
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from .data import answer_scheme, answer_tokens, encode_items
+from .engines import Engine, get_engine
 from .errors import SteerscaleError
+from .evaluate import ABScores
 from .plan import ShardPlan, Unit, make_plan
+from .tables import SweepResult, aggregate_rows, item_rows
+
+log = logging.getLogger(__name__)
 
 VERSION_KEYS = ("steerscale", "python", "torch", "transformers", "numpy")
 
@@ -57,71 +64,68 @@ def unit_points(unit: Unit, config) -> list[tuple[int | None, float | None]]:
     return pts
 
 
+def check_scores(s: ABScores, layer, m) -> ABScores:
+    """`s` if every score and logit_diff is finite; otherwise a SteerscaleError naming the point."""
+    if not (np.isfinite(s.score).all() and np.isfinite(s.logit_diff).all()):
+        where = "unsteered" if layer is None else f"layer {layer}, multiplier {m:g}"
+        raise SteerscaleError(f"scores at {where} are NaN or Inf: the model produced non-finite logits "
+                              f"(try --dtype float32 or smaller multipliers)")
+    return s
+
+
+def fits(point, n_items: int, layer, m) -> bool:
+    """A stored point is usable when it has one row per item; otherwise (e.g. empty rows under a valid
+    checksum) it is recomputed instead of failing the same way on every re-run."""
+    if point is None:
+        return False
+    if len(point) != n_items:
+        log.warning("stored point layer %s, multiplier %g has %d rows for %d items; recomputing it",
+                    layer, m, len(point), n_items)
+        return False
+    return True
+
+
 def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, progress: bool = False,
-             engine=None) -> dict:
+             engine: Engine | None = None) -> dict:
     """Compute the missing points of `unit` (over the full `items` list) into `store`; return a report.
 
-    `config` is a validated SweepConfig; `store` has ``get``/``put`` with ``part``. Exactness is the
-    engine's (fast == naive to 1e-5); every score is checked finite before it is stored.
+    `config` is a validated SweepConfig; `store` has ``get``/``put`` with ``part``; `engine` an
+    ``engines.Engine`` (default: a fresh ``get_engine(config.engine)``). The engine computes, this function
+    stores: the unit's layers go to ``engine.points`` in ``engine.layer_groups`` and every point it
+    yields is checked finite and stored at once. Exactness is the engine's (fast == naive to 1e-5).
     """
-    from tqdm.auto import tqdm
-
-    from .data import answer_scheme, answer_tokens, encode_items
-    from .evaluate import ABScores, ab_scores
-    from .sweep import LAYERS_PER_GROUP, _check_scores, _fits, get_engine, item_rows
-
     t0 = time.time()
     sub = items[unit.item_start : unit.item_stop]
     part, name = unit.part, info.name
     engine = engine or get_engine(config.engine)
+    engine.progress = progress
     # Encoded over all items (tokenising only), so every unit of a run gets the same answer scheme.
     encoded = encode_items(tokenizer, items, config.template, config.system)[unit.item_start : unit.item_stop]
     scheme = answer_scheme(encoded)
     steered = [m for m in config.multipliers if m != 0.0]
     zero = [l for l in config.layers if unit.owns_baseline and 0.0 in config.multipliers
-            and not _fits(store.get(name, l, 0.0, part=part), len(sub), l, 0.0)]
-    n_computed, t_prep, t_base = 0, 0.0, 0.0
-    has_prepare = hasattr(engine, "prepare")
-    # Engines with `prepare` share one unsteered pass across layers; give them the layers a few at a
-    # time so finished points reach the store often (a kill loses at most one group's work).
+            and not fits(store.get(name, l, 0.0, part=part), len(sub), l, 0.0)]
+    n_computed, t_base = 0, 0.0
+    prep0 = engine.stats.prepare_s
     layers = list(unit.layers)
-    group_size = min(LAYERS_PER_GROUP, -(-len(layers) // 5)) if has_prepare else 1
     pbar = tqdm(total=len(layers), desc=f"sweep {name} [{unit.tag}]", disable=not progress)
-    for g in range(0, len(layers), group_size):
-        group = layers[g : g + group_size]
-        missing = {l: [m for m in steered if not _fits(store.get(name, l, m, part=part), len(sub), l, m)]
+    for group in engine.layer_groups(layers):
+        missing = {l: [m for m in steered if not fits(store.get(name, l, m, part=part), len(sub), l, m)]
                    for l in group}
-        todo = [l for l in group if missing[l]]
-        if todo and has_prepare:
-            t = time.time()
-            engine.progress = progress
-            engine.prepare(model, tokenizer, vectors, encoded, replace(config, layers=todo),
-                           sorted({m for l in todo for m in missing[l]}))
-            t_prep += time.time() - t
-        for layer in group:
-            # The reference engine costs the same per point: store each as it finishes; others share work.
-            chunks = [[m] for m in missing[layer]] if config.engine == "naive" else (
-                [missing[layer]] if missing[layer] else [])
-            for chunk in chunks:
-                scores = engine(model, tokenizer, vectors, encoded, layer, chunk, config)
-                for m in chunk:
-                    store.put(name, layer, m, item_rows(info, layer, m, sub, _check_scores(scores[m], layer, m)),
-                              part=part)
-                    n_computed += 1
-            pbar.update(1)
+        todo = {l: ms for l, ms in missing.items() if ms}
+        for layer, m, scores in engine.points(model, tokenizer, vectors, encoded, config, todo):
+            store.put(name, layer, m, item_rows(info, layer, m, sub, check_scores(scores, layer, m)), part=part)
+            n_computed += 1
+        pbar.update(len(group))
     pbar.close()
     if zero or (unit.owns_baseline and 0.0 in config.multipliers and store.get(name, None, part=part) is None):
-        # Engines with `prepare` give the baseline from the end of their unsteered walk: asked for last.
+        # The baseline is asked for last: the fast engine reads it from the end of its unsteered walk.
         cached = store.get(name, None, part=part)
         if cached is not None and len(cached) == len(sub):
             base = ABScores(*(np.array([r[k] for r in cached]) for k in ("score", "logit_diff", "letter_mass")))
         else:
             t = time.time()
-            if hasattr(engine, "baseline"):
-                scores = engine.baseline(model, tokenizer, vectors, encoded, config)
-            else:
-                scores = ab_scores(model, tokenizer, encoded, config.batch_size)
-            base = _check_scores(scores, None, 0.0)
+            base = check_scores(engine.baseline(model, tokenizer, vectors, encoded, config), None, 0.0)
             t_base = time.time() - t
             store.put(name, None, None, [
                 {"item": it.id, "score": float(a), "logit_diff": float(b), "letter_mass": float(c)}
@@ -129,10 +133,9 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
         for layer in zero:
             store.put(name, layer, 0.0, item_rows(info, layer, 0.0, sub, base), part=part)
     return {"unit": unit.to_dict(), "points_computed": n_computed, "seconds": round(time.time() - t0, 3),
-            "engine_prepare_s": round(t_prep, 3), "baseline_s": round(t_base, 3),
+            "engine_prepare_s": round(engine.stats.prepare_s - prep0, 3), "baseline_s": round(t_base, 3),
             "answer_scheme": scheme, "answer_tokens": answer_tokens(tokenizer, encoded[0]) if encoded else {},
-            "engine": dict({"name": config.engine}, **(engine.stats.to_dict() if hasattr(engine, "stats") else {})),
-            "versions": package_versions(), "host": platform.node()}
+            "engine": engine.describe(), "versions": package_versions(), "host": platform.node()}
 
 
 def collect_rows(store, identity: dict, plan: ShardPlan | None = None) -> tuple[list[dict], list[int]]:
@@ -159,8 +162,6 @@ def collect_rows(store, identity: dict, plan: ShardPlan | None = None) -> tuple[
 def build_tables(store, identity: dict, plan: ShardPlan | None = None, where: str = "") -> tuple[list[dict], list[dict]]:
     """(item rows, aggregate rows) of a finished run, from the store alone; a one-line error naming the
     missing shards when some points are not there."""
-    from .sweep import aggregate_rows
-
     plan = plan or plan_for(identity)
     rows, missing = collect_rows(store, identity, plan)
     if missing:
@@ -189,7 +190,6 @@ def merge(folder, progress: bool = False):
     """
     from .store import ResultsStore, clean_stale_temps
     from .results import git_revision, versions
-    from .sweep import SweepResult
 
     folder = Path(folder)
     path = folder / "run.json"
@@ -234,11 +234,5 @@ def merge(folder, progress: bool = False):
     return result
 
 
-def config_from_identity(identity: dict):
-    from .sweep import SweepConfig
-
-    return SweepConfig(**identity["config"])
-
-
 __all__ = ["run_unit", "collect_rows", "build_tables", "merge", "package_versions", "check_versions", "plan_for",
-           "unit_points", "write_shard_report", "config_from_identity"]
+           "unit_points", "write_shard_report"]

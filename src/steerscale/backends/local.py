@@ -29,7 +29,7 @@ class LocalBackend:
         return [{"info": self.info.to_dict(), "versions": package_versions(), "host": platform.node()}]
 
     def run(self, job, units, store) -> list[dict]:
-        from ..sweep import get_engine
+        from ..engines import get_engine
         from ..units import run_unit
 
         if self.model is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..activations import batches, model_device, pad_id_of, pad_left
+from ..batching import batches, model_device, pad_id_of, pad_left
 from ..data import _encode
 from ..errors import SteerscaleError
 from ..stats import ratio_ci
@@ -59,8 +59,8 @@ def neutral_cross_entropy(model, tokenizer, texts: list[str], batch_size: int = 
             if len(s) < 2:
                 raise SteerscaleError(f"neutral text {i}: fewer than 2 tokens")
         b = pad_left(seqs, pad_id).to(dev)
-        if steering is not None and steering.positions == "instruction_end":
-            steering.start = torch.zeros(len(seqs), dtype=torch.long, device=dev)
+        if steering is not None:
+            steering.for_batch(b, instruction=False)  # neutral text has no instruction: every position
         logits = model(**b.model_inputs(), use_cache=False).logits.float()
         lp = torch.log_softmax(logits[:, :-1], -1)
         tgt = b.input_ids[:, 1:]

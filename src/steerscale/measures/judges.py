@@ -21,7 +21,7 @@ import re
 
 import torch
 
-from ..activations import batches, model_device, pad_id_of, pad_left
+from ..batching import batches, model_device, pad_id_of, pad_left
 from ..data import _encode, format_prompt
 from ..errors import SteerscaleError
 from ..evaluate import last_logits

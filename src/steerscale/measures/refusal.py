@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..activations import batches, model_device, pad_id_of, pad_left
+from ..batching import batches, model_device, pad_id_of, pad_left
 from ..data import _encode, format_prompt, load_refusal_phrases
 from ..errors import SteerscaleError
 from ..evaluate import last_logits
@@ -95,8 +95,8 @@ class LogOdds:
 
 
 def _steer_start(steering, batch):
-    if steering is not None and steering.positions == "instruction_end":
-        steering.start = batch.instruction_end
+    if steering is not None:
+        steering.for_batch(batch)
 
 
 @torch.no_grad()
