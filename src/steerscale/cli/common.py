@@ -26,6 +26,14 @@ def check_out_folder(path) -> Path:
 
 
 def load(args):
+    """The model of the command's flags, through ``steerscale.cli._load`` (the one place to replace model
+    loading, e.g. by a tiny model in tests)."""
+    from .. import cli
+
+    return cli._load(args)
+
+
+def load_model_of(args):
     """The model of --model/--dtype/--device/--trust-remote-code, refused when it has no decoder layers."""
     from ..models import load_model
 
