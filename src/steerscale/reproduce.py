@@ -10,208 +10,31 @@ manifest) is not run again.
 
 from __future__ import annotations
 
-import copy
 import gc
 import hashlib
 import json
 import logging
-import re
 import shutil
 import time
-import tomllib
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import fields
 from pathlib import Path
 
+from .config import PROTOCOL_PRESETS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig  # noqa: F401
+from .reproduce_config import default_config_path, load_config, slug  # noqa: F401  (re-exported)
 from .errors import SteerscaleError
 from .store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "run": {"seed": 0, "n_bootstrap": 1000, "val_fraction": 0.5, "scaling_y": "max", "protocol": "steerscale-default"},
-    "data": {"train": "refusal-train", "test": "refusal-test", "train_limit": None, "test_limit": None,
-             "test_sets": []},
-    "sweep": {"layers": "all", "layer_stride": 1, "multipliers": [-1.0, 0.0, 1.0], "template": "chat",
-              "positions": "all", "batch_size": 8, "normalize": "none", "system": None, "engine": None},
-}
-# Optional [openended] section: open-ended refusal and capability cost (openended.run_openended) on the
-# vectors the A/B sweep trained. Template, system prompt, positions and batch size come from the model's sweep.
-OPENENDED_DEFAULTS = {"layers": "all", "layer_stride": 1, "multipliers": [-4.0, 0.0, 4.0],
-                      "harmful": "harmful-prompts", "harmless": "harmless-prompts", "neutral": "neutral-text",
-                      "n_logodds": None, "n_generate": 2, "max_new_tokens": 24, "n_neutral": None, "ce_bound": None}
-MODEL_KEYS = {"spec", "name", "dtype", "device", "trust_remote_code"}
-# [run] protocol presets: the sweep settings each implies (defaults under the user's own keys) and how peaks are
-# chosen. A model whose effective settings differ from its preset's is labelled "custom" (scaling fits only
-# like with like). "caa" follows CAA (Rimsky et al.): steering from the instruction end, layers picked on the
-# test items themselves. CAA also rescaled each behaviour's vectors to the mean norm across its 7 behaviours;
-# with the one behaviour a reproduce run trains that rescaling is not defined, so the preset keeps the
-# refusal vector's own norm (steerscale.vectors.normalize_across_behaviours does CAA's rescaling when you train
-# several behaviours): multipliers can differ from CAA's by that per-layer factor.
-PROTOCOL_PRESETS = {
-    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none"}, "selection": "held-out"},
-    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none"}, "selection": "in-sample"},
-}
-IMPORT_KEYS = {"table", "include_in_fit"}
 
-
-def default_config_path() -> Path:
-    return Path(str(resources.files("steerscale") / "configs" / "default.toml"))
-
-
-@dataclass
-class ModelSpec:
-    spec: str
-    name: str
-    dtype: str = "float32"
-    device: str = "cpu"
-    trust_remote_code: bool = False
-    sweep: dict = field(default_factory=dict)  # effective sweep settings for this model
-    protocol: str = "steerscale-default"  # [run] protocol, or "custom" where the settings leave the preset
-
-
-@dataclass
-class ReproduceConfig:
-    path: str
-    run: dict
-    data: dict
-    sweep: dict
-    models: list[ModelSpec]
-    imports: list[dict]
-    openended: dict | None = None  # the [openended] section with defaults filled in; None = no open-ended sweep
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
-                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended}
-
-
-def slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
-    return s or "model"
-
-
-def _resolve(base: Path, value: str) -> str:
-    """A relative path in the config is read relative to the config file's folder when something is there;
-    anything else (built-in names, hub ids, absolute paths) is kept as written."""
-    p = Path(value).expanduser()
-    if not p.is_absolute() and (base / p).exists():
-        return str((base / p).resolve())
-    return str(p) if value.startswith("~") else value
-
-
-def load_config(path=None) -> ReproduceConfig:
-    """Read and validate a reproduce config (the bundled default when `path` is None)."""
-    path = Path(path) if path is not None else default_config_path()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SteerscaleError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SteerscaleError(f"{path}: invalid TOML ({e})") from None
-    known = set(DEFAULTS) | {"models", "imports", "openended"}
-    for k in raw:
-        if k not in known:
-            raise SteerscaleError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(known))})")
-    sections = {}
-    for sec, defaults in {**DEFAULTS, "openended": OPENENDED_DEFAULTS}.items():
-        got = raw.get(sec, {})
-        if not isinstance(got, dict):
-            raise SteerscaleError(f"{path}: [{sec}] must be a table")
-        for k in got:
-            if k not in defaults:
-                raise SteerscaleError(f"{path}: [{sec}] unknown key {k!r} (known: {', '.join(defaults)})")
-        sections[sec] = {**copy.deepcopy(defaults), **got}
-    run, data, sweep = sections["run"], sections["data"], sections["sweep"]
-    if run["scaling_y"] not in ("max", "negative", "positive"):
-        raise SteerscaleError(f"{path}: [run] scaling_y {run['scaling_y']!r}: expected max, negative or positive")
-    if run["protocol"] not in PROTOCOL_PRESETS:
-        raise SteerscaleError(f"{path}: [run] protocol {run['protocol']!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
-    preset = PROTOCOL_PRESETS[run["protocol"]]
-    for k, v in preset["sweep"].items():  # the preset's settings, under the user's own [sweep] keys
-        if k not in raw.get("sweep", {}):
-            sweep[k] = v
-    ts = data["test_sets"]
-    if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
-        raise SteerscaleError(f"{path}: [data] test_sets {ts!r}: expected a list of dataset names or files")
-    if not 0 < float(run["val_fraction"]) < 1:
-        raise SteerscaleError(f"{path}: [run] val_fraction {run['val_fraction']}: expected a number between 0 and 1")
-    _check_sweep(sweep, f"{path}: [sweep]")
-    base = path.resolve().parent
-    for k in ("train", "test"):
-        data[k] = _resolve(base, str(data[k]))
-    data["test_sets"] = [_resolve(base, t) for t in data["test_sets"]]
-    openended = None
-    if "openended" in raw:
-        openended = sections["openended"]
-        _check_openended(openended, f"{path}: [openended]")
-        for k in ("harmful", "harmless", "neutral"):
-            openended[k] = _resolve(base, str(openended[k]))
-    models_raw = raw.get("models", [])
-    if not isinstance(models_raw, list) or not models_raw:
-        raise SteerscaleError(f"{path}: no [[models]] listed; add at least one, e.g. spec = \"smollm2-135m\"")
-    models, names = [], set()
-    for i, m in enumerate(models_raw, 1):
-        where = f"{path}: [[models]] #{i}"
-        if not isinstance(m, dict) or "spec" not in m:
-            raise SteerscaleError(f"{where}: missing key 'spec' (a hub id, model directory, .gguf file or smollm2-135m)")
-        for k in m:
-            if k not in MODEL_KEYS and k not in DEFAULTS["sweep"]:
-                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(MODEL_KEYS))}, "
-                                      f"or any [sweep] key)")
-        spec = _resolve(base, str(m["spec"]))
-        name = str(m.get("name") or (Path(spec).stem if spec.endswith(".gguf") or Path(spec).exists() else spec))
-        if slug(name) in names:
-            raise SteerscaleError(f"{where}: name {name!r} is used twice; give each model a distinct 'name'")
-        names.add(slug(name))
-        eff = {**sweep, **{k: v for k, v in m.items() if k in DEFAULTS["sweep"]}}
-        _check_sweep(eff, where)
-        label = run["protocol"] if all(eff[k] == v for k, v in preset["sweep"].items()) else "custom"
-        models.append(ModelSpec(spec, name, str(m.get("dtype", "float32")), str(m.get("device", "cpu")),
-                                bool(m.get("trust_remote_code", False)), eff, label))
-    imports = []
-    for i, imp in enumerate(raw.get("imports", []), 1):
-        where = f"{path}: [[imports]] #{i}"
-        if not isinstance(imp, dict) or "table" not in imp:
-            raise SteerscaleError(f"{where}: missing key 'table' (a CSV/JSON file or a built-in table name)")
-        for k in imp:
-            if k not in IMPORT_KEYS:
-                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(IMPORT_KEYS))})")
-        imports.append({"table": _resolve(base, str(imp["table"])), "include_in_fit": bool(imp.get("include_in_fit", True))})
-    return ReproduceConfig(str(path), run, data, sweep, models, imports, openended)
-
-
-def _check_sweep(s: dict, where: str) -> None:
-    if not (s["layers"] == "all" or (isinstance(s["layers"], list) and all(isinstance(l, int) for l in s["layers"]))):
-        raise SteerscaleError(f"{where}: layers {s['layers']!r}: expected \"all\" or a list of layer indices")
-    if not isinstance(s["layer_stride"], int) or s["layer_stride"] < 1:
-        raise SteerscaleError(f"{where}: layer_stride {s['layer_stride']!r}: expected a positive integer")
-    if not isinstance(s["multipliers"], list) or not all(isinstance(m, (int, float)) for m in s["multipliers"]):
-        raise SteerscaleError(f"{where}: multipliers {s['multipliers']!r}: expected a list of numbers")
-    if 0 not in s["multipliers"]:
-        raise SteerscaleError(f"{where}: multipliers must include 0 (the unsteered baseline every effect is measured against)")
-
-
-def _check_openended(o: dict, where: str) -> None:
-    _check_sweep(o, where)  # layers, layer_stride, multipliers: the same rules as [sweep]
-    for k, low in (("n_logodds", 1), ("n_generate", 0), ("n_neutral", 0), ("max_new_tokens", 1)):
-        v = o[k]
-        if not (v is None and k != "max_new_tokens") and not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
-            raise SteerscaleError(f"{where}: {k} {v!r}: expected an integer >= {low}")
-    b = o["ce_bound"]
-    if b is not None and not (isinstance(b, (int, float)) and not isinstance(b, bool) and b >= 0):
-        raise SteerscaleError(f"{where}: ce_bound {b!r}: expected a number >= 0 (nats per token)")
-
-
-def openended_config(cfg: ReproduceConfig, m: ModelSpec, n_layers: int):
-    """The OpenEndedConfig for one model: the [openended] section plus the model's template, system, positions."""
-    from .openended import OpenEndedConfig
-
+def openended_config(cfg: ReproduceConfig, m: ModelSpec, n_layers: int) -> OpenEndedConfig:
+    """The OpenEndedConfig for one model: the [openended] section's fields (OpenEndedSection) plus the model's
+    template, system, positions and batch size, with [run]'s seed and n_bootstrap."""
     o, s = cfg.openended, m.sweep
-    return OpenEndedConfig(layers=model_layers(o, n_layers), multipliers=[float(x) for x in o["multipliers"]],
-                           positions=s["positions"], template=s["template"], system=s["system"],
-                           batch_size=s["batch_size"], n_logodds=o["n_logodds"], n_generate=o["n_generate"],
-                           max_new_tokens=o["max_new_tokens"], n_neutral=o["n_neutral"], ce_bound=o["ce_bound"],
-                           n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
+    kw = {f.name: o[f.name] for f in fields(OpenEndedConfig) if f.name in o}
+    kw.update({k: s[k] for k in ("positions", "template", "system", "batch_size")})
+    return OpenEndedConfig(**dict(kw, layers=model_layers(o, n_layers), multipliers=[float(x) for x in o["multipliers"]],
+                                  n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"]))
 
 
 def model_layers(sweep: dict, n_layers: int) -> list[int]:
@@ -317,20 +140,16 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
 
 
 def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) -> None:
-    from . import run_sweep, train_vectors
-    from .sweep import SweepConfig
+    from . import run_sweep
+    from .vectors import vectors_for_run
 
     s = m.sweep
     _fresh_store(folder, chash)  # points of an earlier, different config are dropped; same config: resumed
-    vecs = train_vectors(model, tok, train, s["template"], s["system"], s["normalize"], s["batch_size"],
-                         cache_dir=folder / "cache", progress=progress, info=info)
-    vecs.meta["dataset"] = str(cfg.data["train"])
-    vecs.save(folder / "vectors.safetensors")
-    sc = SweepConfig(layers=model_layers(s, info.n_layers), multipliers=[float(x) for x in s["multipliers"]],
-                     positions=s["positions"], template=s["template"], system=s["system"],
-                     batch_size=s["batch_size"], n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
-    if s.get("engine"):
-        sc.engine = s["engine"]
+    vecs = vectors_for_run(model, tok, train, folder / "vectors.safetensors", template=s["template"],
+                           system=s["system"], normalize=s["normalize"], batch_size=s["batch_size"],
+                           dataset=cfg.data["train"], info=info, cache_dir=folder / "cache", progress=progress,
+                           on_mismatch="retrain")
+    sc = sweep_config(cfg, s, model_layers(s, info.n_layers))
     # point by point into folder/points (resumable after a kill: only missing points are computed)
     result = run_sweep(model, tok, vecs, test, sc, info=info, out_dir=folder, progress=progress)
     n_layers_swept = len(result.manifest["config"]["layers"])
@@ -340,6 +159,14 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
         "timings_s": {"total_with_training": round(time.time() - t0, 3)},
     }
     result.save(folder)  # manifest.json is written last: its hash marks the folder complete
+
+
+def sweep_config(cfg: ReproduceConfig, s: dict, layers: list[int]) -> SweepConfig:
+    """The SweepConfig of a model's effective [sweep] settings `s` at `layers`: the fields both have
+    (engine None = SweepConfig's default), with [run]'s seed and n_bootstrap."""
+    kw = {f.name: s[f.name] for f in fields(SweepConfig) if s.get(f.name) is not None}
+    return SweepConfig(**dict(kw, layers=layers, multipliers=[float(x) for x in s["multipliers"]],
+                              n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"]))
 
 
 def peak_selection(cfg: ReproduceConfig) -> str:
@@ -367,18 +194,13 @@ def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) 
 
 def _run_test_sets(cfg, m, folder, model, tok, info, chash, progress) -> str:
     from . import run_sweep
-    from .sweep import SweepConfig
     from .vectors import SteeringVectors
 
     vecs, s, ran = SteeringVectors.load(folder / "vectors.safetensors"), m.sweep, False
     for ts, ts_dir, h, items, layers in test_set_plan(cfg, m, folder, chash):
         if is_complete(ts_dir, h):
             continue
-        sc = SweepConfig(layers=layers, multipliers=[float(x) for x in s["multipliers"]], positions=s["positions"],
-                         template=s["template"], system=s["system"], batch_size=s["batch_size"],
-                         n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"])
-        if s.get("engine"):
-            sc.engine = s["engine"]
+        sc = sweep_config(cfg, s, layers)
         result = run_sweep(model, tok, vecs, items, sc, info=info, progress=progress)
         result.manifest["reproduce"] = {"config_hash": h, "test_set": ts, "peak_layers": layers,
                                         "expected_rows": len(layers) * len(s["multipliers"]) * len(items)}
@@ -452,7 +274,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
     for m in cfg.models:
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
-                    folder / "openended" / STORE_KEY) if force else ():
+                    folder / "openended" / STORE_KEY, folder / "vectors.safetensors") if force else ():
             man.unlink(missing_ok=True)
         cache = folder / "cache"
         if force and (cache.is_symlink() or cache.is_file()):  # recompute the activations too: --force trusts nothing

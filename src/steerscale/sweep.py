@@ -21,17 +21,17 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .config import SweepConfig  # noqa: F401  (SweepConfig moved to config.py; re-exported)
 from .data import SCHEME_DEFINITIONS, ABItem, dataset_hash
 from .engines import ENGINES, LAYERS_PER_GROUP, get_engine  # noqa: F401  (sweep.LAYERS_PER_GROUP/get_engine: aliases)
 from .engines.naive import naive_scores as naive_engine  # noqa: F401  (alias for one release)
 from .errors import SteerscaleError
 from .models import ModelInfo, model_info
-from .steering import POSITIONS
 from .results import git_revision, versions, write_csv, write_json  # noqa: F401  (re-exported)
 from .store import ResultsStore, tensor_hash
 from .tables import AGG_COLUMNS, ITEM_COLUMNS, SweepResult, aggregate_rows, item_rows  # noqa: F401  (re-exported)
@@ -39,47 +39,6 @@ from .units import build_tables, package_versions, run_unit, write_shard_report
 
 log = logging.getLogger(__name__)
 
-@dataclass
-class SweepConfig:
-    """What to sweep and how. ``layers=None`` means every layer."""
-
-    layers: list[int] | None = None
-    multipliers: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
-    positions: str = "all"
-    template: str = "chat"
-    system: str | None = None
-    batch_size: int = 8
-    engine: str = "fast"
-    n_bootstrap: int = 1000
-    seed: int = 0
-
-    def validate(self, n_layers: int) -> "SweepConfig":
-        if self.positions not in POSITIONS:
-            raise SteerscaleError(f"positions {self.positions!r}: expected one of {', '.join(POSITIONS)}")
-        if self.engine not in ENGINES:
-            raise SteerscaleError(f"engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
-        if not self.multipliers:
-            raise SteerscaleError("multipliers: expected at least one value")
-        for m in self.multipliers:
-            if isinstance(m, bool) or not isinstance(m, (int, float)) or not np.isfinite(m):
-                raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
-        layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
-        bad = [l for l in layers if not 0 <= l < n_layers]
-        if bad:
-            shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
-            raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise SteerscaleError(f"batch_size {self.batch_size}: expected a positive integer")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise SteerscaleError(f"seed {self.seed!r}: expected an integer >= 0")
-        # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
-        # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
-        mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
-        if len(mults) != len(self.multipliers):
-            log.warning("multipliers %s: repeated values count once: %s", list(self.multipliers), mults)
-        if len(set(layers)) != len(layers):
-            log.warning("layers: repeated values count once")
-        return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=mults))
 
 
 def vectors_hash(vectors) -> str:

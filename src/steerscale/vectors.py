@@ -153,6 +153,49 @@ def train_vectors(
     return vecs.normalized(normalize, stats.mean_norm)
 
 
+RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "template", "system", "normalization",
+            "weights_fingerprint", "answer_scheme")
+
+
+def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: str = "chat", system: str | None = None,
+                    normalize: str = "none", batch_size: int = 8, dataset: str | None = None, info=None,
+                    cache_dir=None, progress: bool = True, on_mismatch: str = "refuse") -> SteeringVectors:
+    """The steering vectors of a run folder: ``path`` (``<out>/vectors.safetensors``) when it was trained
+    the same way, else trained on `items` now and saved there (atomically: a killed run leaves no file or
+    the whole file). "The same way" is every key of ``RUN_KEYS`` in the file's metadata: model name, layer
+    count and hidden size, ``weights_fingerprint`` (so another checkpoint or dtype differs), the items'
+    ``dataset_hash`` and count, template, system prompt, normalisation and the answer scheme. Batch size
+    and device are not in the key (the activation cache ignores them too).
+
+    A file trained another way: ``on_mismatch="refuse"`` raises SteerscaleError naming every differing
+    key (the CLI: the folder's other results were made with that file), ``"retrain"`` replaces it (reproduce,
+    which has already dropped the folder's results of the old configuration). `dataset` is recorded in
+    the metadata of vectors trained here; `cache_dir` caches the activations (``train_vectors``)."""
+    if on_mismatch not in ("refuse", "retrain"):
+        raise ValueError(f"on_mismatch {on_mismatch!r}: expected 'refuse' or 'retrain'")
+    path = Path(path)
+    info = info or model_info(model)
+    if path.exists():
+        want = {"model": info.name, "n_layers": info.n_layers, "hidden_size": info.hidden_size,
+                "dataset_hash": dataset_hash(items), "n_items": len(items), "template": template,
+                "system": system or "", "normalization": normalize,
+                "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
+                "answer_scheme": answer_scheme(encode_items(tokenizer, items, template, system))}
+        old = SteeringVectors.load(path)
+        diffs = [f"{k}: {old.meta.get(k)!r} vs {v!r}" for k, v in want.items() if old.meta.get(k) != v]
+        if not diffs:
+            return old
+        if on_mismatch == "refuse":
+            raise SteerscaleError(f"{path}: trained with a different setup ({'; '.join(diffs)}; old vs new); "
+                                  f"use a new --out folder or delete this one")
+    vecs = train_vectors(model, tokenizer, items, template, system, normalize, batch_size, cache_dir=cache_dir,
+                         progress=progress, info=info)
+    if dataset is not None:
+        vecs.meta["dataset"] = str(dataset)
+    vecs.save(path)
+    return vecs
+
+
 # ------------------------------------------------------------ several behaviours, similarity, transfer
 
 

@@ -1,15 +1,16 @@
 """CLI for running past one process: `sweep --shard K/N`, `sweep --shards N`, `sweep --backend ray`, `merge`.
 
-Kept apart from cli.py (which parses and dispatches): cli.py calls ``add_cluster_args`` on the sweep
-parser, ``add_merge_command`` on the subcommands, and ``cluster_sweep`` from cmd_sweep when one of
-these options is given. See docs/scaling_out.md.
+Kept apart from ab.py (the one-process sweep): ab.py calls ``add_cluster_args`` on the sweep parser and
+``cluster_sweep`` from cmd_sweep when one of these options is given; ``COMMANDS`` holds ``merge``.
+See docs/scaling_out.md.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import SteerscaleError
+from ..errors import SteerscaleError
+from .common import Command, load, print_summary, run_vectors
 
 
 def add_cluster_args(p) -> None:
@@ -34,11 +35,7 @@ def add_cluster_args(p) -> None:
                    "to the driver, which writes them")
 
 
-def add_merge_command(sub) -> None:
-    p = sub.add_parser("merge", help="build the tables of a sharded sweep from its points (no model is loaded)",
-                       description="Check that every shard of a 'steerscale sweep --shard K/N' run folder has "
-                       "finished (names the missing ones), then write items.csv, aggregate.csv, manifest.json and "
-                       "the plot, exactly as a single-process run with the same plan.")
+def _merge_args(p) -> None:
     p.add_argument("folder", help="the shared --out folder of the shards")
 
 
@@ -48,9 +45,8 @@ def wants_cluster(args) -> bool:
 
 def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
     """cmd_sweep for --shard / --shards / --backend ray (inputs already read and checked by cmd_sweep)."""
-    from .cli import _load, _print_summary, _train_or_resume_vectors
-    from .plan import parse_shard
-    from .report import plot_layer_sweep
+    from ..plan import parse_shard
+    from ..report import plot_layer_sweep
 
     if args.shards is not None and args.shards < 1:
         raise SteerscaleError(f"--shards {args.shards}: expected a positive number")
@@ -60,11 +56,11 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
         k, n = parse_shard(args.shard)
         if args.shards is not None and args.shards != n:
             raise SteerscaleError(f"--shard {args.shard} and --shards {args.shards} disagree; give only --shard K/N")
-        from .sweep import run_shard
+        from ..sweep import run_shard
 
-        model, tok, info = _load(args)
+        model, tok, info = load(args)
         if vecs is None:
-            vecs = _train_or_resume_vectors(args, out / "vectors.safetensors", model, tok, info, train)
+            vecs = run_vectors(args, out, model, tok, info, train)
         rep = run_shard(model, tok, vecs, items, config, info, out, (k, n), progress=True)
         done = len(list((out / "shards").glob(f"shard-*of{n}.json")))
         print(f"shard {k}/{n}: {rep['points_computed']} points computed in {rep['seconds']:.1f} s "
@@ -72,14 +68,14 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
               f"{done} of {n} shards have finished; when all have, run: steerscale merge {out}")
         return 0
     if args.backend == "local":
-        from .sweep import run_sweep
+        from ..sweep import run_sweep
 
-        model, tok, info = _load(args)
+        model, tok, info = load(args)
         if vecs is None:
-            vecs = _train_or_resume_vectors(args, out / "vectors.safetensors", model, tok, info, train)
+            vecs = run_vectors(args, out, model, tok, info, train)
         result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out, shards=args.shards or 1)
     else:
-        from .backends import ModelRef, drive_sweep, get_backend
+        from ..backends import ModelRef, drive_sweep, get_backend
 
         if vecs is None:
             raise SteerscaleError("--backend ray: give --vectors (train them first with 'steerscale train'; "
@@ -95,7 +91,7 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
         finally:
             backend.close()
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
-    _print_summary(result)
+    print_summary(result)
     b = result.manifest.get("backend")
     if b:
         print(f"backend ray: {b['workers']} workers on {len(b['hosts'])} host(s), {len(b['units_run'])} of "
@@ -106,14 +102,21 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
 
 def cmd_merge(args) -> int:
-    from .cli import _print_summary
-    from .report import plot_layer_sweep
-    from .units import merge
+    from ..report import plot_layer_sweep
+    from ..units import merge
 
     out = Path(args.folder)
     result = merge(out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
-    _print_summary(result)
+    print_summary(result)
     print(f"merged {result.manifest['plan']['n_shards']} shards; wrote {out}/items.csv, aggregate.csv, "
           f"manifest.json, layer_sweep.png")
     return 0
+
+
+COMMANDS = {
+    "merge": Command("build the tables of a sharded sweep from its points (no model is loaded)", _merge_args, cmd_merge,
+                     "Check that every shard of a 'steerscale sweep --shard K/N' run folder has finished (names the "
+                     "missing ones), then write items.csv, aggregate.csv, manifest.json and the plot, exactly as a "
+                     "single-process run with the same plan."),
+}

@@ -1,0 +1,191 @@
+"""Commands on A/B items and one model: info, train, sweep (one process; cluster.py for more), generate."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import SweepConfig, VectorOptions
+from ..errors import SteerscaleError
+from ..guards import check_context, check_output_file, check_output_folder, short
+from ..steering import POSITIONS
+from ..store import check_writable_folder
+from .cluster import add_cluster_args, cluster_sweep, wants_cluster
+from .common import (Command, check_items_fit, check_vectors, load, print_summary, run_vectors,
+                     warn_saturated)
+from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_floats, parse_layers,
+                      prompt_args, vector_args)
+
+
+def _info_args(p) -> None:
+    model_args(p, positional=True)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def cmd_info(args) -> int:
+    from ..models import load_model
+
+    _, _, info = load_model(args.model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    d = info.to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        for k, v in d.items():
+            print(f"{k:12s} {v:,}" if isinstance(v, int) else f"{k:12s} {v}")
+        print(f"{'params (B)':12s} {info.n_params_b:.4f}")
+    return 0
+
+
+def _train_args(p) -> None:
+    model_args(p)
+    prompt_args(p)
+    p.add_argument("--data", default="refusal-train", help="CAA JSON/JSONL file or built-in name (default refusal-train)")
+    add_fields(p, VectorOptions, ["normalize"])
+    limit_arg(p)
+    p.add_argument("--cache-dir", default=None, help="reuse activations cached here when the inputs match")
+    out_arg(p, "output .safetensors file")
+
+
+def cmd_train(args) -> int:
+    from ..data import load_dataset
+    from ..vectors import train_vectors
+
+    out = check_output_file(args.out, "--out", "a .safetensors file name")
+    if args.cache_dir:
+        check_output_folder(args.cache_dir, "--cache-dir")
+    items = load_dataset(args.data, limit=args.limit)
+    check_writable_folder(out.parent if str(out.parent) else Path("."))
+    model, tok, info = load(args)
+    check_items_fit(model, tok, args, items, args.data)
+    vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
+                         cache_dir=args.cache_dir, info=info)
+    vecs.meta["dataset"] = str(args.data)
+    vecs.save(out)
+    norms = vecs.norms()
+    print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, from {len(items)} items "
+          f"(norm min {norms.min():.3g}, max {norms.max():.3g} at layer {int(norms.argmax())})")
+    return 0
+
+
+def _sweep_args(p) -> None:
+    model_args(p)
+    prompt_args(p)
+    vector_args(p)
+    p.add_argument("--data", default="refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in name")
+    limit_arg(p, help="evaluate only the first N items")
+    add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed"])
+    out_arg(p)
+    add_cluster_args(p)  # --shard, --shards, --backend, --address, --workers, --store (cluster.py)
+
+
+def cmd_sweep(args) -> int:
+    from ..data import load_dataset
+    from ..report import plot_layer_sweep
+    from ..sweep import run_sweep
+    from ..vectors import SteeringVectors
+
+    config = config_from_args(SweepConfig, args)
+    # everything but the layer range is checked before loading; duplicate multipliers are merged here, once
+    config = replace(config, multipliers=replace(config, layers=None).validate(1).multipliers)
+    out_path = check_output_folder(args.out)
+    items = load_dataset(args.data, limit=args.limit)
+    vecs = SteeringVectors.load(args.vectors) if args.vectors else None
+    train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
+    out = check_writable_folder(out_path)
+    if wants_cluster(args):
+        return cluster_sweep(args, config, items, vecs, train, out)
+    model, tok, info = load(args)
+    config.validate(info.n_layers)
+    check_items_fit(model, tok, args, items, args.data)
+    if train:
+        check_items_fit(model, tok, args, train, args.train_data)
+    if vecs is None:
+        vecs = run_vectors(args, out, model, tok, info, train)
+    else:
+        check_vectors(args, vecs, model, info)
+    result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
+    plot_layer_sweep(result.aggregate, out / "layer_sweep")
+    print_summary(result)
+    warn_saturated("sweep", result.rows)
+    print(f"wrote {out}/items.csv, aggregate.csv, manifest.json, layer_sweep.png")
+    return 0
+
+
+def _generate_args(p) -> None:
+    model_args(p)
+    prompt_args(p)
+    p.add_argument("prompt", help="the user message")
+    p.add_argument("--vectors", default=None, help="vectors from 'steerscale train' (needed unless only --ablate)")
+    p.add_argument("--ablate", default=None, metavar="DIRECTION_FILE",
+                   help="also show the answer with this direction ablated at every layer (a vectors file; layer "
+                   "from its selected_layer or --direction-layer), e.g. directions.safetensors from 'ablation'")
+    p.add_argument("--direction-layer", type=int, default=None, help="layer of the --ablate file's direction")
+    add_fields(p, VectorOptions, ["allow_foreign_vectors"])
+    p.add_argument("--layers", default="13", help="layer(s) to steer, e.g. 13 or 12-14")
+    p.add_argument("--multipliers", default="-1,1", help="comma list of multipliers to show beside the unsteered answer")
+    p.add_argument("--positions", default="all", choices=list(POSITIONS))
+    p.add_argument("--max-new-tokens", type=int, default=60, help="tokens to generate (default 60)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _generate_ablated(model, tok, prompt, ablated, kw) -> dict:
+    from ..evaluate import generate
+    from ..steering import ablate
+
+    d, layer = ablated
+    with ablate(model, d):
+        return {f"ablated(layer {layer} direction)": generate(model, tok, [prompt], **kw)[0]}
+
+
+def cmd_generate(args) -> int:
+    from ..evaluate import generate
+    from ..interventions import direction_from_file
+    from ..steering import steer
+    from ..vectors import SteeringVectors
+
+    if args.vectors is None and args.ablate is None:
+        raise SteerscaleError("generate: give --vectors (steering) and/or --ablate (a direction file)")
+    vecs = SteeringVectors.load(args.vectors) if args.vectors else None
+    layers = parse_layers(args.layers)
+    if layers is None:
+        raise SteerscaleError("--layers: give the layer(s) to steer, e.g. 13 or 12-14")
+    mults = list(dict.fromkeys(m + 0.0 for m in parse_floats(args.multipliers))) if vecs is not None else []
+    ablated = direction_from_file(args.ablate, args.direction_layer) if args.ablate else None
+    model, tok, info = load(args)
+    if vecs is not None:
+        check_vectors(args, vecs, model, info)
+    bad = [l for l in layers if not 0 <= l < info.n_layers] if vecs is not None else []  # --layers steers --vectors
+    if bad:
+        raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "
+                              f"layers 0..{info.n_layers - 1}")
+    check_context(model, tok, [("", args.prompt)], args.template, args.system, extra=args.max_new_tokens,
+                  what="prompt")
+    kw = dict(template=args.template, system=args.system, max_new_tokens=args.max_new_tokens)
+    outputs = {"unsteered": generate(model, tok, [args.prompt], **kw)[0]}
+    if ablated is not None:
+        outputs.update(_generate_ablated(model, tok, args.prompt, ablated, kw))
+    for m in mults:
+        with steer(model, vecs, layers, m, positions=args.positions) as s:
+            outputs[f"m={m:+g}"] = generate(model, tok, [args.prompt], steering=s, **kw)[0]
+    if args.json:
+        print(json.dumps({"prompt": args.prompt, "layers": layers, "outputs": outputs}, indent=2))
+        return 0
+    print(f"prompt: {args.prompt}\nsteered at output of layer(s) {layers}, positions={args.positions}\n")
+    for k, v in outputs.items():
+        print(f"--- {k}")
+        print(textwrap.fill(v, 100) if v else "(empty)")
+    return 0
+
+
+COMMANDS = {
+    "info": Command("architecture, layer count and parameter count of a model", _info_args, cmd_info),
+    "train": Command("steering vectors (mean difference per layer) from an A/B dataset", _train_args, cmd_train,
+                     "Read the residual stream (output of every decoder layer) at the answer-letter token for the "
+                     "matching and non-matching answer of each item; vector[L] = mean difference."),
+    "sweep": Command("score every layer x multiplier on held-out A/B items", _sweep_args, cmd_sweep,
+                     "Add multiplier x vector[L] to the output of decoder layer L and score p(matching letter) / "
+                     "(p(A)+p(B)). Writes items.csv, aggregate.csv, manifest.json and a plot."),
+    "generate": Command("one prompt, steered and unsteered side by side", _generate_args, cmd_generate),
+}

@@ -1,0 +1,152 @@
+"""Intervention commands: ablation (refusal direction), orthogonalize (bake it into weights), export, import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..store import check_writable_folder
+from .common import Command, load
+from .options import model_args, out_arg, parse_floats, parse_layers, prompt_args
+
+
+def _ablation_args(p) -> None:
+    model_args(p)
+    prompt_args(p)
+    p.add_argument("--vectors", default=None, help="candidate vectors (e.g. A/B vectors from 'train') instead "
+                   "of harmful-minus-harmless directions")
+    p.add_argument("--harmful", default="harmful-prompts")
+    p.add_argument("--harmless", default="harmless-prompts")
+    p.add_argument("--neutral", default="neutral-text")
+    p.add_argument("--layers", default="all", help="candidate layers (default all)")
+    p.add_argument("--layer", type=int, default=None, help="skip selection and use this layer")
+    p.add_argument("--kl-threshold", type=float, default=0.1, help="max KL on harmless prompts (<0: no bound)")
+    p.add_argument("--prune", type=float, default=0.2, help="drop candidates in the last fraction of layers")
+    p.add_argument("--induce-threshold", type=float, default=None,
+                   help="drop candidates whose addition leaves harmless refusal log-odds below this")
+    p.add_argument("--multipliers", default="-1,1", help="actadd multipliers (default -1,1)")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    out_arg(p)
+
+
+def _orthogonalize_args(p) -> None:
+    model_args(p)
+    p.add_argument("--direction", required=True, help="vectors file (e.g. directions.safetensors from 'ablation')")
+    p.add_argument("--direction-layer", type=int, default=None, help="layer of the direction (default: the "
+                   "file's selected_layer)")
+    out_arg(p, "output model folder")
+
+
+def _export_args(p) -> None:
+    p.add_argument("--format", default="llama.cpp", choices=["llama.cpp"])
+    p.add_argument("vectors", help="vectors file from 'steerscale train'")
+    p.add_argument("output", help="output .gguf file")
+    p.add_argument("--layers", default=None, help="layers to write, e.g. 10-20 (default 1..n_layers-1)")
+    p.add_argument("--multiplier", type=float, default=1.0)
+    p.add_argument("--model-hint", default=None, help="model type recorded in the file (default from the vectors)")
+
+
+def _import_args(p) -> None:
+    p.add_argument("input", help=".gguf or .safetensors file")
+    p.add_argument("--n-layers", type=int, required=True, help="layer count of the model you will steer")
+    out_arg(p, "output .safetensors file")
+
+
+def cmd_ablation(args) -> int:
+    from ..data import load_neutral_text, load_prompt_records
+    from ..interventions import run_ablation_study
+    from ..vectors import SteeringVectors
+
+    harmful, harmless = load_prompt_records(args.harmful), load_prompt_records(args.harmless)
+    neutral = load_neutral_text(args.neutral)
+    vecs = SteeringVectors.load(args.vectors) if args.vectors else None
+    mults = parse_floats(args.multipliers)
+    out = check_writable_folder(Path(args.out))
+    model, tok, info = load(args)
+    if vecs is not None:
+        vecs.check_model(model)
+    kl = None if args.kl_threshold is not None and args.kl_threshold < 0 else args.kl_threshold
+    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, args.layer, parse_layers(args.layers),
+                                   mults, kl, args.prune, args.induce_threshold, args.split_seed, args.template,
+                                   args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
+    layer = vecs.meta["selected_layer"]
+    print(f"{info.name}: direction from layer {layer} (output of decoder layer {layer}); test prompts "
+          f"{res.aggregate[0]['n_harmful']} harmful, {res.aggregate[0]['n_harmless']} harmless")
+    for r in res.aggregate:
+        ce = f", CE change {r['ce_delta']:+.3f} [{r['ce_delta_low']:+.3f}, {r['ce_delta_high']:+.3f}]" \
+            if r.get("ce_delta") is not None else ""
+        print(f"  {r['condition']:>12s}: refusal log-odds harmful {r['logodds_harmful']:+.2f} "
+              f"(change {r['delta_logodds_harmful']:+.2f} [{r['delta_logodds_harmful_low']:+.2f}, "
+              f"{r['delta_logodds_harmful_high']:+.2f}]), harmless {r['logodds_harmless']:+.2f} "
+              f"(change {r['delta_logodds_harmless']:+.2f}){ce}")
+    print(f"wrote {out}/aggregate.csv, items.csv, ce.csv, selection.csv, manifest.json, directions.safetensors")
+    return 0
+
+
+def cmd_orthogonalize(args) -> int:
+    from ..interventions import direction_from_file
+    from ..orthogonalization import save_orthogonalized
+
+    d, layer = direction_from_file(args.direction, args.direction_layer)
+    out = check_writable_folder(Path(args.out))
+    model, tok, info = load(args)
+    save_orthogonalized(model, tok, d, out, meta={"source_model": info.spec, "direction_file": str(args.direction),
+                                                  "direction_layer": layer})
+    summary = json.loads((out / "steerscale_orthogonalize.json").read_text())
+    print(f"wrote {out}: {info.name} with the layer-{layer} direction projected out of "
+          f"{len(summary['edited_parameters'])} weights"
+          + (" (embeddings untied)" if summary["untied_embeddings"] else "")
+          + f"; edited vs hooked logits max |diff| {summary['check_max_abs_diff']:.2g}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..interop import export_llama_cpp
+    from ..vectors import SteeringVectors
+
+    vecs = SteeringVectors.load(args.vectors)
+    out = Path(args.output)
+    check_writable_folder(out.parent if str(out.parent) else Path("."))
+    export_llama_cpp(vecs, out, parse_layers(args.layers), args.multiplier, args.model_hint)
+    print(f"wrote {out}: llama.cpp control vector, direction.L = {args.multiplier:g} x vector[L]; "
+          f"use: llama-cli -m MODEL.gguf --control-vector {out}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..interop import import_vectors
+
+    vecs = import_vectors(args.input, n_layers=args.n_layers)
+    out = Path(args.out)
+    check_writable_folder(out.parent if str(out.parent) else Path("."))
+    vecs.save(out)
+    print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, vectors at layers {vecs.meta['layers_present']}")
+    return 0
+
+COMMANDS = {
+    "ablation": Command(
+        "refusal direction: candidates, layer selection, ablation vs actadd comparison", _ablation_args, cmd_ablation,
+        "Split the harmful/harmless prompts into train/validation/test (seeded). Candidates: "
+        "mean(harmful) - mean(harmless) of each layer's output at the last prompt token (train split), or the "
+        "--vectors file. Selection (validation split): lowest refusal log-odds on harmful prompts under ablation, "
+        "among layers with KL <= --kl-threshold on harmless prompts and outside the last --prune fraction. "
+        "Comparison (test split): baseline, ablation (every layer), actadd (multiplier x vector at the layer): "
+        "refusal log-odds on harmful and harmless prompts, CE on neutral text, with bootstrap intervals. Writes "
+        "aggregate.csv, items.csv, ce.csv, selection.csv, manifest.json and directions.safetensors."),
+    "orthogonalize": Command(
+        "bake directional ablation into the weights; write a model folder", _orthogonalize_args, cmd_orthogonalize,
+        "Project the direction out of the embedding and of every attention-output and MLP-down weight (and bias); "
+        "untie tied embeddings. Checks that the edited model's logits equal hooked ablation's on a probe, then "
+        "writes a safetensors model folder with the tokenizer, loadable with --model FOLDER."),
+    "export": Command(
+        "write vectors for another runtime (llama.cpp control vector GGUF)", _export_args, cmd_export,
+        "llama.cpp: tensor direction.L = multiplier x vector[L] for steerscale layer L (output of decoder layer L; "
+        "llama.cpp adds direction.N to the output of its block N, so the index is the same; layer 0 cannot be "
+        "expressed). Use with llama-cli --control-vector."),
+    "import": Command(
+        "read a llama.cpp/repeng control vector or steering-vectors file", _import_args, cmd_import,
+        "Convert a control-vector .gguf (direction.N -> layer N) or a steering-vectors .safetensors "
+        "(layer_activations.L tensors) into a steerscale vectors file for sweep, openended or generate. Pickle "
+        "files are refused."),
+}

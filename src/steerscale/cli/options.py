@@ -1,0 +1,214 @@
+"""Command-line options built from the config dataclasses, the text parsers they use, and their checks.
+
+A dataclass field (steerscale.config) becomes a flag with ``add_fields``: ``batch_size`` -> ``--batch-size``,
+with the field's default (lists as comma text), help, choices and type; ``config_from_args`` reads the
+parsed flags back into the dataclass. ``check_options`` refuses every flag below its field's ``min``
+before any model work (one line, exit 2), with the field's ``expected`` phrase.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import MISSING, dataclass, fields
+
+from ..config import (JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
+                      VectorOptions, _kind, opt, problem)
+from ..errors import SteerscaleError
+from ..guards import MAX_LAYERS, short
+
+# every class whose fields are flags; a name means the same option in each (same default, help and bounds)
+CLI_CLASSES = (ModelOptions, PromptOptions, VectorOptions, SweepConfig, OpenEndedConfig, JudgeOptions)
+
+
+@dataclass
+class ItemOptions:
+    """--limit of the commands that read A/B items or prompts."""
+
+    limit: int | None = opt("limit")
+
+
+def _all_fields() -> dict:
+    out = {}
+    for cls in CLI_CLASSES + (ItemOptions,):
+        for f in fields(cls):
+            out.setdefault(f.name, f)
+    return out
+
+
+FIELDS = _all_fields()
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """'all', '13', '10-14', '0-29:3' (every 3rd), '3,5,7' or a mix like '0-3,10'."""
+    if text is None or text.strip().lower() == "all":
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            step = 1
+            if ":" in part:
+                part, st = part.split(":", 1)
+                step = int(st) if len(st) <= 12 else MAX_LAYERS + 1
+                if step < 1:
+                    raise ValueError
+            if "-" in part[1:]:
+                a, b = (int(x) if len(x.strip()) <= 12 else MAX_LAYERS + 1 for x in part.split("-", 1))
+                bounds = (a, b)
+            else:
+                a = b = int(part) if len(part) <= 12 else MAX_LAYERS + 1
+                bounds = (a,)
+        except ValueError:
+            raise SteerscaleError(f"--layers {short(text)}: expected 'all', a layer, a range like 10-14, "
+                                  f"or a comma list") from None
+        # checked before expanding: '0-99999999' must not build a list of 10^8 layers
+        big = [x for x in bounds if x >= MAX_LAYERS]
+        if big:
+            raise SteerscaleError(f"--layers {short(text)}: layer {short(big[0], 20)} is beyond any model "
+                                  f"(at most {MAX_LAYERS} layers)")
+        out.extend(range(a, b + 1, step))
+    if not out:
+        raise SteerscaleError(f"--layers {short(text)}: selects no layers; expected e.g. 10-14 (low-high)")
+    return out
+
+
+def parse_floats(text: str, flag: str = "--multipliers") -> list[float]:
+    out = []
+    for part in text.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise SteerscaleError(f"{flag} {short(text)}: {short(part.strip(), 40)} is not a number; "
+                                  f"expected e.g. -1,0,1") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise SteerscaleError(f"{flag} {short(text)}: {short(part.strip(), 40)} is not a finite number")
+        out.append(v)
+    return out
+
+
+def parse_ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SteerscaleError(f"{flag} {text!r}: expected a comma list of integers, e.g. 0,6,12") from None
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _cli_default(f, value):
+    """A field's default as the flag's default: lists as comma text, layers None as 'all'."""
+    how = f.metadata.get("cli")
+    if how == "floats" and value is not None:
+        return ",".join(f"{x:g}" for x in value)
+    if how == "ints":
+        return ",".join(str(x) for x in value) if value else None
+    if how == "layers":
+        return "all" if value is None else ",".join(map(str, value))
+    return value
+
+
+def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
+    """Add the fields `names` of dataclass `cls` to parser `p` as flags (or positionals, optional with
+    their default); `defaults` replaces a field's default for this command (a value as the field holds it),
+    `helps` (name -> text) a field's help."""
+    by_name = {f.name: f for f in fields(cls)}
+    for name in names:
+        f = by_name[name]
+        meta = f.metadata
+        if name in defaults:
+            value = defaults[name]
+        else:
+            value = f.default if f.default is not MISSING else f.default_factory()
+        kw = {"default": _cli_default(f, value), "help": (helps or {}).get(name) or meta.get("help") or None}
+        kind, _ = _kind(f)
+        if kind == "bool":
+            kw["action"] = "store_true"
+        elif meta.get("cli") is None and kind in ("int", "float"):
+            kw["type"] = int if kind == "int" else float
+        if meta.get("choices") and meta.get("cli") != "later":
+            kw["choices"] = list(meta["choices"])
+        if meta.get("metavar"):
+            kw["metavar"] = meta["metavar"]
+        if name in positional:
+            p.add_argument(name, nargs="?", **kw)
+        else:
+            p.add_argument(flag_of(name), **kw)
+
+
+def config_from_args(cls, args, **given):
+    """An instance of `cls` from the parsed flags named like its fields (text lists parsed here; fields
+    without a flag keep their defaults); `given` sets fields directly."""
+    kw = {}
+    for f in fields(cls):
+        if f.name in given or not hasattr(args, f.name):
+            continue
+        v, how = getattr(args, f.name), f.metadata.get("cli")
+        if how == "layers":
+            v = parse_layers(v) if v is not None else None
+        elif how == "floats":
+            v = parse_floats(v, flag_of(f.name))
+        elif how == "ints":
+            v = parse_ints(v or "", flag_of(f.name))
+        kw[f.name] = v
+    return cls(**dict(kw, **given))
+
+
+def check_options(args) -> None:
+    """Every given flag whose field has a lower bound is checked before anything is loaded."""
+    for name, f in FIELDS.items():
+        if f.metadata.get("min") is None or getattr(args, name, None) is None:
+            continue
+        value = getattr(args, name)
+        why = problem(f, value, cli=True)
+        if why:
+            raise SteerscaleError(f"{flag_of(name)} {value}: expected {why}")
+
+
+# ------------------------------------------------------------------------------------------------ option groups
+
+
+def model_args(p, positional: bool = False) -> None:
+    """--model (or a positional model), --dtype, --device, --trust-remote-code."""
+    add_fields(p, ModelOptions, [f.name for f in fields(ModelOptions)], positional=("model",) if positional else ())
+
+
+def prompt_args(p) -> None:
+    """--template, --system, --batch-size."""
+    add_fields(p, PromptOptions, [f.name for f in fields(PromptOptions)])
+
+
+def vector_args(p) -> None:
+    """Where the run's vectors come from: --vectors, --allow-foreign-vectors, --train-data, --train-limit,
+    --normalize (vectors.vectors_for_run when --vectors is not given)."""
+    add_fields(p, VectorOptions, [f.name for f in fields(VectorOptions)])
+
+
+def limit_arg(p, help: str | None = None, **default) -> None:
+    add_fields(p, ItemOptions, ["limit"], helps={"limit": help}, **default)
+
+
+def out_arg(p, help: str = "results folder") -> None:
+    p.add_argument("--out", "-o", required=True, help=help)
+
+
+def numeric_list_flags() -> tuple[str, ...]:
+    """Flags whose value may start with '-' (a negative number): comma lists of numbers, --multiplier."""
+    lists = {flag_of(n) for n, f in FIELDS.items() if f.metadata.get("cli") in ("floats", "ints")}
+    return tuple(sorted(lists | {"--multipliers", "--multiplier"}))
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """Let `--multipliers -1,0,1` work: argparse would take '-1,0,1' for an option."""
+    flags = numeric_list_flags()
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in flags and i + 1 < len(argv) and re.match(r"^-[\d.]", argv[i + 1]):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out

@@ -1,0 +1,69 @@
+"""Commands over a TOML config of several models: reproduce (run, analyse, report) and report (re-render)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SteerscaleError
+from ..guards import check_input_file, check_output_folder
+from .common import Command
+
+
+def _reproduce_args(p) -> None:
+    p.add_argument("--config", default=None, help="TOML config (default: the bundled configs/default.toml)")
+    p.add_argument("--out", "-o", default="results/reproduce", help="output folder (default results/reproduce)")
+    p.add_argument("--force", action="store_true", help="run every model again even if its results are complete")
+    p.add_argument("--print-config", action="store_true", help="print the default config and exit")
+
+
+def print_findings(summary: dict) -> None:
+    for r in summary["runs"]:
+        print(f"{r['model']}: {r['status']} ({r['folder']})")
+    for m in summary["models"]:
+        peaks = "; ".join(f"{k} peak layer {p['layer']} (depth {p['depth']:.2f}) delta {p['delta']:+.3f} "
+                          f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}]" for k, p in m["peaks"].items())
+        print(f"{m['model']}: baseline {m['baseline']:.3f}; {peaks}")
+    for c in summary["claims"] + [v for oe in summary.get("openended", []) for v in oe["verdicts"]]:
+        print(f"  [{c['verdict']}] {c['claim']} ({c.get('model', '')}): {c['why']}")
+    print(f"wrote {summary['report_html']} and {summary['report_md']}")
+
+
+def cmd_reproduce(args) -> int:
+    from ..reproduce import reproduce
+    from ..reproduce_config import default_config_path
+
+    if args.print_config:
+        print(default_config_path().read_text(), end="")
+        return 0
+    if args.config is not None:
+        check_input_file(args.config, "a TOML config file")
+    check_output_folder(args.out)
+    print_findings(reproduce(args.config, args.out, force=args.force))
+    return 0
+
+
+def _report_args(p) -> None:
+    p.add_argument("folder", help="a 'steerscale reproduce' output folder")
+
+
+def cmd_report(args) -> int:
+    from ..reproduce import render
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise SteerscaleError(f"{folder}: no such folder; expected a 'steerscale reproduce' output folder")
+    check_output_folder(folder, "folder")
+    print_findings(render(folder))
+    return 0
+
+
+COMMANDS = {
+    "reproduce": Command("the paper's experiments (layer sweep, asymmetry, scaling) and a report", _reproduce_args,
+                         cmd_reproduce,
+                         "Train vectors and sweep every model of a TOML config (each in its own subfolder; a model "
+                         "whose folder already holds complete results for the same config is reused), then analyse "
+                         "peaks, asymmetry and the scaling fit and write report.html and report.md."),
+    "report": Command("re-render the report of a 'steerscale reproduce' output folder", _report_args, cmd_report,
+                      "Re-analyse the model folders of a reproduce output folder (no model is run) and write "
+                      "report.html, report.md, figures/ and summary.json again."),
+}

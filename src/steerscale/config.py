@@ -1,0 +1,470 @@
+"""Every experiment's configuration, in one place: typed dataclasses whose fields carry default, help and checks.
+
+One source: a field is declared once (``opt(name)`` reads the shared ``OPTIONS`` table, or ``option(...)``
+declares a field of one class), and from it come
+
+* the API default (``SweepConfig().multipliers``),
+* the CLI flag (``steerscale.cli.options.add_fields``: ``--multipliers``, its default, help and choices),
+* the TOML key of ``steerscale reproduce`` (``from_section``: ``[sweep] multipliers = [...]``),
+* the check (``problem``): choices, lower bound, type; ``validate`` of each class and the CLI's
+  before-loading checks use it, so a bound is written once.
+
+Field metadata keys: ``help``; ``choices``; ``min`` (inclusive lower bound of a number); ``expected`` (how
+the CLI says what a flag wants, e.g. "a positive number of tokens"; file and API messages say "an integer
+>= 1"); ``cli`` (how the flag is read: ``"layers"`` = ``parse_layers`` text, ``"floats"``/``"ints"`` =
+comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``.
+
+Classes: ``SweepConfig`` (a layer x multiplier A/B sweep), ``OpenEndedConfig`` (an open-ended sweep),
+``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), and the
+sections of a ``steerscale reproduce`` TOML file (``RunSection``, ``DataSection``, ``SweepSection``,
+``OpenEndedSection``) with ``ReproduceConfig`` / ``ModelSpec``, which keep the sections as plain dicts
+because their JSON is hashed into the keys that mark result folders complete (see reproduce.config_hash).
+
+Why this module is long: it is the one table of every option's default, help and bound (the point of
+having one source); splitting it would put the options of one experiment in two places.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+from .data import TEMPLATES
+from .engines import ENGINES  # the name -> engine table (engines import no config)
+from .errors import SteerscaleError
+from .steering import POSITIONS, WINDOW_MODES
+from .vectors import NORMALIZATIONS
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+SCALING_Y = ("max", "negative", "positive")
+
+
+def option(default=MISSING, *, factory=MISSING, help: str = "", **meta):
+    """A dataclass field with its default (or `factory` for lists) and its metadata (module docstring)."""
+    meta = dict(meta, help=help)
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# Options several classes share, declared once: name -> (default or factory, metadata).
+OPTIONS: dict[str, dict] = {
+    "model": dict(default="smollm2-135m",
+                  help="hub id, model directory, .gguf file, or 'smollm2-135m' (default, embedded)"),
+    "dtype": dict(default="float32", choices=DTYPES,
+                  help="weights and activations (default float32; bfloat16 is faster on CPUs with bf16 matmuls, "
+                  "scores then differ from float32 by up to a few hundredths)"),
+    "device": dict(default="cpu", help="cpu, cuda, cuda:N, or auto (shard over GPUs)"),
+    "trust_remote_code": dict(default=False, help="allow model code from the hub (off by default)"),
+    "template": dict(default="chat", choices=TEMPLATES,
+                     help="prompt format: the model's chat template, [INST] ... [/INST], or Input:/Response: "
+                     "(default chat)"),
+    "system": dict(default=None, help="system prompt (default none)"),
+    "batch_size": dict(default=8, min=1, expected="a positive integer", help="prompts per forward pass (default 8)"),
+    "positions": dict(default="all", choices=POSITIONS,
+                      help="steer every token (paper) or from the last instruction token on (CAA code)"),
+    "seed": dict(default=0, min=0, expected="an integer >= 0 (bootstrap and sampling seed)", help="bootstrap seed"),
+    "n_bootstrap": dict(default=1000, min=1, flag=False, help="bootstrap resamples for every interval"),
+    "normalize": dict(default="none", choices=NORMALIZATIONS,
+                      help="vector normalisation: none (raw mean difference), unit, residual (default none)"),
+    "harmful": dict(default="harmful-prompts", help="harmful prompts: built-in name or JSON/JSONL file"),
+    "harmless": dict(default="harmless-prompts", help="harmless prompts: built-in name or JSON/JSONL file"),
+    "neutral": dict(default="neutral-text", help="neutral paragraphs for cross-entropy"),
+    "n_logodds": dict(default=None, min=1, expected="a positive number of prompts (leave it out to use all)",
+                      help="prompts per kind for log-odds (default all)"),
+    "n_generate": dict(default=4, min=0, expected="a number of prompts >= 0 (0 = no generation)",
+                       help="prompts per kind to generate for (default 4; 0 = none)"),
+    "max_new_tokens": dict(default=40, min=1, expected="a positive number of tokens",
+                           help="tokens to generate (default 40)"),
+    "n_neutral": dict(default=None, min=0, expected="a number of paragraphs >= 0 (0 = no cross-entropy)",
+                      help="neutral paragraphs for CE (default all 42; 0 = none)"),
+    "ce_bound": dict(default=None, min=0, expected="a number >= 0 (nats per token)",
+                     help="report the largest multiplier per point whose CE increase stays <= this (nats/token)"),
+    "limit": dict(default=None, min=1, expected="a positive number of items (leave it out to use all)",
+                  help="use only the first N items"),
+    "openended_multipliers": dict(factory=lambda: [-4.0, -2.0, 0.0, 2.0, 4.0], cli="floats",
+                                  help="comma list (default -4,-2,0,2,4)"),
+}
+
+
+def opt(name: str, **override):
+    """The field of shared option `name` (OPTIONS), with `override` (e.g. another default)."""
+    spec = dict(OPTIONS[name], **override)
+    if "factory" in spec:
+        return option(factory=spec.pop("factory"), **spec)
+    return option(spec.pop("default"), **spec)
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+_KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+          "list[float]": "a list of numbers", "list[int]": "a list of integers", "list[str]": "a list of strings"}
+
+
+def _kind_ok(kind: str, v) -> bool:
+    if kind == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if kind == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if kind == "str":
+        return isinstance(v, str)
+    if kind == "bool":
+        return isinstance(v, bool)
+    if kind.startswith("list["):
+        return isinstance(v, list) and all(_kind_ok(kind[5:-1], x) for x in v)
+    return True  # unions other than "X | None" are checked by the class's validate
+
+
+def _kind(f) -> tuple[str, bool]:
+    """(base type, None allowed) of a field from its annotation, e.g. 'int | None' -> ('int', True)."""
+    t = str(f.type).replace(" ", "")
+    optional = t.endswith("|None")
+    return (t[: -len("|None")] if optional else t), optional
+
+
+def problem(f, value, cli: bool = False) -> str | None:
+    """What is wrong with `value` for field `f` (its type, choices, lower bound), or None.
+
+    The text follows "<label> <value>: expected ..." (the caller adds label and value). With ``cli`` the
+    field's ``expected`` phrase is used where it has one (argparse has already checked the type)."""
+    meta, (kind, optional) = f.metadata, _kind(f)
+    if value is None and optional:
+        return None
+    low = meta.get("min")
+    if cli and meta.get("expected") and low is not None:
+        return None if (value == value and abs(value) != math.inf and value >= low) else meta["expected"]
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"one of {', '.join(meta['choices'])}"
+    typed = _kind_ok(kind, value)
+    if kind == "float" and typed and not math.isfinite(value):
+        typed = False
+    if low is not None and (not typed or value < low):
+        return f"{_KINDS.get(kind, kind)} >= {low:g}" + (f" ({meta['unit']})" if meta.get("unit") else "")
+    if not typed:
+        return _KINDS.get(kind, kind) + (" (or leave it out)" if optional else "")
+    return None
+
+
+def check_fields(obj, names=None, label=lambda name: name) -> None:
+    """Raise the first `problem` among the fields `names` (default all) of dataclass `obj`, as
+    '<label(name)> <value!r>: expected ...'."""
+    by_name = {f.name: f for f in fields(obj)}
+    for name in names or by_name:
+        value = getattr(obj, name)
+        why = problem(by_name[name], value)
+        if why:
+            raise SteerscaleError(f"{label(name)} {value!r}: expected {why}")
+
+
+def from_section(cls, raw, where: str, label=None):
+    """Read one TOML table into dataclass `cls`: unknown keys and wrong types are one-line errors naming
+    `where` (file and section) and the key. Fields not in `raw` keep their defaults. The values are kept
+    as written (no conversion), so the section's dict (``asdict``) is what the file says."""
+    if not isinstance(raw, dict):
+        raise SteerscaleError(f"{where} must be a table")
+    known = [f.name for f in fields(cls)]
+    for k in raw:
+        if k not in known:
+            raise SteerscaleError(f"{where} unknown key {k!r} (known: {', '.join(known)})")
+    obj = cls(**raw)
+    obj.validate(label or (lambda k: f"{where}: {k}"))
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------ option groups
+
+
+@dataclass
+class ModelOptions:
+    """Which model to load and how (every command that loads one)."""
+
+    model: str = opt("model")
+    dtype: str = opt("dtype")
+    device: str = opt("device")
+    trust_remote_code: bool = opt("trust_remote_code")
+
+
+@dataclass
+class PromptOptions:
+    """How prompts are formatted and batched."""
+
+    template: str = opt("template")
+    system: str | None = opt("system")
+    batch_size: int = opt("batch_size")
+
+
+@dataclass
+class VectorOptions:
+    """Where a run's steering vectors come from: a file, or trained first (``vectors.vectors_for_run``)."""
+
+    vectors: str | None = option(None, help="vectors from 'steerscale train' (default: train on --train-data "
+                                 "first, or reuse OUT/vectors.safetensors trained the same way)")
+    allow_foreign_vectors: bool = option(False, help="steer with vectors whose metadata names another model of "
+                                         "the same shape")
+    train_data: str = option("refusal-train", help="A/B dataset for vectors when --vectors is not given")
+    train_limit: int | None = opt("limit", help="train on the first N items only")
+    normalize: str = opt("normalize")
+
+
+@dataclass
+class JudgeOptions:
+    """An optional refusal judge for open-ended generations (openended.HTTPJudge or HFJudge)."""
+
+    judge_url: str | None = option(None, help="OpenAI-compatible endpoint (base URL or .../chat/completions)")
+    judge_name: str = option("judge", help="model name sent to the judge endpoint")
+    judge_key_env: str | None = option(None, help="environment variable holding the judge endpoint's API key")
+    judge_timeout: float = option(30.0, min=0.001, expected="a positive number of seconds",
+                                  help="seconds per judge request (default 30)")
+    judge_model: str | None = option(None, help="local judge: a model spec for load_model (chat model)")
+
+
+# ------------------------------------------------------------------------------------------------ experiments
+
+
+@dataclass
+class SweepConfig:
+    """What to sweep and how. ``layers=None`` means every layer."""
+
+    layers: list[int] | None = option(None, cli="layers", help="'all', '13', '10-14' or '3,5,7' (default all)")
+    multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], cli="floats",
+                                      help="comma list (default -1,0,1)")
+    positions: str = opt("positions")
+    template: str = opt("template")
+    system: str | None = opt("system")
+    batch_size: int = opt("batch_size")
+    engine: str = option("fast", choices=ENGINES, metavar="{" + ",".join(ENGINES) + "}", cli="later",
+                         help="sweep engine: fast (default; runs only the layers and tokens steering changes, same "
+                         "scores to 1e-5 in float32) or naive (one hooked full forward pass per point, the reference)")
+    n_bootstrap: int = opt("n_bootstrap")
+    seed: int = opt("seed")
+
+    def validate(self, n_layers: int) -> "SweepConfig":
+        """A checked copy for a model of `n_layers` layers: layers every layer for None, sorted and unique;
+        multipliers as floats (-0 is 0), repeats counted once. Raises SteerscaleError naming the field."""
+        check_fields(self, ("positions", "engine"))
+        if not self.multipliers:
+            raise SteerscaleError("multipliers: expected at least one value")
+        for m in self.multipliers:
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
+                raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
+        layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
+        bad = [l for l in layers if not 0 <= l < n_layers]
+        if bad:
+            shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
+            raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
+        check_fields(self, ("batch_size", "seed"))
+        # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
+        # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
+        mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
+        if len(mults) != len(self.multipliers):
+            log.warning("multipliers %s: repeated values count once: %s", list(self.multipliers), mults)
+        if len(set(layers)) != len(layers):
+            log.warning("layers: repeated values count once")
+        return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=mults))
+
+
+@dataclass
+class OpenEndedConfig:
+    """What to sweep. Points are single layers (`layers`) plus windows (every start x width)."""
+
+    layers: list[int] | None = option(None, cli="layers", help="single layers: 'all', '13', '0-29', '0,3,6' "
+                                      "(default all, or none when windows are given)")
+    window_starts: list[int] = option(factory=list, cli="ints", help="multi-layer windows: comma list of first layers")
+    window_widths: list[int] = option(factory=list, cli="ints", help="comma list of window widths (every start x width)")
+    window_mode: str = option("per-layer", choices=WINDOW_MODES, help="each layer its own vector, or the start "
+                              "layer's vector at every layer of the window")
+    multipliers: list[float] = opt("openended_multipliers")
+    positions: str = opt("positions")
+    template: str = opt("template")
+    system: str | None = opt("system")
+    batch_size: int = opt("batch_size")
+    n_logodds: int | None = opt("n_logodds")  # None = all
+    n_generate: int = opt("n_generate")  # 0 = no generation
+    max_new_tokens: int = opt("max_new_tokens")
+    sampled: bool = option(False, help="also sampled generation (seeded)")
+    temperature: float = option(0.7, min=1e-6, expected="a positive number", help="sampling temperature")
+    n_neutral: int | None = opt("n_neutral")  # None = all; 0 = no CE
+    ce_max_tokens: int = option(256, min=1, flag=False, help="tokens of each neutral paragraph scored for CE")
+    ce_bound: float | None = opt("ce_bound")  # largest multiplier whose CE increase stays <= this, per point and sign
+    n_bootstrap: int = opt("n_bootstrap")
+    seed: int = opt("seed", help="bootstrap and sampling seed")
+
+    def points(self, n_layers: int) -> list[tuple[int, int]]:
+        """(layer_start, layer_end) pairs, inclusive, sorted; windows past the last layer are skipped."""
+        if self.window_mode not in WINDOW_MODES:
+            raise SteerscaleError(f"window mode {self.window_mode!r}: expected one of {', '.join(WINDOW_MODES)}")
+        pts = set()
+        layers = self.layers
+        if layers is None and not self.window_starts:
+            layers = list(range(n_layers))
+        for l in layers or []:
+            if not 0 <= l < n_layers:
+                raise SteerscaleError(f"layers [{l}]: out of range, this model has layers 0..{n_layers - 1}")
+            pts.add((l, l))
+        if bool(self.window_starts) != bool(self.window_widths):
+            raise SteerscaleError("windows: give both window starts and window widths")
+        for s in self.window_starts:
+            for w in self.window_widths:
+                if w < 1 or s < 0:
+                    raise SteerscaleError(f"window start {s} width {w}: expected start >= 0 and width >= 1")
+                if s + w <= n_layers:
+                    pts.add((s, s + w - 1))
+        if not pts:
+            raise SteerscaleError("no layers or windows to sweep (windows past the last layer are skipped)")
+        return sorted(pts, key=lambda p: (p[1] - p[0], p[0]))
+
+    def validate(self) -> "OpenEndedConfig":
+        """A checked copy: multipliers sorted, unique floats (-0 is 0). Raises SteerscaleError naming the field."""
+        check_fields(self, ("positions",))
+        if not self.multipliers:
+            raise SteerscaleError("multipliers: expected at least one value")
+        for m in self.multipliers:
+            if not isinstance(m, (int, float)) or not math.isfinite(m):
+                raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
+        check_fields(self, ("batch_size", "n_generate", "max_new_tokens", "seed", "n_logodds", "n_neutral"))
+        # -0 is 0; repeated multipliers count once (they would repeat rows and narrow the intervals)
+        return OpenEndedConfig(**dict(asdict(self), multipliers=sorted({float(m) + 0.0 for m in self.multipliers})))
+
+
+# ------------------------------------------------------------------------------------------------ reproduce TOML
+
+
+# [run] protocol presets: the sweep settings each implies (defaults under the user's own keys) and how peaks are
+# chosen. A model whose effective settings differ from its preset's is labelled "custom" (scaling fits only
+# like with like). "caa" follows CAA (Rimsky et al.): steering from the instruction end, layers picked on the
+# test items themselves. CAA also rescaled each behaviour's vectors to the mean norm across its 7 behaviours;
+# with the one behaviour a reproduce run trains that rescaling is not defined, so the preset keeps the
+# refusal vector's own norm (steerscale.vectors.normalize_across_behaviours does CAA's rescaling when you train
+# several behaviours): multipliers can differ from CAA's by that per-layer factor.
+PROTOCOL_PRESETS = {
+    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none"}, "selection": "held-out"},
+    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none"}, "selection": "in-sample"},
+}
+
+
+def _check_layer_list(obj, label) -> None:
+    """[sweep] / [openended] layers, layer_stride and multipliers (which must include the baseline 0)."""
+    if not (obj.layers == "all" or (isinstance(obj.layers, list) and all(isinstance(l, int) for l in obj.layers))):
+        raise SteerscaleError(f"{label('layers')} {obj.layers!r}: expected \"all\" or a list of layer indices")
+    check_fields(obj, ("layer_stride",), label)
+    if not isinstance(obj.multipliers, list) or not all(isinstance(m, (int, float)) for m in obj.multipliers):
+        raise SteerscaleError(f"{label('multipliers')} {obj.multipliers!r}: expected a list of numbers")
+    if 0 not in obj.multipliers:
+        raise SteerscaleError(f"{label('multipliers')} must include 0 (the unsteered baseline every effect is "
+                              f"measured against)")
+
+
+@dataclass
+class RunSection:
+    """[run]: analysis settings of a reproduce run."""
+
+    seed: int = option(0, min=0, help="bootstrap and validation/test split seed")
+    n_bootstrap: int = opt("n_bootstrap")
+    val_fraction: float = option(0.5, help="share of evaluation items used to choose the peak layer")
+    scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
+    protocol: str = option("steerscale-default", help="protocol preset (reproduce.PROTOCOL_PRESETS)")
+
+    def validate(self, label) -> None:
+        if self.protocol not in PROTOCOL_PRESETS:
+            raise SteerscaleError(f"{label('protocol')} {self.protocol!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
+        check_fields(self, ("scaling_y", "seed", "n_bootstrap"), label)
+        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
+            raise SteerscaleError(f"{label('val_fraction')} {self.val_fraction}: expected a number between 0 and 1")
+
+
+@dataclass
+class DataSection:
+    """[data]: the A/B items to train on and to test on."""
+
+    train: str = option("refusal-train", help="items for the steering vectors: built-in name or CAA JSON/JSONL file")
+    test: str = option("refusal-test", help="held-out evaluation items")
+    train_limit: int | None = option(None, min=1, help="the first N training items only")
+    test_limit: int | None = option(None, min=1, help="the first N test items only")
+    test_sets: list[str] = option(factory=list, help="extra test sets, swept at the peak layers only")
+
+    def validate(self, label) -> None:
+        ts = self.test_sets
+        if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
+            raise SteerscaleError(f"{label('test_sets')} {ts!r}: expected a list of dataset names or files")
+        check_fields(self, ("train", "test", "train_limit", "test_limit"), label)
+
+
+@dataclass
+class SweepSection:
+    """[sweep] (and the per-model overrides in [[models]]): the A/B sweep of each model."""
+
+    layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
+    layer_stride: int = option(1, min=1, help="keep every Nth of those layers")
+    multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], help="must include 0")
+    template: str = opt("template")
+    positions: str = opt("positions")
+    batch_size: int = opt("batch_size")
+    normalize: str = opt("normalize")
+    system: str | None = opt("system")
+    engine: str | None = option(None, choices=ENGINES, help="default: the fastest exact engine")
+
+    def validate(self, label) -> None:
+        _check_layer_list(self, label)
+        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine"), label)
+
+
+@dataclass
+class OpenEndedSection:
+    """[openended]: the open-ended sweep on each model's A/B vectors (template, system, positions and batch
+    size are the model's [sweep] settings)."""
+
+    layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
+    layer_stride: int = option(1, min=1, help="keep every Nth of those layers")
+    multipliers: list[float] = opt("openended_multipliers")
+    harmful: str = opt("harmful")
+    harmless: str = opt("harmless")
+    neutral: str = opt("neutral")
+    n_logodds: int | None = opt("n_logodds")
+    n_generate: int = opt("n_generate")
+    max_new_tokens: int = opt("max_new_tokens")
+    n_neutral: int | None = opt("n_neutral")
+    ce_bound: float | None = opt("ce_bound", unit="nats per token")
+
+    def validate(self, label) -> None:
+        _check_layer_list(self, label)
+        check_fields(self, ("n_logodds", "n_generate", "n_neutral", "max_new_tokens", "ce_bound", "harmful",
+                            "harmless", "neutral"), label)
+
+
+MODEL_KEYS = {"spec", "name", "dtype", "device", "trust_remote_code"}
+IMPORT_KEYS = {"table", "include_in_fit"}
+
+
+@dataclass
+class ModelSpec:
+    spec: str
+    name: str
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    sweep: dict = field(default_factory=dict)  # effective SweepSection settings for this model (asdict)
+    protocol: str = "steerscale-default"  # [run] protocol, or "custom" where the settings leave the preset
+
+
+@dataclass
+class ReproduceConfig:
+    """A read reproduce config (reproduce.load_config). The sections are plain dicts of the section classes'
+    fields (``asdict``): JSON-ready, and hashed into the keys that mark result folders complete."""
+
+    path: str
+    run: dict
+    data: dict
+    sweep: dict
+    models: list[ModelSpec]
+    imports: list[dict]
+    openended: dict | None = None  # the [openended] section with defaults filled in; None = no open-ended sweep
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
+                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended}
+
+
+SECTIONS = {"run": RunSection, "data": DataSection, "sweep": SweepSection, "openended": OpenEndedSection}

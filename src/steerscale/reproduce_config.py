@@ -1,0 +1,102 @@
+"""Read a `steerscale reproduce` TOML file into a ReproduceConfig (steerscale.config).
+
+Each table is read into its section class (``[run]`` RunSection, ``[data]`` DataSection, ``[sweep]`` and every
+``[[models]]`` entry's overrides SweepSection, ``[openended]`` OpenEndedSection) by ``config.from_section``:
+defaults, unknown keys, wrong types and bounds are the classes' business, and every error is one line naming
+the file, the section and the key. The [run] protocol preset fills [sweep] keys the file leaves out. Relative
+paths (data files, model folders, imported tables) are read relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, fields
+from importlib import resources
+from pathlib import Path
+
+from .config import (IMPORT_KEYS, MODEL_KEYS, PROTOCOL_PRESETS, DataSection, ModelSpec, OpenEndedSection,
+                     ReproduceConfig, RunSection, SweepSection, from_section)
+from .errors import SteerscaleError
+
+SECTION_NAMES = ("run", "data", "sweep", "openended", "models", "imports")
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("steerscale") / "configs" / "default.toml"))
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return s or "model"
+
+
+def _resolve(base: Path, value: str) -> str:
+    """A relative path in the config is read relative to the config file's folder when something is there;
+    anything else (built-in names, hub ids, absolute paths) is kept as written."""
+    p = Path(value).expanduser()
+    if not p.is_absolute() and (base / p).exists():
+        return str((base / p).resolve())
+    return str(p) if value.startswith("~") else value
+
+
+def load_config(path=None) -> ReproduceConfig:
+    """Read and validate a reproduce config (the bundled default when `path` is None)."""
+    path = Path(path) if path is not None else default_config_path()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SteerscaleError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SteerscaleError(f"{path}: invalid TOML ({e})") from None
+    for k in raw:
+        if k not in SECTION_NAMES:
+            raise SteerscaleError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(SECTION_NAMES))})")
+    run = asdict(from_section(RunSection, raw.get("run", {}), f"{path}: [run]", lambda k: f"{path}: [run] {k}"))
+    data = asdict(from_section(DataSection, raw.get("data", {}), f"{path}: [data]", lambda k: f"{path}: [data] {k}"))
+    preset = PROTOCOL_PRESETS[run["protocol"]]
+    sweep_raw = raw.get("sweep", {})
+    if isinstance(sweep_raw, dict):  # the preset's settings, under the user's own [sweep] keys
+        sweep_raw = {**{k: v for k, v in preset["sweep"].items() if k not in sweep_raw}, **sweep_raw}
+    sweep = asdict(from_section(SweepSection, sweep_raw, f"{path}: [sweep]"))
+    base = path.resolve().parent
+    for k in ("train", "test"):
+        data[k] = _resolve(base, data[k])
+    data["test_sets"] = [_resolve(base, t) for t in data["test_sets"]]
+    openended = None
+    if "openended" in raw:
+        openended = asdict(from_section(OpenEndedSection, raw["openended"], f"{path}: [openended]"))
+        for k in ("harmful", "harmless", "neutral"):
+            openended[k] = _resolve(base, openended[k])
+    models_raw = raw.get("models", [])
+    if not isinstance(models_raw, list) or not models_raw:
+        raise SteerscaleError(f"{path}: no [[models]] listed; add at least one, e.g. spec = \"smollm2-135m\"")
+    sweep_keys = [f.name for f in fields(SweepSection)]
+    models, names = [], set()
+    for i, m in enumerate(models_raw, 1):
+        where = f"{path}: [[models]] #{i}"
+        if not isinstance(m, dict) or "spec" not in m:
+            raise SteerscaleError(f"{where}: missing key 'spec' (a hub id, model directory, .gguf file or smollm2-135m)")
+        for k in m:
+            if k not in MODEL_KEYS and k not in sweep_keys:
+                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(MODEL_KEYS))}, "
+                                      f"or any [sweep] key)")
+        spec = _resolve(base, str(m["spec"]))
+        name = str(m.get("name") or (Path(spec).stem if spec.endswith(".gguf") or Path(spec).exists() else spec))
+        if slug(name) in names:
+            raise SteerscaleError(f"{where}: name {name!r} is used twice; give each model a distinct 'name'")
+        names.add(slug(name))
+        eff = asdict(from_section(SweepSection, {**sweep, **{k: v for k, v in m.items() if k in sweep_keys}}, where))
+        label = run["protocol"] if all(eff[k] == v for k, v in preset["sweep"].items()) else "custom"
+        models.append(ModelSpec(spec, name, str(m.get("dtype", "float32")), str(m.get("device", "cpu")),
+                                bool(m.get("trust_remote_code", False)), eff, label))
+    imports = []
+    for i, imp in enumerate(raw.get("imports", []), 1):
+        where = f"{path}: [[imports]] #{i}"
+        if not isinstance(imp, dict) or "table" not in imp:
+            raise SteerscaleError(f"{where}: missing key 'table' (a CSV/JSON file or a built-in table name)")
+        for k in imp:
+            if k not in IMPORT_KEYS:
+                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(IMPORT_KEYS))})")
+        imports.append({"table": _resolve(base, str(imp["table"])), "include_in_fit": bool(imp.get("include_in_fit", True))})
+    return ReproduceConfig(str(path), run, data, sweep, models, imports, openended)
