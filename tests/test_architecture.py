@@ -1,0 +1,120 @@
+"""The layout's own rules: no import cycles inside steerscale, and modules with one job (short, or saying why not)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "steerscale"
+MAX_LINES = 450
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Every steerscale module `path` imports, at module level or inside functions (a cycle hidden in a function is still a cycle)."""
+    pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = set()  # imports under `if TYPE_CHECKING:` never run, so they make no cycle
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                out.add(t)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in SRC.rglob("*.py")}
+    known = set(files)
+    return {n: _imports(p, n, known) - {n} for n, p in files.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _is_package_init(name: str) -> bool:
+    return (SRC.parent / Path(*name.split("."))).is_dir()
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    # a package's __init__ re-exporting its modules is not a cycle of jobs: drop the edges into __init__ files
+    graph = {n: {t for t in deps if not _is_package_init(t)} for n, deps in graph.items()}
+    assert _cycles(graph) == []
+
+
+def test_cycle_detector_sees_cycles_inside_functions(tmp_path):
+    g = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
+    assert _cycles(g) == [["a", "b"]]
+    p = tmp_path / "m.py"
+    p.write_text("def f():\n    from .other import x\n")
+    assert _imports(p, "pkg.m", {"pkg.m", "pkg.other"}) == {"pkg.other"}
+    p.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .other import x\n")
+    assert _imports(p, "pkg.m", {"pkg.m", "pkg.other"}) == set()
+
+
+def test_modules_are_short_or_say_why():
+    long = []
+    for p in sorted(SRC.rglob("*.py")):
+        n = len(p.read_text(encoding="utf-8").splitlines())
+        if n > MAX_LINES:
+            head = "\n".join(p.read_text(encoding="utf-8").splitlines()[:40]).lower()
+            if "why this module is long" not in head:
+                long.append(f"{p.relative_to(SRC)} ({n} lines)")
+    assert long == [], f"modules over {MAX_LINES} lines without a 'Why this module is long:' note at the top: {long}"
