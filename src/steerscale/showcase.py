@@ -1,0 +1,581 @@
+"""The showcase: what a small model *can* show about steering, measured, one panel per effect.
+
+The layer x multiplier A/B sweep on a small model is honest but flat (SmolLM2-135M barely reads A/B
+questions, and its raw vectors at m = ±1 are ~3-10% of the residual norm). The panels here show what
+such a model can show, each as a tidy CSV table in ``<folder>/showcase/`` with seeded bootstrap 95%
+intervals, and (``plot_showcase``) one PNG each with a one-line caption built from the measured numbers:
+
+* ``dose`` (dose.csv, dose_items.csv): A/B p(behaviour), its log-odds (``logit_diff``) and the letter mass
+  against the multiplier at the A/B sweep's peak layer(s), over a wide range, with vectors normalised to
+  the mean residual norm of their layer (``dose_normalize = "residual"``: m = 0.25 adds a quarter of a
+  typical residual norm). Layers: ``dose_layers``, or the peak layers the report picks on the *validation*
+  items of ``<folder>/items.csv`` (``analysis.analyze``); measured on the held-out *test* items only (the
+  same seeded split), so the layer choice does not flatter the effect. Engine: ``run_sweep`` (fast,
+  self-checked against the naive engine at run time). ``delta_*`` intervals are paired by item.
+* ``openended`` (openended_layers.csv): no model work; the single-layer rows of the open-ended sweep
+  already in ``<folder>/openended/aggregate.json`` (``steerscale.openended``): change in first-token
+  refusal log-odds on harmful and harmless prompts and their contrast, by layer.
+* ``ablation`` (ablation.csv, ablation_items.csv): baseline, directional ablation and activation addition of
+  one direction, compared on the same held-out prompts (``interventions.compare_interventions``): refusal
+  log-odds on harmful prompts, over-refusal on harmless ones, CE on neutral text. The direction is the
+  harmful-minus-harmless mean at the last prompt token on the prompts' train split
+  (``interventions.refusal_directions``, Arditi et al.'s recipe) at ``ablation_layer``.
+
+Resumable: ``manifest.json`` records, per panel, the hash of everything its table depends on (config,
+model weights fingerprint, vectors, items, prompts, source files); a panel whose tables exist under the
+same hash is read back instead of recomputed. Tables are written atomically, the manifest after each panel.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import SteerscaleError
+from .results import git_revision, versions, write_csv, write_json
+from .stats import mean_ci
+
+log = logging.getLogger(__name__)
+
+PANELS = ("dose", "openended", "ablation")
+DOSE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "normalize", "residual_fraction",
+                "raw_multiplier", "n_items", "p", "p_low", "p_high", "delta_p", "delta_p_low", "delta_p_high",
+                "logodds", "logodds_low", "logodds_high", "delta_logodds", "delta_logodds_low",
+                "delta_logodds_high", "letter_mass", "letter_mass_low", "letter_mass_high"]
+DOSE_ITEM_COLUMNS = ["model", "layer", "multiplier", "item", "category", "score", "logit_diff", "letter_mass"]
+OE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "n_harmful", "n_harmless"] + [
+    f"{k}{s}" for k in ("delta_logodds_harmful", "delta_logodds_harmless", "delta_logodds_contrast", "ce_delta")
+    for s in ("", "_low", "_high")]
+TABLES = {"dose": ["dose.csv", "dose_items.csv"], "openended": ["openended_layers.csv"],
+          "ablation": ["ablation.csv", "ablation_items.csv"]}
+
+
+def _help(default, text: str, **kw):
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": text}, **kw)
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+@dataclass
+class ShowcaseConfig:
+    """What the showcase measures. Every field has a default; ``validate()`` checks types and ranges."""
+
+    panels: list[str] = _help(list(PANELS), "panels to build, any of dose, openended, ablation")
+    dose_layers: list[int] | None = _help(None, "layers of the dose-response panel; None = the A/B sweep's peak "
+                                                "layers, chosen on its validation items (needs <folder>/items.csv)")
+    dose_multipliers: list[float] = _help([-0.5, -0.25, -0.125, 0.0, 0.125, 0.25, 0.5],
+                                          "multipliers of the dose-response panel (0 is added: the baseline)")
+    dose_normalize: str = _help("residual", "vector normalisation for the dose panel: none, unit, residual "
+                                            "(m = fraction of the layer's mean residual norm)")
+    ablation_layer: int | None = _help(None, "layer of the refusal direction for the ablation panel; None = "
+                                             "the dose panel's first layer")
+    ablation_multipliers: list[float] = _help([-1.0, 1.0], "actadd multipliers (x the raw direction) in the "
+                                                           "ablation panel")
+    harmful: str = _help("harmful-prompts", "harmful prompts (built-in name or JSON/JSONL file)")
+    harmless: str = _help("harmless-prompts", "harmless prompts (built-in name or JSON/JSONL file)")
+    neutral: str = _help("neutral-text", "neutral paragraphs for the CE cost")
+    n_neutral: int = _help(6, "neutral paragraphs for the CE cost (0 = no CE)")
+    template: str = _help("chat", "prompt template: chat, llama2 or plain (the A/B sweep's)")
+    system: str | None = _help(None, "system prompt (the A/B sweep's)")
+    positions: str = _help("all", "steered positions in the dose panel: all or instruction_end (the A/B sweep's)")
+    batch_size: int = _help(8, "batch size")
+    val_fraction: float = _help(0.5, "share of A/B items used to choose layers ([run] val_fraction)")
+    n_bootstrap: int = _help(1000, "bootstrap resamples for every interval")
+    seed: int = _help(0, "bootstrap and split seed")
+
+    def validate(self) -> "ShowcaseConfig":
+        from .steering import POSITIONS
+        from .vectors import NORMALIZATIONS
+
+        def fail(name, value, expected):
+            raise SteerscaleError(f"showcase {name} {value!r}: expected {expected}")
+
+        for p in self.panels:
+            if p not in PANELS:
+                fail("panels", p, f"any of {', '.join(PANELS)}")
+        for name in ("dose_multipliers", "ablation_multipliers"):
+            vals = getattr(self, name)
+            if not isinstance(vals, list) or not all(_num(m) for m in vals):
+                fail(name, vals, "a list of finite numbers")
+        if self.dose_layers is not None and not (isinstance(self.dose_layers, list) and self.dose_layers
+                                                 and all(_int(l, 0) for l in self.dose_layers)):
+            fail("dose_layers", self.dose_layers, "a non-empty list of layer indices, or None")
+        if self.ablation_layer is not None and not _int(self.ablation_layer, 0):
+            fail("ablation_layer", self.ablation_layer, "a layer index or None")
+        if self.dose_normalize not in NORMALIZATIONS:
+            fail("dose_normalize", self.dose_normalize, f"one of {', '.join(NORMALIZATIONS)}")
+        if self.positions not in POSITIONS:
+            fail("positions", self.positions, f"one of {', '.join(POSITIONS)}")
+        for name, low in (("batch_size", 1), ("n_bootstrap", 0), ("seed", 0), ("n_neutral", 0)):
+            if not _int(getattr(self, name), low):
+                fail(name, getattr(self, name), f"an integer >= {low}")
+        if not (_num(self.val_fraction) and 0 < self.val_fraction < 1):
+            fail("val_fraction", self.val_fraction, "a number in (0, 1)")
+        mults = sorted({float(m) + 0.0 for m in self.dose_multipliers} | {0.0})
+        return ShowcaseConfig(**dict(asdict(self), dose_multipliers=mults,
+                                     panels=[p for p in PANELS if p in self.panels]))
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "[showcase]") -> "ShowcaseConfig":
+        """A config from a TOML/JSON table; unknown keys are refused with their name."""
+        known = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in known:
+                raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
+        return cls(**d).validate()
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int(x, low: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+@dataclass
+class ShowcaseResult:
+    """``tables[name]``: rows of each table (dose, dose_items, openended_layers, ablation, ablation_items)."""
+
+    folder: Path
+    tables: dict[str, list[dict]]
+    manifest: dict
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _ci_cols(prefix: str, values, cfg: ShowcaseConfig, seed_offset: int = 0) -> dict:
+    m, lo, hi = mean_ci(values, cfg.n_bootstrap, cfg.seed + seed_offset)
+    return {prefix: m, f"{prefix}_low": lo, f"{prefix}_high": hi}
+
+
+# ----------------------------------------------------------------------------- dose-response
+
+
+def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list, str]:
+    """(layers, items to measure on, how the layers were chosen). With ``dose_layers`` unset, the peak layers
+    of the A/B sweep in ``folder/items.csv`` chosen on its validation items, and its test items."""
+    from .data import split_items
+
+    if cfg.dose_layers is not None:
+        return sorted(set(cfg.dose_layers)), split_items(items, cfg.val_fraction, cfg.seed)[1], "given"
+    from .analysis import analyze, read_items_csv
+
+    path = folder / "items.csv"
+    if not path.is_file():
+        raise SteerscaleError(f"{path}: no A/B sweep to choose the dose-response layer from; set showcase "
+                              f"dose_layers")
+    a = analyze(read_items_csv(path), n_boot=10, seed=cfg.seed, val_fraction=cfg.val_fraction)
+    test_ids = set(a.test_items)
+    test = [it for it in items if it.id in test_ids]
+    if len(test) != len(test_ids):
+        raise SteerscaleError(f"{path}: its test items are not among the {len(items)} items given to the showcase")
+    layers = sorted({p.layer for p in a.peaks.values()})
+    return layers, test, f"peak layers of {path} on its {len(a.val_items)} validation items"
+
+
+def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig) -> list[dict]:
+    """Per (layer, multiplier): means with intervals of p, log-odds and letter mass, and their paired changes
+    from multiplier 0 on the same items; ``residual_fraction`` = |m x vector[L]| / mean residual norm at L."""
+    by: dict[tuple, list[dict]] = {}
+    for r in item_rows:
+        by.setdefault((r["layer"], r["multiplier"]), []).append(r)
+    out = []
+    for (layer, m), rs in sorted(by.items()):
+        base = {r["item"]: r for r in by[(layer, 0.0)]}
+        b = [base[r["item"]] for r in rs]
+        vnorm = float(vectors[layer].norm())
+        frac = abs(m) * vnorm / mean_norms[layer] * np.sign(m) if mean_norms is not None else float("nan")
+        row = {"model": rs[0]["model"], "n_layers": rs[0]["n_layers"], "layer": layer, "depth": rs[0]["depth"],
+               "multiplier": m, "normalize": normalize, "residual_fraction": float(frac),
+               "raw_multiplier": m * vnorm / raw_norms[layer] if raw_norms[layer] > 0 else float("nan"),
+               "n_items": len(rs)}
+        row.update(_ci_cols("p", [r["score"] for r in rs], cfg))
+        row.update(_ci_cols("delta_p", [r["score"] - x["score"] for r, x in zip(rs, b)], cfg))
+        row.update(_ci_cols("logodds", [r["logit_diff"] for r in rs], cfg))
+        row.update(_ci_cols("delta_logodds", [r["logit_diff"] - x["logit_diff"] for r, x in zip(rs, b)], cfg))
+        row.update(_ci_cols("letter_mass", [r["letter_mass"] for r in rs], cfg))
+        out.append(row)
+    return out
+
+
+def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict, dict]:
+    from .sweep import SweepConfig, run_sweep, vectors_hash
+
+    layers, test, how = dose_plan(folder, items, cfg)
+    raw = vectors.vectors.norm(dim=-1)
+    mean_norm = vectors.meta.get("mean_residual_norm")
+    if cfg.dose_normalize == "residual" and mean_norm is None:
+        raise SteerscaleError("showcase dose_normalize 'residual': the vectors carry no mean_residual_norm "
+                              "(train_vectors records it); use 'none' or 'unit'")
+    mn = torch.tensor(mean_norm, dtype=torch.float32) if mean_norm is not None else None
+    v = vectors.normalized(cfg.dose_normalize, mn)
+    sc = SweepConfig(layers=layers, multipliers=cfg.dose_multipliers, positions=cfg.positions, template=cfg.template,
+                     system=cfg.system, batch_size=cfg.batch_size, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
+    res = run_sweep(model, tok, v, test, sc, info=info, progress=progress)
+    tables = {"dose": dose_rows(res.rows, v.vectors, raw.tolist(), mean_norm, cfg.dose_normalize, cfg),
+              "dose_items": res.rows}
+    meta = {"layers": layers, "layer_choice": how, "n_items": len(test), "items": [it.id for it in test],
+            "vectors_hash": vectors_hash(vectors), "engine": res.manifest["engine"],
+            "sweep_timings_s": res.manifest["timings_s"]}
+    return tables, meta
+
+
+# ----------------------------------------------------------------------------- open-ended, by layer
+
+
+def openended_rows(aggregate: list[dict]) -> list[dict]:
+    """Single-layer, steered rows of an open-ended aggregate (steerscale.openended), in the showcase's shape."""
+    out = []
+    for r in aggregate:
+        if int(r["width"]) != 1 or float(r["multiplier"]) == 0.0:
+            continue
+        row = {k: r.get(k) for k in OE_COLUMNS if k in r}
+        out.append(dict(row, layer=int(r["layer_start"]), multiplier=float(r["multiplier"])))
+    return sorted(out, key=lambda r: (r["multiplier"], r["layer"]))
+
+
+def _openended(folder: Path) -> tuple[dict, dict] | str:
+    src = folder / "openended" / "aggregate.json"
+    if not src.is_file() or not (folder / "openended" / "manifest.json").is_file():
+        return f"skipped: no complete open-ended sweep in {src.parent}"
+    try:
+        agg = json.loads(src.read_text(encoding="utf-8"))
+        rows = openended_rows(agg)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SteerscaleError(f"{src}: not an open-ended aggregate ({type(e).__name__}: {e})") from None
+    if not rows:
+        return f"skipped: {src} has no steered single-layer rows"
+    return {"openended_layers": rows}, {"source": str(src), "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest()}
+
+
+# ----------------------------------------------------------------------------- ablation vs addition
+
+
+def _ablation(model, tok, info, folder, cfg, dose_layers, progress) -> tuple[dict, dict]:
+    from .data import load_neutral_text, load_prompt_records
+    from .interventions import compare_interventions, refusal_directions, split_prompts
+
+    layer = cfg.ablation_layer if cfg.ablation_layer is not None else (dose_layers or [None])[0]
+    if layer is None or not 0 <= layer < info.n_layers:
+        raise SteerscaleError(f"showcase ablation_layer {layer!r}: expected a layer in 0..{info.n_layers - 1} "
+                              f"(or the dose panel to choose one)")
+    (h_tr, _, h_te), (hl_tr, _, hl_te) = (split_prompts(load_prompt_records(cfg.harmful), seed=cfg.seed),
+                                          split_prompts(load_prompt_records(cfg.harmless), seed=cfg.seed))
+    neutral = load_neutral_text(cfg.neutral)[: cfg.n_neutral] if cfg.n_neutral else []
+    d = refusal_directions(model, tok, h_tr, hl_tr, cfg.template, cfg.system, cfg.batch_size, info)
+    res = compare_interventions(model, tok, d, layer, h_te, hl_te, neutral, cfg.ablation_multipliers, cfg.template,
+                                cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, progress=progress)
+    meta = {"layer": layer, "direction_norm": float(d.vectors[layer].norm()),
+            "n_train": [len(h_tr), len(hl_tr)], "n_test": [len(h_te), len(hl_te)], "n_neutral": len(neutral),
+            "definitions": res.manifest["definitions"], "timings_s": res.manifest["timings_s"]}
+    return {"ablation": res.aggregate, "ablation_items": res.items}, meta
+
+
+# ----------------------------------------------------------------------------- driver
+
+_STR_COLUMNS = {"model", "normalize", "item", "category", "condition", "kind", "prompt_id"}
+
+
+def read_table(path: Path) -> list[dict]:
+    """A table written by this module, numbers as floats (empty cells None)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            if k not in _STR_COLUMNS:
+                try:
+                    r[k] = float(v) if v != "" else None
+                except (TypeError, ValueError):
+                    raise SteerscaleError(f"{path}: column {k!r} holds {v!r}; expected a number") from None
+    return rows
+
+
+def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, items, folder: Path,
+                    dose_layers) -> dict:
+    """Everything a panel's table depends on (its hash keys resumption)."""
+    from .data import dataset_hash, load_neutral_text, load_prompt_records
+    from .sweep import vectors_hash
+
+    c = asdict(cfg)
+    common = {k: c[k] for k in ("template", "system", "batch_size", "n_bootstrap", "seed")}
+    if name == "dose":
+        src = folder / "items.csv"
+        return {"model": model_id, **common, **{k: c[k] for k in c if k.startswith("dose_")},
+                "positions": cfg.positions, "val_fraction": cfg.val_fraction, "vectors": vectors_hash(vectors),
+                "items": dataset_hash(items), "layers": dose_layers,
+                "ab_items_csv": _file_hash(src) if cfg.dose_layers is None else None}
+    prompts = [[p.id, p.text] for s in (cfg.harmful, cfg.harmless) for p in load_prompt_records(s)]
+    neutral = load_neutral_text(cfg.neutral)[: cfg.n_neutral] if cfg.n_neutral else []
+    return {"model": model_id, **common, **{k: c[k] for k in c if k.startswith("ablation_")},
+            "layer": cfg.ablation_layer if cfg.ablation_layer is not None else (dose_layers or [None])[0],
+            "prompts": _hash(prompts), "neutral": _hash(neutral)}
+
+
+def _file_hash(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def run_showcase(model, tokenizer, info, vectors, items, folder, config: ShowcaseConfig | None = None,
+                 progress: bool = True) -> ShowcaseResult:
+    """Build the configured panels for one model into ``folder/showcase/`` (see the module doc).
+
+    `vectors`: the A/B sweep's SteeringVectors (raw, as ``train_vectors`` made them: their meta holds the mean
+    residual norms). `items`: the A/B test items the sweep in ``folder/items.csv`` used. `folder`: the model's
+    output folder (``<out>/<model>`` in ``steerscale reproduce``). Returns the tables as read back from disk;
+    a panel that cannot be built for want of inputs (no open-ended sweep) is recorded as skipped, with why.
+    """
+    cfg = (config or ShowcaseConfig()).validate()
+    folder = Path(folder)
+    out = folder / "showcase"
+    out.mkdir(parents=True, exist_ok=True)
+    if hasattr(vectors, "check_model"):
+        vectors.check_model(model)
+    model_id = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
+    man_path = out / "manifest.json"
+    try:
+        old = json.loads(man_path.read_text(encoding="utf-8")).get("panels", {}) if man_path.is_file() else {}
+    except (OSError, ValueError, AttributeError):
+        old = {}
+    t0 = time.time()
+    manifest = {"kind": "showcase", "created_unix": round(t0, 3), "git_revision": git_revision(),
+                "versions": versions(), "model": info.to_dict(), "config": asdict(cfg), "panels": {}}
+    dose_layers = None
+    if "dose" in cfg.panels or ("ablation" in cfg.panels and cfg.ablation_layer is None):
+        dose_layers = dose_plan(folder, items, cfg)[0]
+    for name in cfg.panels:
+        t = time.time()
+        ident = None if name == "openended" else _panel_identity(name, model_id, cfg, vectors, items, folder,
+                                                                 dose_layers)
+        h = _hash(ident) if ident is not None else None
+        prev = old.get(name, {})
+        if h is not None and prev.get("hash") == h and all((out / f).is_file() for f in TABLES[name]):
+            manifest["panels"][name] = dict(prev, status="reused")
+            continue
+        if name == "dose":
+            got = _dose(model, tokenizer, info, vectors, items, folder, cfg, progress)
+        elif name == "openended":
+            got = _openended(folder)
+        else:
+            got = _ablation(model, tokenizer, info, folder, cfg, dose_layers, progress)
+        if isinstance(got, str):
+            log.warning("showcase %s: %s", name, got)
+            manifest["panels"][name] = {"status": got}
+            continue
+        tables, meta = got
+        for tname, rows in tables.items():
+            write_csv(out / f"{tname}.csv", rows, _columns(tname, rows))
+        manifest["panels"][name] = dict(meta, hash=h, status="ran", tables=TABLES[name],
+                                        seconds=round(time.time() - t, 1))
+        write_json(man_path, manifest)  # after each panel: an interrupted run keeps what is done
+    manifest["timings_s"] = {"total": round(time.time() - t0, 3)}
+    write_json(man_path, manifest)
+    return load_showcase(folder)
+
+
+def _columns(tname: str, rows: list[dict]) -> list[str]:
+    from .interventions import AGG_COLUMNS, ITEM_COLUMNS
+    from .sweep import ITEM_COLUMNS as SWEEP_ITEMS
+
+    return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "openended_layers": OE_COLUMNS,
+            "ablation": AGG_COLUMNS, "ablation_items": ITEM_COLUMNS}[tname]
+
+
+def load_showcase(folder) -> ShowcaseResult:
+    """The showcase of a model folder (``folder/showcase`` or the showcase folder itself), read from disk."""
+    folder = Path(folder)
+    out = folder if (folder / "manifest.json").is_file() and folder.name == "showcase" else folder / "showcase"
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SteerscaleError(f"{out}: no manifest.json; run the showcase first") from None
+    except ValueError as e:
+        raise SteerscaleError(f"{out / 'manifest.json'}: corrupt ({e})") from None
+    tables = {}
+    for name, p in manifest.get("panels", {}).items():
+        if p.get("status") in ("ran", "reused"):
+            for f in TABLES[name]:
+                tables[Path(f).stem] = read_table(out / f)
+    return ShowcaseResult(out, tables, manifest)
+
+
+# ----------------------------------------------------------------------------- figures and captions
+
+
+def _fmt_ci(r: dict, k: str, d: int = 2) -> str:
+    return f"{r[k]:+.{d}f} [{r[k + '_low']:+.{d}f}, {r[k + '_high']:+.{d}f}]"
+
+
+def _excludes0(r: dict, k: str) -> bool:
+    return r[k + "_low"] > 0 or r[k + "_high"] < 0
+
+
+def dose_caption(rows: list[dict]) -> str:
+    """One line, from the numbers: what the dose panel shows and what it does not."""
+    layer = max({r["layer"] for r in rows}, key=lambda l: max(abs(r["delta_logodds"]) for r in rows if r["layer"] == l))
+    rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
+    lo_r, hi_r, base = rs[0], rs[-1], next(r for r in rs if r["multiplier"] == 0)
+    means = [r["delta_logodds"] for r in rs]
+    mono = all(b >= a for a, b in zip(means, means[1:])) or all(b <= a for a, b in zip(means, means[1:]))
+    real = [r for r in rs if r["multiplier"] != 0 and _excludes0(r, "delta_logodds")]
+    unit = "x the layer's mean residual norm" if rs[0]["normalize"] == "residual" else f"({rs[0]['normalize']} vectors)"
+    shows = (f"{len(real)} of {len(rs) - 1} multipliers move it with an interval excluding 0"
+             if real else "no multiplier moves it with an interval excluding 0")
+    return (f"Layer {int(layer)}, multiplier {unit}, {int(base['n_items'])} held-out A/B items: the answer's "
+            f"log-odds change by {_fmt_ci(lo_r, 'delta_logodds')} at m = {lo_r['multiplier']:+g} and "
+            f"{_fmt_ci(hi_r, 'delta_logodds')} at m = {hi_r['multiplier']:+g} "
+            f"({'monotone' if mono else 'not monotone'} in m; {shows}); p(refusal) only goes from "
+            f"{lo_r['p']:.2f} to {hi_r['p']:.2f} (unsteered {base['p']:.2f}) and only {base['letter_mass']:.0%} of the "
+            f"probability lands on the answer letters, so this is a dose-response of a weak A/B reader, "
+            f"not refusal in free text.")
+
+
+def openended_caption(rows: list[dict]) -> str:
+    m = max(r["multiplier"] for r in rows)
+    rs = [r for r in rows if r["multiplier"] == m]
+    r = max(rs, key=lambda r: abs(r["delta_logodds_harmful"]))
+    spec = _excludes0(r, "delta_logodds_contrast")
+    return (f"Open-ended prompts, first response token, m = {m:+g} (raw vectors): at layer {int(r['layer'])} the refusal "
+            f"log-odds move by {_fmt_ci(r, 'delta_logodds_harmful')} on harmful prompts and "
+            f"{_fmt_ci(r, 'delta_logodds_harmless')} on harmless ones (harmful minus harmless "
+            f"{_fmt_ci(r, 'delta_logodds_contrast')}): "
+            + ("the shift is larger on harmful prompts" if spec and r["delta_logodds_contrast"] * m > 0 else
+               "the vector changes how often the model opens with refusal words on any prompt, not harmful-specific "
+               "refusal")
+            + "; it is a first-token measure, not refusals in generated text.")
+
+
+def ablation_caption(rows: list[dict]) -> str:
+    by = {r["condition"]: r for r in rows}
+    a = by["ablation"]
+    adds = [r for c, r in sorted(by.items()) if c.startswith("actadd")]
+    parts = [f"{c['condition'].replace('actadd', 'adding it x')}: harmful {_fmt_ci(c, 'delta_logodds_harmful')}, "
+             f"harmless {_fmt_ci(c, 'delta_logodds_harmless')}" for c in adds]
+    ce = f", CE cost {_fmt_ci(a, 'ce_delta', 3)} nats/token" if a.get("ce_delta") is not None else ""
+    return (f"Refusal direction (harmful minus harmless mean, layer {int(a['layer'])}), {int(a['n_harmful'])} + "
+            f"{int(a['n_harmless'])} held-out prompts, change in first-token refusal log-odds: projecting it out of "
+            f"every layer: harmful {_fmt_ci(a, 'delta_logodds_harmful')}, harmless "
+            f"{_fmt_ci(a, 'delta_logodds_harmless')}{ce}; " + "; ".join(parts)
+            + ". A first-token measure on a model that rarely refuses: it shows the direction is causal for how "
+              "answers open, not that ablation removes refusals.")
+
+
+def _save_png(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .store import atomic_write_bytes
+
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        atomic_write_bytes(path, buf.getvalue())
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _band(ax, xs, rows, k, **kw):
+    line = ax.plot(xs, [r[k] for r in rows], marker="o", ms=3, **kw)[0]
+    ax.fill_between(xs, [r[k + "_low"] for r in rows], [r[k + "_high"] for r in rows], color=line.get_color(),
+                    alpha=0.18, lw=0)
+
+
+def plot_dose(rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    for layer in sorted({r["layer"] for r in rows}):
+        rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
+        xs = [r["multiplier"] for r in rs]
+        _band(a1, xs, rs, "p", label=f"p(refusal), layer {int(layer)}")
+        a1.plot(xs, [r["letter_mass"] for r in rs], ls=":", color="grey", label="p(A) + p(B)" if layer == rs[0]["layer"] else None)
+        _band(a2, xs, rs, "delta_logodds", label=f"layer {int(layer)}")
+        raw1 = [r for r in rs if r["raw_multiplier"] not in (None,) and r["multiplier"] > 0]
+        if raw1 and rs[0]["normalize"] != "none":
+            x1 = raw1[0]["multiplier"] / raw1[0]["raw_multiplier"]  # where the raw vector x 1 sits on this axis
+            for a in (a1, a2):
+                a.axvspan(-x1, x1, color="gold", alpha=0.25, lw=0, label="A/B sweep's m = ±1" if a is a2 else None)
+    unit = "(x mean residual norm)" if rows[0]["normalize"] == "residual" else f"({rows[0]['normalize']})"
+    a1.set(xlabel=f"multiplier {unit}", ylabel="probability", ylim=(0, 1), title="A/B answers, held-out items")
+    a2.axhline(0, color="black", lw=0.8)
+    a2.set(xlabel=f"multiplier {unit}", ylabel="Δ log-odds of the refusal answer", title="change from unsteered (paired)")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{rows[0]['model']}: dose-response at the A/B peak layer", fontsize=10)
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def plot_openended(rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    colors = {"delta_logodds_harmful": "#c0392b", "delta_logodds_harmless": "#2c6fbb"}
+    for m in sorted({r["multiplier"] for r in rows}):
+        rs = sorted([r for r in rows if r["multiplier"] == m], key=lambda r: r["layer"])
+        for k, c in colors.items():
+            _band(ax, [r["layer"] for r in rs], rs, k, color=c, ls="-" if m > 0 else "--",
+                  label=f"{k.split('_')[-1]} prompts, m = {m:+g}")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set(xlabel="layer whose output is steered", ylabel="Δ refusal log-odds, first token",
+           title=f"{rows[0]['model']}: open-ended refusal openings by layer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def plot_ablation(rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    conds = [r for r in rows if r["condition"] != "baseline"]
+    keys = [("delta_logodds_harmful", "refusal log-odds,\nharmful prompts"),
+            ("delta_logodds_harmless", "refusal log-odds,\nharmless prompts"), ("ce_delta", "CE on neutral text\n(nats/token)")]
+    keys = [k for k in keys if conds and conds[0].get(k[0]) is not None]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.4))
+    for ax, (k, lab) in zip(np.atleast_1d(axes), keys):
+        ys = np.arange(len(conds))
+        ax.errorbar([r[k] for r in conds], ys, xerr=[[r[k] - r[k + "_low"] for r in conds],
+                                                     [r[k + "_high"] - r[k] for r in conds]], fmt="o", capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(ys, [r["condition"] for r in conds])
+        ax.set_title(f"Δ {lab}", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{rows[0]['model']}: ablation vs addition of the refusal direction (layer {int(conds[0]['layer'])})",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+FIGURES = {"dose": (plot_dose, dose_caption), "openended_layers": (plot_openended, openended_caption),
+           "ablation": (plot_ablation, ablation_caption)}
+
+
+def plot_showcase(result_or_folder, out_dir) -> list[tuple[Path, str]]:
+    """One PNG per built panel in `out_dir` (showcase_<panel>.png), each with its one-line caption; the
+    captions also go to ``captions.json`` there. Accepts a ShowcaseResult or a folder (see load_showcase)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = result_or_folder if isinstance(result_or_folder, ShowcaseResult) else load_showcase(result_or_folder)
+    out = Path(out_dir)
+    made = []
+    for name, (plot, caption) in FIGURES.items():
+        rows = res.tables.get(name)
+        if rows:
+            made.append((plot(rows, out / f"showcase_{name}.png"), caption(rows)))
+    write_json(out / "captions.json", {p.name: c for p, c in made})
+    return made
