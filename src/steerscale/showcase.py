@@ -15,11 +15,12 @@ intervals, and (``plot_showcase``) one PNG each with a one-line caption built fr
 * ``openended`` (openended_layers.csv): no model work; the single-layer rows of the open-ended sweep
   already in ``<folder>/openended/aggregate.json`` (``steerscale.openended``): change in first-token
   refusal log-odds on harmful and harmless prompts and their contrast, by layer.
-* ``ablation`` (ablation.csv, ablation_items.csv): baseline, directional ablation and activation addition of
-  one direction, compared on the same held-out prompts (``interventions.compare_interventions``): refusal
-  log-odds on harmful prompts, over-refusal on harmless ones, CE on neutral text. The direction is the
-  harmful-minus-harmless mean at the last prompt token on the prompts' train split
-  (``interventions.refusal_directions``, Arditi et al.'s recipe) at ``ablation_layer``.
+* ``ablation`` (ablation.csv, ablation_items.csv, ablation_selection.csv): baseline, directional ablation and
+  activation addition of one direction on the same held-out prompts (``interventions.compare_interventions``):
+  refusal log-odds on harmful prompts, over-refusal on harmless ones, CE on neutral text. The direction is the
+  harmful-minus-harmless mean at the last prompt token on the prompts' train split (Arditi et al.'s recipe,
+  ``interventions.refusal_directions``); its layer is ``ablation_layer`` or the one ``select_layer`` picks on
+  the validation split among a few candidates (lowest ablated refusal, KL bound ``ablation_kl_threshold``).
 
 Resumable: ``manifest.json`` records, per panel, the hash of everything its table depends on (config,
 model weights fingerprint, vectors, items, prompts, source files); a panel whose tables exist under the
@@ -56,8 +57,6 @@ DOSE_ITEM_COLUMNS = ["model", "layer", "multiplier", "item", "category", "score"
 OE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "n_harmful", "n_harmless"] + [
     f"{k}{s}" for k in ("delta_logodds_harmful", "delta_logodds_harmless", "delta_logodds_contrast", "ce_delta")
     for s in ("", "_low", "_high")]
-TABLES = {"dose": ["dose.csv", "dose_items.csv"], "openended": ["openended_layers.csv"],
-          "ablation": ["ablation.csv", "ablation_items.csv"]}
 
 
 def _help(default, text: str, **kw):
@@ -77,8 +76,14 @@ class ShowcaseConfig:
                                           "multipliers of the dose-response panel (0 is added: the baseline)")
     dose_normalize: str = _help("residual", "vector normalisation for the dose panel: none, unit, residual "
                                             "(m = fraction of the layer's mean residual norm)")
-    ablation_layer: int | None = _help(None, "layer of the refusal direction for the ablation panel; None = "
-                                             "the dose panel's first layer")
+    ablation_layer: int | None = _help(None, "layer of the refusal direction in the ablation panel; None = chosen "
+                                             "on the validation prompts (interventions.select_layer)")
+    ablation_candidates: list[int] | None = _help(None, "candidate layers for that choice; None = every "
+                                                        "(n_layers // 10)-th layer from n_layers // 5 up to the "
+                                                        "last 20% (6, 9, ..., 21 on 30 layers)")
+    ablation_kl_threshold: float | None = _help(0.5, "capability bound of the choice: candidates whose ablation "
+                                                     "moves harmless next-token distributions by more KL are "
+                                                     "dropped (refusal_direction uses 0.1, too tight for 135M)")
     ablation_multipliers: list[float] = _help([-1.0, 1.0], "actadd multipliers (x the raw direction) in the "
                                                            "ablation panel")
     harmful: str = _help("harmful-prompts", "harmful prompts (built-in name or JSON/JSONL file)")
@@ -112,6 +117,13 @@ class ShowcaseConfig:
             fail("dose_layers", self.dose_layers, "a non-empty list of layer indices, or None")
         if self.ablation_layer is not None and not _int(self.ablation_layer, 0):
             fail("ablation_layer", self.ablation_layer, "a layer index or None")
+        if self.ablation_candidates is not None and not (isinstance(self.ablation_candidates, list) and
+                                                         self.ablation_candidates and
+                                                         all(_int(l, 0) for l in self.ablation_candidates)):
+            fail("ablation_candidates", self.ablation_candidates, "a non-empty list of layer indices, or None")
+        if self.ablation_kl_threshold is not None and not (_num(self.ablation_kl_threshold)
+                                                           and self.ablation_kl_threshold > 0):
+            fail("ablation_kl_threshold", self.ablation_kl_threshold, "a number > 0, or None (no bound)")
         if self.dose_normalize not in NORMALIZATIONS:
             fail("dose_normalize", self.dose_normalize, f"one of {', '.join(NORMALIZATIONS)}")
         if self.positions not in POSITIONS:
@@ -264,29 +276,50 @@ def _openended(folder: Path) -> tuple[dict, dict] | str:
 # ----------------------------------------------------------------------------- ablation vs addition
 
 
-def _ablation(model, tok, info, folder, cfg, dose_layers, progress) -> tuple[dict, dict]:
-    from .data import load_neutral_text, load_prompt_records
-    from .interventions import compare_interventions, refusal_directions, split_prompts
+def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
+    if cfg.ablation_candidates is not None:
+        return sorted(set(cfg.ablation_candidates))
+    return list(range(n_layers // 5, int(n_layers * 0.8), max(1, n_layers // 10))) or [0]
 
-    layer = cfg.ablation_layer if cfg.ablation_layer is not None else (dose_layers or [None])[0]
-    if layer is None or not 0 <= layer < info.n_layers:
-        raise SteerscaleError(f"showcase ablation_layer {layer!r}: expected a layer in 0..{info.n_layers - 1} "
-                              f"(or the dose panel to choose one)")
-    (h_tr, _, h_te), (hl_tr, _, hl_te) = (split_prompts(load_prompt_records(cfg.harmful), seed=cfg.seed),
-                                          split_prompts(load_prompt_records(cfg.harmless), seed=cfg.seed))
+
+def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict]:
+    """Refusal direction from the train split; layer chosen on the validation split (unless given); baseline,
+    ablation and actadd compared on the test split (interventions.split_prompts, seeded)."""
+    from .data import load_neutral_text, load_prompt_records
+    from .interventions import compare_interventions, refusal_directions, select_layer, split_prompts
+
+    (h_tr, h_val, h_te), (hl_tr, hl_val, hl_te) = (split_prompts(load_prompt_records(cfg.harmful), seed=cfg.seed),
+                                                   split_prompts(load_prompt_records(cfg.harmless), seed=cfg.seed))
     neutral = load_neutral_text(cfg.neutral)[: cfg.n_neutral] if cfg.n_neutral else []
     d = refusal_directions(model, tok, h_tr, hl_tr, cfg.template, cfg.system, cfg.batch_size, info)
+    sel, layer, passes = None, cfg.ablation_layer, len(h_tr) + len(hl_tr)
+    if layer is None:
+        cands = ablation_candidates(info.n_layers, cfg)
+        sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2, None, cfg.template,
+                           cfg.system, cfg.batch_size, progress=progress)
+        layer = sel.layer
+        passes += 2 * len(h_val) + 2 * len(hl_val) + len(cands) * (len(h_val) + 2 * len(hl_val))
+    elif not 0 <= layer < info.n_layers:
+        raise SteerscaleError(f"showcase ablation_layer {layer}: out of range, this model has layers "
+                              f"0..{info.n_layers - 1}")
     res = compare_interventions(model, tok, d, layer, h_te, hl_te, neutral, cfg.ablation_multipliers, cfg.template,
-                                cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, progress=progress)
-    meta = {"layer": layer, "direction_norm": float(d.vectors[layer].norm()),
-            "n_train": [len(h_tr), len(hl_tr)], "n_test": [len(h_te), len(hl_te)], "n_neutral": len(neutral),
-            "definitions": res.manifest["definitions"], "timings_s": res.manifest["timings_s"]}
-    return {"ablation": res.aggregate, "ablation_items": res.items}, meta
+                                cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, selection=sel,
+                                progress=progress)
+    passes += len(res.aggregate) * (len(h_te) + len(hl_te) + len(neutral))
+    meta = {"layer": layer, "layer_choice": "given" if sel is None else sel.config,
+            "direction_norm": float(d.vectors[layer].norm()),
+            "n_prompts": {"train": [len(h_tr), len(hl_tr)], "validation": [len(h_val), len(hl_val)],
+                          "test": [len(h_te), len(hl_te)], "neutral": len(neutral)},
+            "forward_passes": passes, "definitions": res.manifest["definitions"]}
+    tables = {"ablation": res.aggregate, "ablation_items": res.items}
+    if sel is not None:
+        tables["ablation_selection"] = sel.rows
+    return tables, meta
 
 
 # ----------------------------------------------------------------------------- driver
 
-_STR_COLUMNS = {"model", "normalize", "item", "category", "condition", "kind", "prompt_id"}
+_STR_COLUMNS = {"model", "normalize", "item", "category", "condition", "kind", "prompt_id", "why_filtered"}
 
 
 def read_table(path: Path) -> list[dict]:
@@ -320,7 +353,6 @@ def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, ite
     prompts = [[p.id, p.text] for s in (cfg.harmful, cfg.harmless) for p in load_prompt_records(s)]
     neutral = load_neutral_text(cfg.neutral)[: cfg.n_neutral] if cfg.n_neutral else []
     return {"model": model_id, **common, **{k: c[k] for k in c if k.startswith("ablation_")},
-            "layer": cfg.ablation_layer if cfg.ablation_layer is not None else (dose_layers or [None])[0],
             "prompts": _hash(prompts), "neutral": _hash(neutral)}
 
 
@@ -352,16 +384,14 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
     t0 = time.time()
     manifest = {"kind": "showcase", "created_unix": round(t0, 3), "git_revision": git_revision(),
                 "versions": versions(), "model": info.to_dict(), "config": asdict(cfg), "panels": {}}
-    dose_layers = None
-    if "dose" in cfg.panels or ("ablation" in cfg.panels and cfg.ablation_layer is None):
-        dose_layers = dose_plan(folder, items, cfg)[0]
+    dose_layers = dose_plan(folder, items, cfg)[0] if "dose" in cfg.panels else None
     for name in cfg.panels:
-        t = time.time()
+        t, c = time.time(), time.process_time()
         ident = None if name == "openended" else _panel_identity(name, model_id, cfg, vectors, items, folder,
                                                                  dose_layers)
         h = _hash(ident) if ident is not None else None
         prev = old.get(name, {})
-        if h is not None and prev.get("hash") == h and all((out / f).is_file() for f in TABLES[name]):
+        if h is not None and prev.get("hash") == h and all((out / f).is_file() for f in prev.get("tables", ["-"])):
             manifest["panels"][name] = dict(prev, status="reused")
             continue
         if name == "dose":
@@ -369,28 +399,28 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
         elif name == "openended":
             got = _openended(folder)
         else:
-            got = _ablation(model, tokenizer, info, folder, cfg, dose_layers, progress)
+            got = _ablation(model, tokenizer, info, cfg, progress)
         if isinstance(got, str):
             log.warning("showcase %s: %s", name, got)
             manifest["panels"][name] = {"status": got}
             continue
         tables, meta = got
         for tname, rows in tables.items():
-            write_csv(out / f"{tname}.csv", rows, _columns(tname, rows))
-        manifest["panels"][name] = dict(meta, hash=h, status="ran", tables=TABLES[name],
-                                        seconds=round(time.time() - t, 1))
+            write_csv(out / f"{tname}.csv", rows, _columns(tname))
+        manifest["panels"][name] = dict(meta, hash=h, status="ran", tables=[f"{t}.csv" for t in tables],
+                                        seconds=round(time.time() - t, 1), cpu_s=round(time.process_time() - c, 1))
         write_json(man_path, manifest)  # after each panel: an interrupted run keeps what is done
     manifest["timings_s"] = {"total": round(time.time() - t0, 3)}
     write_json(man_path, manifest)
     return load_showcase(folder)
 
 
-def _columns(tname: str, rows: list[dict]) -> list[str]:
-    from .interventions import AGG_COLUMNS, ITEM_COLUMNS
+def _columns(tname: str) -> list[str]:
+    from .interventions import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
     from .sweep import ITEM_COLUMNS as SWEEP_ITEMS
 
     return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "openended_layers": OE_COLUMNS,
-            "ablation": AGG_COLUMNS, "ablation_items": ITEM_COLUMNS}[tname]
+            "ablation": AGG_COLUMNS, "ablation_items": ITEM_COLUMNS, "ablation_selection": SELECTION_COLUMNS}[tname]
 
 
 def load_showcase(folder) -> ShowcaseResult:
@@ -406,176 +436,14 @@ def load_showcase(folder) -> ShowcaseResult:
     tables = {}
     for name, p in manifest.get("panels", {}).items():
         if p.get("status") in ("ran", "reused"):
-            for f in TABLES[name]:
+            for f in p.get("tables", []):
                 tables[Path(f).stem] = read_table(out / f)
     return ShowcaseResult(out, tables, manifest)
 
 
-# ----------------------------------------------------------------------------- figures and captions
-
-
-def _fmt_ci(r: dict, k: str, d: int = 2) -> str:
-    return f"{r[k]:+.{d}f} [{r[k + '_low']:+.{d}f}, {r[k + '_high']:+.{d}f}]"
-
-
-def _excludes0(r: dict, k: str) -> bool:
-    return r[k + "_low"] > 0 or r[k + "_high"] < 0
-
-
-def dose_caption(rows: list[dict]) -> str:
-    """One line, from the numbers: what the dose panel shows and what it does not."""
-    layer = max({r["layer"] for r in rows}, key=lambda l: max(abs(r["delta_logodds"]) for r in rows if r["layer"] == l))
-    rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
-    lo_r, hi_r, base = rs[0], rs[-1], next(r for r in rs if r["multiplier"] == 0)
-    means = [r["delta_logodds"] for r in rs]
-    mono = all(b >= a for a, b in zip(means, means[1:])) or all(b <= a for a, b in zip(means, means[1:]))
-    real = [r for r in rs if r["multiplier"] != 0 and _excludes0(r, "delta_logodds")]
-    unit = "x the layer's mean residual norm" if rs[0]["normalize"] == "residual" else f"({rs[0]['normalize']} vectors)"
-    shows = (f"{len(real)} of {len(rs) - 1} multipliers move it with an interval excluding 0"
-             if real else "no multiplier moves it with an interval excluding 0")
-    return (f"Layer {int(layer)}, multiplier {unit}, {int(base['n_items'])} held-out A/B items: the answer's "
-            f"log-odds change by {_fmt_ci(lo_r, 'delta_logodds')} at m = {lo_r['multiplier']:+g} and "
-            f"{_fmt_ci(hi_r, 'delta_logodds')} at m = {hi_r['multiplier']:+g} "
-            f"({'monotone' if mono else 'not monotone'} in m; {shows}); p(refusal) only goes from "
-            f"{lo_r['p']:.2f} to {hi_r['p']:.2f} (unsteered {base['p']:.2f}) and only {base['letter_mass']:.0%} of the "
-            f"probability lands on the answer letters, so this is a dose-response of a weak A/B reader, "
-            f"not refusal in free text.")
-
-
-def openended_caption(rows: list[dict]) -> str:
-    m = max(r["multiplier"] for r in rows)
-    rs = [r for r in rows if r["multiplier"] == m]
-    r = max(rs, key=lambda r: abs(r["delta_logodds_harmful"]))
-    spec = _excludes0(r, "delta_logodds_contrast")
-    return (f"Open-ended prompts, first response token, m = {m:+g} (raw vectors): at layer {int(r['layer'])} the refusal "
-            f"log-odds move by {_fmt_ci(r, 'delta_logodds_harmful')} on harmful prompts and "
-            f"{_fmt_ci(r, 'delta_logodds_harmless')} on harmless ones (harmful minus harmless "
-            f"{_fmt_ci(r, 'delta_logodds_contrast')}): "
-            + ("the shift is larger on harmful prompts" if spec and r["delta_logodds_contrast"] * m > 0 else
-               "the vector changes how often the model opens with refusal words on any prompt, not harmful-specific "
-               "refusal")
-            + "; it is a first-token measure, not refusals in generated text.")
-
-
-def ablation_caption(rows: list[dict]) -> str:
-    by = {r["condition"]: r for r in rows}
-    a = by["ablation"]
-    adds = [r for c, r in sorted(by.items()) if c.startswith("actadd")]
-    parts = [f"{c['condition'].replace('actadd', 'adding it x')}: harmful {_fmt_ci(c, 'delta_logodds_harmful')}, "
-             f"harmless {_fmt_ci(c, 'delta_logodds_harmless')}" for c in adds]
-    ce = f", CE cost {_fmt_ci(a, 'ce_delta', 3)} nats/token" if a.get("ce_delta") is not None else ""
-    return (f"Refusal direction (harmful minus harmless mean, layer {int(a['layer'])}), {int(a['n_harmful'])} + "
-            f"{int(a['n_harmless'])} held-out prompts, change in first-token refusal log-odds: projecting it out of "
-            f"every layer: harmful {_fmt_ci(a, 'delta_logodds_harmful')}, harmless "
-            f"{_fmt_ci(a, 'delta_logodds_harmless')}{ce}; " + "; ".join(parts)
-            + ". A first-token measure on a model that rarely refuses: it shows the direction is causal for how "
-              "answers open, not that ablation removes refusals.")
-
-
-def _save_png(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from .store import atomic_write_bytes
-
-    try:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        atomic_write_bytes(path, buf.getvalue())
-    finally:
-        plt.close(fig)
-    return path
-
-
-def _band(ax, xs, rows, k, **kw):
-    line = ax.plot(xs, [r[k] for r in rows], marker="o", ms=3, **kw)[0]
-    ax.fill_between(xs, [r[k + "_low"] for r in rows], [r[k + "_high"] for r in rows], color=line.get_color(),
-                    alpha=0.18, lw=0)
-
-
-def plot_dose(rows: list[dict], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.0, 3.6))
-    for layer in sorted({r["layer"] for r in rows}):
-        rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
-        xs = [r["multiplier"] for r in rs]
-        _band(a1, xs, rs, "p", label=f"p(refusal), layer {int(layer)}")
-        a1.plot(xs, [r["letter_mass"] for r in rs], ls=":", color="grey", label="p(A) + p(B)" if layer == rs[0]["layer"] else None)
-        _band(a2, xs, rs, "delta_logodds", label=f"layer {int(layer)}")
-        raw1 = [r for r in rs if r["raw_multiplier"] not in (None,) and r["multiplier"] > 0]
-        if raw1 and rs[0]["normalize"] != "none":
-            x1 = raw1[0]["multiplier"] / raw1[0]["raw_multiplier"]  # where the raw vector x 1 sits on this axis
-            for a in (a1, a2):
-                a.axvspan(-x1, x1, color="gold", alpha=0.25, lw=0, label="A/B sweep's m = ±1" if a is a2 else None)
-    unit = "(x mean residual norm)" if rows[0]["normalize"] == "residual" else f"({rows[0]['normalize']})"
-    a1.set(xlabel=f"multiplier {unit}", ylabel="probability", ylim=(0, 1), title="A/B answers, held-out items")
-    a2.axhline(0, color="black", lw=0.8)
-    a2.set(xlabel=f"multiplier {unit}", ylabel="Δ log-odds of the refusal answer", title="change from unsteered (paired)")
-    for a in (a1, a2):
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{rows[0]['model']}: dose-response at the A/B peak layer", fontsize=10)
-    fig.tight_layout()
-    return _save_png(fig, path)
-
-
-def plot_openended(rows: list[dict], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 3.6))
-    colors = {"delta_logodds_harmful": "#c0392b", "delta_logodds_harmless": "#2c6fbb"}
-    for m in sorted({r["multiplier"] for r in rows}):
-        rs = sorted([r for r in rows if r["multiplier"] == m], key=lambda r: r["layer"])
-        for k, c in colors.items():
-            _band(ax, [r["layer"] for r in rs], rs, k, color=c, ls="-" if m > 0 else "--",
-                  label=f"{k.split('_')[-1]} prompts, m = {m:+g}")
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set(xlabel="layer whose output is steered", ylabel="Δ refusal log-odds, first token",
-           title=f"{rows[0]['model']}: open-ended refusal openings by layer")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return _save_png(fig, path)
-
-
-def plot_ablation(rows: list[dict], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    conds = [r for r in rows if r["condition"] != "baseline"]
-    keys = [("delta_logodds_harmful", "refusal log-odds,\nharmful prompts"),
-            ("delta_logodds_harmless", "refusal log-odds,\nharmless prompts"), ("ce_delta", "CE on neutral text\n(nats/token)")]
-    keys = [k for k in keys if conds and conds[0].get(k[0]) is not None]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.4))
-    for ax, (k, lab) in zip(np.atleast_1d(axes), keys):
-        ys = np.arange(len(conds))
-        ax.errorbar([r[k] for r in conds], ys, xerr=[[r[k] - r[k + "_low"] for r in conds],
-                                                     [r[k + "_high"] - r[k] for r in conds]], fmt="o", capsize=3)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(ys, [r["condition"] for r in conds])
-        ax.set_title(f"Δ {lab}", fontsize=9)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{rows[0]['model']}: ablation vs addition of the refusal direction (layer {int(conds[0]['layer'])})",
-                 fontsize=10)
-    fig.tight_layout()
-    return _save_png(fig, path)
-
-
-FIGURES = {"dose": (plot_dose, dose_caption), "openended_layers": (plot_openended, openended_caption),
-           "ablation": (plot_ablation, ablation_caption)}
-
-
 def plot_showcase(result_or_folder, out_dir) -> list[tuple[Path, str]]:
-    """One PNG per built panel in `out_dir` (showcase_<panel>.png), each with its one-line caption; the
-    captions also go to ``captions.json`` there. Accepts a ShowcaseResult or a folder (see load_showcase)."""
-    import matplotlib
+    """One PNG per built panel in `out_dir` with its one-line caption (steerscale.showcase_plots)."""
+    from .showcase_plots import plot_showcase as plot
 
-    matplotlib.use("Agg")
-    res = result_or_folder if isinstance(result_or_folder, ShowcaseResult) else load_showcase(result_or_folder)
-    out = Path(out_dir)
-    made = []
-    for name, (plot, caption) in FIGURES.items():
-        rows = res.tables.get(name)
-        if rows:
-            made.append((plot(rows, out / f"showcase_{name}.png"), caption(rows)))
-    write_json(out / "captions.json", {p.name: c for p, c in made})
-    return made
+    return plot(result_or_folder if isinstance(result_or_folder, ShowcaseResult) else load_showcase(result_or_folder),
+                out_dir)
