@@ -90,6 +90,7 @@ class ShowcaseConfig:
     harmless: str = _help("harmless-prompts", "harmless prompts (built-in name or JSON/JSONL file)")
     neutral: str = _help("neutral-text", "neutral paragraphs for the CE cost")
     n_neutral: int = _help(6, "neutral paragraphs for the CE cost (0 = no CE)")
+    behaviour: str = _help("refusal", "what the A/B items' matching answer is, for labels and captions")
     template: str = _help("chat", "prompt template: chat, llama2 or plain (the A/B sweep's)")
     system: str | None = _help(None, "system prompt (the A/B sweep's)")
     positions: str = _help("all", "steered positions in the dose panel: all or instruction_end (the A/B sweep's)")

@@ -27,7 +27,7 @@ def _excludes0(r: dict, k: str) -> bool:
     return r[k + "_low"] > 0 or r[k + "_high"] < 0
 
 
-def dose_caption(rows: list[dict]) -> str:
+def dose_caption(rows: list[dict], behaviour: str = "refusal") -> str:
     """One line, from the numbers: what the dose panel shows and what it does not."""
     layer = max({r["layer"] for r in rows}, key=lambda l: max(abs(r["delta_logodds"]) for r in rows if r["layer"] == l))
     rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
@@ -39,9 +39,9 @@ def dose_caption(rows: list[dict]) -> str:
     shows = (f"{len(real)} of {len(rs) - 1} multipliers move it with an interval excluding 0"
              if real else "no multiplier moves it with an interval excluding 0")
     return (f"Layer {int(layer)}, multiplier {unit}, {int(base['n_items'])} held-out A/B items: the answer's "
-            f"log-odds change by {_fmt_ci(lo_r, 'delta_logodds')} at m = {lo_r['multiplier']:+g} and "
+            f"log-odds of the {behaviour} answer change by {_fmt_ci(lo_r, 'delta_logodds')} at m = {lo_r['multiplier']:+g} and "
             f"{_fmt_ci(hi_r, 'delta_logodds')} at m = {hi_r['multiplier']:+g} "
-            f"({'monotone' if mono else 'not monotone'} in m; {shows}); p(refusal) only goes from "
+            f"({'monotone' if mono else 'not monotone'} in m; {shows}); p({behaviour}) only goes from "
             f"{lo_r['p']:.2f} to {hi_r['p']:.2f} (unsteered {base['p']:.2f}) and only {base['letter_mass']:.0%} of the "
             f"probability lands on the answer letters, so this is a dose-response of a weak A/B reader, "
             f"not refusal in free text.")
@@ -95,12 +95,12 @@ def _band(ax, xs, rows, k, **kw):
                     alpha=0.18, lw=0)
 
 
-def plot_dose(rows: list[dict], path: Path) -> Path:
+def plot_dose(rows: list[dict], path: Path, behaviour: str = "refusal") -> Path:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.0, 3.6))
     for layer in sorted({r["layer"] for r in rows}):
         rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
         xs = [r["multiplier"] for r in rs]
-        _band(a1, xs, rs, "p", label=f"p(refusal), layer {int(layer)}")
+        _band(a1, xs, rs, "p", label=f"p({behaviour}), layer {int(layer)}")
         a1.plot(xs, [r["letter_mass"] for r in rs], ls=":", color="grey", label="p(A) + p(B)" if layer == rs[0]["layer"] else None)
         _band(a2, xs, rs, "delta_logodds", label=f"layer {int(layer)}")
         raw1 = [r for r in rs if r["raw_multiplier"] not in (None,) and r["multiplier"] > 0]
@@ -111,7 +111,7 @@ def plot_dose(rows: list[dict], path: Path) -> Path:
     unit = "(x mean residual norm)" if rows[0]["normalize"] == "residual" else f"({rows[0]['normalize']})"
     a1.set(xlabel=f"multiplier {unit}", ylabel="probability", ylim=(0, 1), title="A/B answers, held-out items")
     a2.axhline(0, color="black", lw=0.8)
-    a2.set(xlabel=f"multiplier {unit}", ylabel="Δ log-odds of the refusal answer", title="change from unsteered (paired)")
+    a2.set(xlabel=f"multiplier {unit}", ylabel=f"Δ log-odds of the {behaviour} answer", title="change from unsteered (paired)")
     for a in (a1, a2):
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="best")
@@ -137,18 +137,24 @@ def plot_openended(rows: list[dict], path: Path) -> Path:
     return _save_png(fig, path)
 
 
+def _label(r: dict) -> str:
+    if r["condition"] == "ablation":
+        return "ablate r\n(every layer)"
+    return f"add {r['multiplier']:+g} x r\n(layer {int(r['layer'])})"
+
+
 def plot_ablation(rows: list[dict], path: Path) -> Path:
     conds = [r for r in rows if r["condition"] != "baseline"]
     keys = [("delta_logodds_harmful", "refusal log-odds,\nharmful prompts"),
             ("delta_logodds_harmless", "refusal log-odds,\nharmless prompts"), ("ce_delta", "CE on neutral text\n(nats/token)")]
     keys = [k for k in keys if conds and conds[0].get(k[0]) is not None]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.4))
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.4), sharey=True)
     for ax, (k, lab) in zip(np.atleast_1d(axes), keys):
         ys = np.arange(len(conds))
         ax.errorbar([r[k] for r in conds], ys, xerr=[[r[k] - r[k + "_low"] for r in conds],
                                                      [r[k + "_high"] - r[k] for r in conds]], fmt="o", capsize=3)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(ys, [r["condition"] for r in conds])
+        ax.set_yticks(ys, [_label(r) for r in conds])
         ax.set_title(f"Δ {lab}", fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{rows[0]['model']}: ablation vs addition of the refusal direction (layer {int(conds[0]['layer'])})",
@@ -170,7 +176,9 @@ def plot_showcase(result, out_dir) -> list[tuple[Path, str]]:
     for name, (plot, caption) in FIGURES.items():
         rows = res.tables.get(name)
         if rows:
-            extra = (res.tables.get("ablation_selection"),) if name == "ablation" else ()
-            made.append((plot(rows, out / f"showcase_{name}.png"), caption(rows, *extra)))
+            behaviour = res.manifest.get("config", {}).get("behaviour", "refusal")
+            pk = {"behaviour": behaviour} if name == "dose" else {}
+            ck = {"selection": res.tables.get("ablation_selection")} if name == "ablation" else pk
+            made.append((plot(rows, out / f"showcase_{name}.png", **pk), caption(rows, **ck)))
     write_json(out / "captions.json", {p.name: c for p, c in made})
     return made
