@@ -13,7 +13,7 @@ from steerscale.data import encode_items, parse_item, split_items
 from steerscale.errors import SteerscaleError
 from steerscale.evaluate import ab_scores
 from steerscale.models import model_info
-from steerscale.showcase import ShowcaseConfig, load_showcase, plot_showcase, run_showcase
+from steerscale.showcase import ShowcaseConfig, load_showcase, plot_showcase, run_showcase, showcase_complete
 from steerscale.steering import steer
 from steerscale.vectors import train_vectors
 
@@ -96,6 +96,7 @@ def test_tables_manifest_and_resume(planted, tmp_path, monkeypatch):
     assert man["kind"] == "showcase" and man["panels"]["dose"]["status"] == "ran"
     assert man["panels"]["dose"]["layers"] == [2] and man["panels"]["dose"]["engine"]["check"]["ran"]
     before = (out / "dose.csv").read_bytes()
+    assert showcase_complete(tmp_path, cfg()) and not showcase_complete(tmp_path, cfg(dose_multipliers=[1.0]))
 
     sweep_mod = sys.modules["steerscale.sweep"]  # (steerscale.sweep is also the name of run_sweep)
 
@@ -125,6 +126,10 @@ def test_dose_layers_from_the_ab_sweep(planted, tmp_path):
               out_dir=tmp_path, progress=False)
     a = analyze(read_items_csv(tmp_path / "items.csv"), n_boot=10)
     res = run_showcase(model, tok, info, vecs, its, tmp_path, cfg(dose_layers=None), progress=False)
+    assert showcase_complete(tmp_path, cfg(dose_layers=None))
+    with open(tmp_path / "items.csv", "a") as f:  # another A/B sweep: the cheap check says incomplete
+        f.write("\n")
+    assert not showcase_complete(tmp_path, cfg(dose_layers=None))
     assert res.manifest["panels"]["dose"]["layers"] == sorted({p.layer for p in a.peaks.values()})
     assert res.manifest["panels"]["dose"]["items"] == a.test_items
     with pytest.raises(SteerscaleError, match="no A/B sweep"):

@@ -361,6 +361,28 @@ def _file_hash(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+def _inputs(folder: Path) -> dict:
+    return {f: _file_hash(folder / f) for f in ("items.csv", "vectors.safetensors", "openended/aggregate.json")}
+
+
+def showcase_complete(folder, config: ShowcaseConfig | None = None) -> bool:
+    """Whether ``folder/showcase`` holds every panel of `config` (built or skipped for want of inputs), made
+    from the model folder's current items.csv, vectors.safetensors and open-ended aggregate: the check
+    ``steerscale reproduce`` can make before loading a model. (run_showcase itself re-checks each panel
+    against the model, vectors and items it is given.)"""
+    cfg = (config or ShowcaseConfig()).validate()
+    folder = Path(folder)
+    try:
+        man = json.loads((folder / "showcase" / "manifest.json").read_text(encoding="utf-8"))
+        panels = man["panels"]
+        if man["config"] != json.loads(json.dumps(asdict(cfg))) or man["inputs"] != _inputs(folder):
+            return False
+        return all(panels[p]["status"].startswith("skipped") or
+                   all((folder / "showcase" / f).is_file() for f in panels[p]["tables"]) for p in cfg.panels)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def run_showcase(model, tokenizer, info, vectors, items, folder, config: ShowcaseConfig | None = None,
                  progress: bool = True) -> ShowcaseResult:
     """Build the configured panels for one model into ``folder/showcase/`` (see the module doc).
@@ -384,7 +406,8 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
         old = {}
     t0 = time.time()
     manifest = {"kind": "showcase", "created_unix": round(t0, 3), "git_revision": git_revision(),
-                "versions": versions(), "model": info.to_dict(), "config": asdict(cfg), "panels": {}}
+                "versions": versions(), "model": info.to_dict(), "config": asdict(cfg), "inputs": _inputs(folder),
+                "panels": {}}
     dose_layers = dose_plan(folder, items, cfg)[0] if "dose" in cfg.panels else None
     for name in cfg.panels:
         t, c = time.time(), time.process_time()
