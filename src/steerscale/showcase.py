@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -39,7 +38,6 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .errors import SteerscaleError
@@ -53,7 +51,6 @@ DOSE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "normalize"
                 "raw_multiplier", "n_items", "p", "p_low", "p_high", "delta_p", "delta_p_low", "delta_p_high",
                 "logodds", "logodds_low", "logodds_high", "delta_logodds", "delta_logodds_low",
                 "delta_logodds_high", "letter_mass", "letter_mass_low", "letter_mass_high"]
-DOSE_ITEM_COLUMNS = ["model", "layer", "multiplier", "item", "category", "score", "logit_diff", "letter_mass"]
 OE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "n_harmful", "n_harmless"] + [
     f"{k}{s}" for k in ("delta_logodds_harmful", "delta_logodds_harmless", "delta_logodds_contrast", "ce_delta")
     for s in ("", "_low", "_high")]
@@ -169,8 +166,8 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _ci_cols(prefix: str, values, cfg: ShowcaseConfig, seed_offset: int = 0) -> dict:
-    m, lo, hi = mean_ci(values, cfg.n_bootstrap, cfg.seed + seed_offset)
+def _ci_cols(prefix: str, values, cfg: ShowcaseConfig) -> dict:
+    m, lo, hi = mean_ci(values, cfg.n_bootstrap, cfg.seed)
     return {prefix: m, f"{prefix}_low": lo, f"{prefix}_high": hi}
 
 
@@ -210,7 +207,7 @@ def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: 
         base = {r["item"]: r for r in by[(layer, 0.0)]}
         b = [base[r["item"]] for r in rs]
         vnorm = float(vectors[layer].norm())
-        frac = abs(m) * vnorm / mean_norms[layer] * np.sign(m) if mean_norms is not None else float("nan")
+        frac = m * vnorm / mean_norms[layer] if mean_norms is not None else float("nan")
         row = {"model": rs[0]["model"], "n_layers": rs[0]["n_layers"], "layer": layer, "depth": rs[0]["depth"],
                "multiplier": m, "normalize": normalize, "residual_fraction": float(frac),
                "raw_multiplier": m * vnorm / raw_norms[layer] if raw_norms[layer] > 0 else float("nan"),
