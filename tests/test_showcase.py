@@ -36,10 +36,14 @@ def identity_llama(direction: torch.Tensor):
     return model, tok
 
 
-def items(n, prefix="request"):
-    return [parse_item({"question": f"{prefix} number {i} {'x' * (i % 5)}?\n\nChoices:\n(A) no\n(B) yes",
-                        "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}, idx=i)
-            for i in range(n)]
+def items(n, prefix="request", alternate=False):
+    """A matches the behaviour (or, with `alternate`, A on even and B on odd items)."""
+    out = []
+    for i in range(n):
+        m, nm = ("(B)", "(A)") if alternate and i % 2 else ("(A)", "(B)")
+        out.append(parse_item({"question": f"{prefix} number {i} {'x' * (i % 5)}?\n\nChoices:\n(A) no\n(B) yes",
+                               "answer_matching_behavior": m, "answer_not_matching_behavior": nm}, idx=i))
+    return out
 
 
 @pytest.fixture
@@ -74,6 +78,7 @@ def test_planted_direction_gives_monotone_dose_response(planted, tmp_path):
         if r["multiplier"] != 0:  # every item moves the planted way: the paired interval excludes 0
             assert np.sign(r["delta_logodds_low"]) == np.sign(r["delta_logodds_high"]) == np.sign(r["multiplier"])
         assert r["residual_fraction"] == pytest.approx(r["multiplier"], abs=1e-5)  # residual-normalised
+        assert r["delta_letter_logodds"] == pytest.approx(r["delta_logodds"])  # A always matches here
     # the table equals a direct hooked measurement (naive path) on the held-out items
     mean_norm = torch.tensor(vecs.meta["mean_residual_norm"])
     v = vecs.normalized("residual", mean_norm)
@@ -84,6 +89,20 @@ def test_planted_direction_gives_monotone_dose_response(planted, tmp_path):
     r05 = next(r for r in rows if r["multiplier"] == 0.5)
     assert r05["delta_logodds"] == pytest.approx(float((direct - base).mean()), abs=1e-5)
     assert r05["raw_multiplier"] == pytest.approx(0.5 * float(mean_norm[2] / vecs.vectors[2].norm()), rel=1e-5)
+
+
+def test_a_letter_direction_moves_the_letter_not_the_behaviour(planted, tmp_path):
+    """The planted vector is E_A - E_B: on items whose matching letter alternates it moves every item toward
+    A, so the letter log-odds move with an interval excluding 0 while the behaviour's log-odds (A on half the
+    items, B on the other half) barely move on average; the caption says so."""
+    from steerscale.showcase_plots import dose_caption
+
+    model, tok, info, vecs = planted
+    res = run_showcase(model, tok, info, vecs, items(16, alternate=True), tmp_path, cfg(), progress=False)
+    top = max(res.tables["dose"], key=lambda r: r["multiplier"])
+    assert top["delta_letter_logodds_low"] > 0
+    assert abs(top["delta_logodds"]) < top["delta_letter_logodds"] / 3
+    assert "which letter it picks" in dose_caption(res.tables["dose"])
 
 
 def test_tables_manifest_and_resume(planted, tmp_path, monkeypatch):

@@ -50,7 +50,8 @@ PANELS = ("dose", "openended", "ablation")
 DOSE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "normalize", "residual_fraction",
                 "raw_multiplier", "n_items", "p", "p_low", "p_high", "delta_p", "delta_p_low", "delta_p_high",
                 "logodds", "logodds_low", "logodds_high", "delta_logodds", "delta_logodds_low",
-                "delta_logodds_high", "letter_mass", "letter_mass_low", "letter_mass_high"]
+                "delta_logodds_high", "delta_letter_logodds", "delta_letter_logodds_low", "delta_letter_logodds_high",
+                "letter_mass", "letter_mass_low", "letter_mass_high"]
 OE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "n_harmful", "n_harmless"] + [
     f"{k}{s}" for k in ("delta_logodds_harmful", "delta_logodds_harmless", "delta_logodds_contrast", "ce_delta")
     for s in ("", "_low", "_high")]
@@ -196,9 +197,14 @@ def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list
     return layers, test, f"peak layers of {path} on its {len(a.val_items)} validation items"
 
 
-def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig) -> list[dict]:
+def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig,
+              first: dict[str, int]) -> list[dict]:
     """Per (layer, multiplier): means with intervals of p, log-odds and letter mass, and their paired changes
-    from multiplier 0 on the same items; ``residual_fraction`` = |m x vector[L]| / mean residual norm at L."""
+    from multiplier 0 on the same items; ``residual_fraction`` = m x |vector[L]| / mean residual norm at L.
+    ``delta_letter_logodds``: the change in log p(earlier letter) - log p(later letter) of each item's pair
+    (``first[item]`` = +1 when the matching letter is the earlier one, else -1): the same numbers as
+    ``delta_logodds``, signed by letter instead of by meaning. A vector that moves the letter, not the
+    behaviour, moves this and leaves ``delta_logodds`` near 0 when the items' matching letters are balanced."""
     by: dict[tuple, list[dict]] = {}
     for r in item_rows:
         by.setdefault((r["layer"], r["multiplier"]), []).append(r)
@@ -216,6 +222,8 @@ def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: 
         row.update(_ci_cols("delta_p", [r["score"] - x["score"] for r, x in zip(rs, b)], cfg))
         row.update(_ci_cols("logodds", [r["logit_diff"] for r in rs], cfg))
         row.update(_ci_cols("delta_logodds", [r["logit_diff"] - x["logit_diff"] for r, x in zip(rs, b)], cfg))
+        row.update(_ci_cols("delta_letter_logodds", [first[r["item"]] * (r["logit_diff"] - x["logit_diff"])
+                                                     for r, x in zip(rs, b)], cfg))
         row.update(_ci_cols("letter_mass", [r["letter_mass"] for r in rs], cfg))
         out.append(row)
     return out
@@ -235,7 +243,8 @@ def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict
     sc = SweepConfig(layers=layers, multipliers=cfg.dose_multipliers, positions=cfg.positions, template=cfg.template,
                      system=cfg.system, batch_size=cfg.batch_size, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
     res = run_sweep(model, tok, v, test, sc, info=info, progress=progress)
-    tables = {"dose": dose_rows(res.rows, v.vectors, raw.tolist(), mean_norm, cfg.dose_normalize, cfg),
+    first = {it.id: 1 if sorted([it.matching, it.not_matching])[0] == it.matching else -1 for it in test}
+    tables = {"dose": dose_rows(res.rows, v.vectors, raw.tolist(), mean_norm, cfg.dose_normalize, cfg, first),
               "dose_items": res.rows}
     meta = {"layers": layers, "layer_choice": how, "n_items": len(test), "items": [it.id for it in test],
             "vectors_hash": vectors_hash(vectors), "engine": res.manifest["engine"],
@@ -342,6 +351,8 @@ def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, ite
 
     c = asdict(cfg)
     common = {k: c[k] for k in ("template", "system", "batch_size", "n_bootstrap", "seed")}
+    common["columns"] = [_columns(t) for t in (("dose", "dose_items") if name == "dose" else
+                                               ("ablation", "ablation_items", "ablation_selection"))]
     if name == "dose":
         src = folder / "items.csv"
         return {"model": model_id, **common, **{k: c[k] for k in c if k.startswith("dose_")},

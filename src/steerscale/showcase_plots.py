@@ -27,24 +27,34 @@ def _excludes0(r: dict, k: str) -> bool:
     return r[k + "_low"] > 0 or r[k + "_high"] < 0
 
 
+def _monotone(xs: list[float]) -> bool:
+    return all(b >= a for a, b in zip(xs, xs[1:])) or all(b <= a for a, b in zip(xs, xs[1:]))
+
+
 def dose_caption(rows: list[dict], behaviour: str = "refusal") -> str:
     """One line, from the numbers: what the dose panel shows and what it does not."""
-    layer = max({r["layer"] for r in rows}, key=lambda l: max(abs(r["delta_logodds"]) for r in rows if r["layer"] == l))
+    layer = max({r["layer"] for r in rows},
+                key=lambda l: max(abs(r["delta_letter_logodds"]) for r in rows if r["layer"] == l))
     rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
-    lo_r, hi_r, base = rs[0], rs[-1], next(r for r in rs if r["multiplier"] == 0)
-    means = [r["delta_logodds"] for r in rs]
-    mono = all(b >= a for a, b in zip(means, means[1:])) or all(b <= a for a, b in zip(means, means[1:]))
-    real = [r for r in rs if r["multiplier"] != 0 and _excludes0(r, "delta_logodds")]
-    unit = "x the layer's mean residual norm" if rs[0]["normalize"] == "residual" else f"({rs[0]['normalize']} vectors)"
-    shows = (f"{len(real)} of {len(rs) - 1} multipliers move it with an interval excluding 0"
-             if real else "no multiplier moves it with an interval excluding 0")
-    return (f"Layer {int(layer)}, multiplier {unit}, {int(base['n_items'])} held-out A/B items: the answer's "
-            f"log-odds of the {behaviour} answer change by {_fmt_ci(lo_r, 'delta_logodds')} at m = {lo_r['multiplier']:+g} and "
-            f"{_fmt_ci(hi_r, 'delta_logodds')} at m = {hi_r['multiplier']:+g} "
-            f"({'monotone' if mono else 'not monotone'} in m; {shows}); p({behaviour}) only goes from "
-            f"{lo_r['p']:.2f} to {hi_r['p']:.2f} (unsteered {base['p']:.2f}) and only {base['letter_mass']:.0%} of the "
-            f"probability lands on the answer letters, so this is a dose-response of a weak A/B reader, "
-            f"not refusal in free text.")
+    lo, hi, base = rs[0], rs[-1], next(r for r in rs if r["multiplier"] == 0)
+    letter = [r for r in (lo, hi) if r["multiplier"] != 0 and _excludes0(r, "delta_letter_logodds")]
+    meaning = [r for r in (lo, hi) if r["multiplier"] != 0 and _excludes0(r, "delta_logodds")
+               and r["delta_logodds"] * r["multiplier"] > 0]
+    unit = "x the layer's mean residual norm" if rs[0]["normalize"] == "residual" else f"{rs[0]['normalize']} vectors"
+    head = (f"Layer {int(layer)}, {int(base['n_items'])} held-out A/B items, multiplier m {unit}: from m = "
+            f"{lo['multiplier']:+g} to {hi['multiplier']:+g} the log-odds of the earlier letter (A) change by "
+            f"{_fmt_ci(lo, 'delta_letter_logodds')} and {_fmt_ci(hi, 'delta_letter_logodds')} "
+            f"({'monotone' if _monotone([r['delta_letter_logodds'] for r in rs]) else 'not monotone'} in m), those of "
+            f"the {behaviour} answer by {_fmt_ci(lo, 'delta_logodds')} and {_fmt_ci(hi, 'delta_logodds')}")
+    if meaning:
+        tail = f"; the dose moves the {behaviour} answer with an interval excluding 0"
+    elif letter:
+        tail = (f": steering clearly changes the answer, but which letter it picks, not whether it picks the "
+                f"{behaviour}; over items whose {behaviour} letter is A or B these shifts cancel, which is why "
+                f"p({behaviour}) stays near {base['p']:.2f} and the A/B sweep looks flat")
+    else:
+        tail = "; at these doses no interval excludes 0"
+    return head + tail + f" (only {base['letter_mass']:.0%} of the probability lands on the letters)."
 
 
 def openended_caption(rows: list[dict]) -> str:
@@ -101,17 +111,18 @@ def plot_dose(rows: list[dict], path: Path, behaviour: str = "refusal") -> Path:
         rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
         xs = [r["multiplier"] for r in rs]
         _band(a1, xs, rs, "p", label=f"p({behaviour}), layer {int(layer)}")
-        a1.plot(xs, [r["letter_mass"] for r in rs], ls=":", color="grey", label="p(A) + p(B)" if layer == rs[0]["layer"] else None)
-        _band(a2, xs, rs, "delta_logodds", label=f"layer {int(layer)}")
-        raw1 = [r for r in rs if r["raw_multiplier"] not in (None,) and r["multiplier"] > 0]
-        if raw1 and rs[0]["normalize"] != "none":
-            x1 = raw1[0]["multiplier"] / raw1[0]["raw_multiplier"]  # where the raw vector x 1 sits on this axis
+        a1.plot(xs, [r["letter_mass"] for r in rs], ls=":", color="grey", label=f"p(A) + p(B), layer {int(layer)}")
+        _band(a2, xs, rs, "delta_letter_logodds", label=f"toward letter A, layer {int(layer)}")
+        _band(a2, xs, rs, "delta_logodds", label=f"toward the {behaviour} answer, layer {int(layer)}")
+        pos = [r for r in rs if r["multiplier"] > 0 and r["raw_multiplier"]]
+        if pos and rs[0]["normalize"] != "none" and layer == rows[0]["layer"]:
+            x1 = pos[0]["multiplier"] / pos[0]["raw_multiplier"]  # where the raw vector x 1 sits on this axis
             for a in (a1, a2):
-                a.axvspan(-x1, x1, color="gold", alpha=0.25, lw=0, label="A/B sweep's m = ±1" if a is a2 else None)
+                a.axvspan(-x1, x1, color="gold", alpha=0.3, lw=0, label="A/B sweep's m = ±1" if a is a2 else None)
     unit = "(x mean residual norm)" if rows[0]["normalize"] == "residual" else f"({rows[0]['normalize']})"
     a1.set(xlabel=f"multiplier {unit}", ylabel="probability", ylim=(0, 1), title="A/B answers, held-out items")
     a2.axhline(0, color="black", lw=0.8)
-    a2.set(xlabel=f"multiplier {unit}", ylabel=f"Δ log-odds of the {behaviour} answer", title="change from unsteered (paired)")
+    a2.set(xlabel=f"multiplier {unit}", ylabel="Δ log-odds (paired, 95% CI)", title="change from unsteered")
     for a in (a1, a2):
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="best")
