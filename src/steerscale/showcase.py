@@ -194,7 +194,7 @@ def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list
     if len(test) != len(test_ids):
         raise SteerscaleError(f"{path}: its test items are not among the {len(items)} items given to the showcase")
     layers = sorted({p.layer for p in a.peaks.values()})
-    return layers, test, f"peak layers of {path} on its {len(a.val_items)} validation items"
+    return layers, test, f"peak layers of items.csv on its {len(a.val_items)} validation items"
 
 
 def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig,
@@ -305,7 +305,7 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict]:
         sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2, None, cfg.template,
                            cfg.system, cfg.batch_size, progress=progress)
         layer = sel.layer
-        passes += 2 * len(h_val) + 2 * len(hl_val) + len(cands) * (len(h_val) + 2 * len(hl_val))
+        passes += (1 + len(cands)) * (len(h_val) + 2 * len(hl_val))  # baseline + each candidate (select_layer)
     elif not 0 <= layer < info.n_layers:
         raise SteerscaleError(f"showcase ablation_layer {layer}: out of range, this model has layers "
                               f"0..{info.n_layers - 1}")

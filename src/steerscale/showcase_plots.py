@@ -27,66 +27,64 @@ def _excludes0(r: dict, k: str) -> bool:
     return r[k + "_low"] > 0 or r[k + "_high"] < 0
 
 
-def _monotone(xs: list[float]) -> bool:
-    return all(b >= a for a, b in zip(xs, xs[1:])) or all(b <= a for a, b in zip(xs, xs[1:]))
-
-
 def dose_caption(rows: list[dict], behaviour: str = "refusal") -> str:
-    """One line, from the numbers: what the dose panel shows and what it does not."""
+    """One line, from the numbers: what the dose panel shows and what it does not. Reported at the
+    multiplier of each sign that moves the letter most, at the layer that moves it most."""
     layer = max({r["layer"] for r in rows},
                 key=lambda l: max(abs(r["delta_letter_logodds"]) for r in rows if r["layer"] == l))
-    rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
-    lo, hi, base = rs[0], rs[-1], next(r for r in rs if r["multiplier"] == 0)
-    letter = [r for r in (lo, hi) if r["multiplier"] != 0 and _excludes0(r, "delta_letter_logodds")]
-    meaning = [r for r in (lo, hi) if r["multiplier"] != 0 and _excludes0(r, "delta_logodds")
-               and r["delta_logodds"] * r["multiplier"] > 0]
-    unit = "x the layer's mean residual norm" if rs[0]["normalize"] == "residual" else f"{rs[0]['normalize']} vectors"
-    head = (f"Layer {int(layer)}, {int(base['n_items'])} held-out A/B items, multiplier m {unit}: from m = "
-            f"{lo['multiplier']:+g} to {hi['multiplier']:+g} the log-odds of the earlier letter (A) change by "
-            f"{_fmt_ci(lo, 'delta_letter_logodds')} and {_fmt_ci(hi, 'delta_letter_logodds')} "
-            f"({'monotone' if _monotone([r['delta_letter_logodds'] for r in rs]) else 'not monotone'} in m), those of "
-            f"the {behaviour} answer by {_fmt_ci(lo, 'delta_logodds')} and {_fmt_ci(hi, 'delta_logodds')}")
+    rs = [r for r in rows if r["layer"] == layer]
+    base = next(r for r in rs if r["multiplier"] == 0)
+    ends = [max((r for r in rs if r["multiplier"] * s > 0), key=lambda r: abs(r["delta_letter_logodds"]), default=None)
+            for s in (-1, 1)]
+    ends = [r for r in ends if r is not None]
+    letter = any(_excludes0(r, "delta_letter_logodds") for r in ends)
+    meaning = any(_excludes0(r, "delta_logodds") and r["delta_logodds"] * r["multiplier"] > 0 for r in ends)
+    unit = "of a residual norm" if rs[0]["normalize"] == "residual" else f"x the {rs[0]['normalize']} vector"
+    dose = " and ".join(f"{r['multiplier']:+g}" for r in ends)
+    ab = " and ".join(_fmt_ci(r, "delta_letter_logodds") for r in ends)
+    bh = " and ".join(_fmt_ci(r, "delta_logodds") for r in ends)
+    where = f"at layer {int(layer)}, adding {dose} {unit}"
+    n = f"({int(base['n_items'])} held-out items)"
     if meaning:
-        tail = f"; the dose moves the {behaviour} answer with an interval excluding 0"
-    elif letter:
-        tail = (f": steering clearly changes the answer, but which letter it picks, not whether it picks the "
-                f"{behaviour}; over items whose {behaviour} letter is A or B these shifts cancel, which is why "
-                f"p({behaviour}) stays near {base['p']:.2f} and the A/B sweep looks flat")
-    else:
-        tail = "; at these doses no interval excludes 0"
-    return head + tail + f" (only {base['letter_mass']:.0%} of the probability lands on the letters)."
+        return (f"Steering moves the {behaviour} answer: {where} moves its log-odds by {bh} (those of answering A: "
+                f"{ab}) {n}; this is the A/B format, not {behaviour} in free text.")
+    if letter:
+        return (f"Steering works on the letter, not the meaning: {where} moves the log-odds of answering A by {ab}, "
+                f"but those of the {behaviour} answer only by {bh} {n}. Items whose {behaviour} answer is A or B "
+                f"cancel out, which is why p({behaviour}) and the A/B sweep look flat; this is not {behaviour} in "
+                f"free text.")
+    return (f"No clear dose-response: {where} moves the log-odds of the {behaviour} answer by {bh} and those of "
+            f"answering A by {ab} {n}.")
 
 
 def openended_caption(rows: list[dict]) -> str:
     m = max(r["multiplier"] for r in rows)
     rs = [r for r in rows if r["multiplier"] == m]
     r = max(rs, key=lambda r: abs(r["delta_logodds_harmful"]))
-    spec = _excludes0(r, "delta_logodds_contrast")
-    return (f"Open-ended prompts, first response token, m = {m:+g} (raw vectors): at layer {int(r['layer'])} the refusal "
-            f"log-odds move by {_fmt_ci(r, 'delta_logodds_harmful')} on harmful prompts and "
-            f"{_fmt_ci(r, 'delta_logodds_harmless')} on harmless ones (harmful minus harmless "
-            f"{_fmt_ci(r, 'delta_logodds_contrast')}): "
-            + ("the shift is larger on harmful prompts" if spec and r["delta_logodds_contrast"] * m > 0 else
-               "the vector changes how often the model opens with refusal words on any prompt, not harmful-specific "
-               "refusal")
-            + "; it is a first-token measure, not refusals in generated text.")
+    specific = _excludes0(r, "delta_logodds_contrast") and r["delta_logodds_contrast"] * m > 0
+    return (f"The vector changes how answers open{'' if specific else ', on harmful and harmless prompts alike'}: "
+            f"at layer {int(r['layer'])} (the largest of {len(rs)} layers), m = {m:+g} moves the first-token refusal "
+            f"log-odds by {_fmt_ci(r, 'delta_logodds_harmful')} on harmful and {_fmt_ci(r, 'delta_logodds_harmless')} "
+            f"on harmless prompts (difference {_fmt_ci(r, 'delta_logodds_contrast')}). "
+            + ("It" if specific else "It is not harmful-specific refusal, and it")
+            + " counts first tokens, not refusals in the generated text.")
 
 
 def ablation_caption(rows: list[dict], selection: list[dict] | None = None) -> str:
     by = {r["condition"]: r for r in rows}
-    a = by["ablation"]
-    adds = [r for c, r in sorted(by.items()) if c.startswith("actadd")]
-    parts = [f"{c['condition'].replace('actadd', 'adding it x')}: harmful {_fmt_ci(c, 'delta_logodds_harmful')}, "
-             f"harmless {_fmt_ci(c, 'delta_logodds_harmless')}" for c in adds]
-    ce = f", CE cost {_fmt_ci(a, 'ce_delta', 3)} nats/token" if a.get("ce_delta") is not None else ""
-    how = (f", chosen among layers {', '.join(str(int(r['layer'])) for r in selection)} on validation prompts"
-           if selection else "")
-    return (f"Refusal direction (harmful minus harmless mean, layer {int(a['layer'])}{how}), {int(a['n_harmful'])} + "
-            f"{int(a['n_harmless'])} held-out prompts, change in first-token refusal log-odds: projecting it out of "
-            f"every layer: harmful {_fmt_ci(a, 'delta_logodds_harmful')}, harmless "
-            f"{_fmt_ci(a, 'delta_logodds_harmless')}{ce}; " + "; ".join(parts)
-            + ". A first-token measure on a model that rarely refuses: it shows the direction is causal for how "
-              "answers open, not that ablation removes refusals.")
+    a, b = by["ablation"], by["baseline"]
+    how = ", chosen on validation prompts" if selection else ""
+    ce = f", at a cost of {_fmt_ci(a, 'ce_delta', 3)} nats/token on neutral text" if a.get("ce_delta") is not None else ""
+    adds = [r for n, r in by.items() if n.startswith("actadd")]
+    add = " and ".join(f"{_fmt_ci(c, 'delta_logodds_harmful')} / {_fmt_ci(c, 'delta_logodds_harmless')} "
+                       f"(x{c['multiplier']:+g})" for c in sorted(adds, key=lambda r: -r["multiplier"]))
+    return (f"Removing the refusal direction (layer {int(a['layer'])}{how}) from every layer moves first-token "
+            f"refusal log-odds by {_fmt_ci(a, 'delta_logodds_harmful')} on harmful and "
+            f"{_fmt_ci(a, 'delta_logodds_harmless')} on harmless prompts{ce}"
+            + (f"; adding it at that layer moves them by {add}" if adds else "")
+            + f" ({int(a['n_harmful'])} + {int(a['n_harmless'])} held-out prompts). Small shifts in how a model that "
+              f"rarely refuses (unsteered p = {b['p_open_harmful']:.2f} on harmful prompts) opens its answers, not "
+              f"refusals in generated text.")
 
 
 def _save_png(fig, path: Path) -> Path:
