@@ -196,6 +196,10 @@ def test_all_panels_and_figures(tmp_path, one_thread):
                         progress=False)
     assert res2.manifest["panels"]["openended"]["status"].startswith("skipped")
     assert load_showcase(tmp_path / "other").tables == {}
+    # a selection that filters every candidate skips the panel with the reason (the run goes on)
+    res3 = run_showcase(model, tok, info, vecs, items(8), tmp_path / "third",
+                        cfg(panels=["ablation"], ablation_kl_threshold=1e-12, n_neutral=0), progress=False)
+    assert res3.manifest["panels"]["ablation"]["status"].startswith("skipped: layer selection: every candidate")
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -1,30 +1,21 @@
 """The showcase: what a small model *can* show about steering, measured, one panel per effect.
 
-The layer x multiplier A/B sweep on a small model is honest but flat (SmolLM2-135M barely reads A/B
-questions, and its raw vectors at m = ±1 are ~3-10% of the residual norm). The panels here show what
-such a model can show, each as a tidy CSV table in ``<folder>/showcase/`` with seeded bootstrap 95%
-intervals, and (``plot_showcase``) one PNG each with a one-line caption built from the measured numbers:
+The A/B layer sweep on a small model is honest but flat; each panel here is a tidy CSV table in
+``<folder>/showcase/`` with seeded bootstrap 95% intervals (``delta_*`` paired by item or prompt), and
+(``plot_showcase``) one PNG with a one-line caption built from the numbers. See docs/showcase.md.
 
-* ``dose`` (dose.csv, dose_items.csv): A/B p(behaviour), its log-odds (``logit_diff``) and the letter mass
-  against the multiplier at the A/B sweep's peak layer(s), over a wide range, with vectors normalised to
-  the mean residual norm of their layer (``dose_normalize = "residual"``: m = 0.25 adds a quarter of a
-  typical residual norm). Layers: ``dose_layers``, or the peak layers the report picks on the *validation*
-  items of ``<folder>/items.csv`` (``analysis.analyze``); measured on the held-out *test* items only (the
-  same seeded split), so the layer choice does not flatter the effect. Engine: ``run_sweep`` (fast,
-  self-checked against the naive engine at run time). ``delta_*`` intervals are paired by item.
-* ``openended`` (openended_layers.csv): no model work; the single-layer rows of the open-ended sweep
-  already in ``<folder>/openended/aggregate.json`` (``steerscale.openended``): change in first-token
-  refusal log-odds on harmful and harmless prompts and their contrast, by layer.
-* ``ablation`` (ablation.csv, ablation_items.csv, ablation_selection.csv): baseline, directional ablation and
-  activation addition of one direction on the same held-out prompts (``interventions.compare_interventions``):
-  refusal log-odds on harmful prompts, over-refusal on harmless ones, CE on neutral text. The direction is the
-  harmful-minus-harmless mean at the last prompt token on the prompts' train split (Arditi et al.'s recipe,
-  ``interventions.refusal_directions``); its layer is ``ablation_layer`` or the one ``select_layer`` picks on
-  the validation split among a few candidates (lowest ablated refusal, KL bound ``ablation_kl_threshold``).
+* ``dose``: A/B p(behaviour), the log-odds of the behaviour's answer and of the earlier letter, and the
+  letter mass against the multiplier, vectors normalised to the layer's mean residual norm
+  (``dose_normalize``), at ``dose_layers`` or the peak layers the report picks on the *validation* items of
+  ``<folder>/items.csv``; measured with ``run_sweep`` (fast engine, self-checked) on the *test* items only.
+* ``openended``: no model work; the single-layer rows of ``<folder>/openended/aggregate.json``.
+* ``ablation``: baseline, directional ablation and actadd of the refusal direction (harmful minus harmless
+  mean on the prompts' train split) compared on the test split (``interventions.compare_interventions``);
+  its layer is ``ablation_layer`` or ``select_layer``'s choice on the validation split.
 
-Resumable: ``manifest.json`` records, per panel, the hash of everything its table depends on (config,
-model weights fingerprint, vectors, items, prompts, source files); a panel whose tables exist under the
-same hash is read back instead of recomputed. Tables are written atomically, the manifest after each panel.
+Resumable: ``manifest.json`` records per panel the hash of everything its tables depend on (config, model
+fingerprint, vectors, items, prompts, columns); a panel whose tables exist under the same hash is reused.
+Tables are written atomically, the manifest after each panel.
 """
 
 from __future__ import annotations
@@ -111,15 +102,12 @@ class ShowcaseConfig:
             vals = getattr(self, name)
             if not isinstance(vals, list) or not all(_num(m) for m in vals):
                 fail(name, vals, "a list of finite numbers")
-        if self.dose_layers is not None and not (isinstance(self.dose_layers, list) and self.dose_layers
-                                                 and all(_int(l, 0) for l in self.dose_layers)):
-            fail("dose_layers", self.dose_layers, "a non-empty list of layer indices, or None")
+        for name in ("dose_layers", "ablation_candidates"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, list) and v and all(_int(l, 0) for l in v)):
+                fail(name, v, "a non-empty list of layer indices, or None")
         if self.ablation_layer is not None and not _int(self.ablation_layer, 0):
             fail("ablation_layer", self.ablation_layer, "a layer index or None")
-        if self.ablation_candidates is not None and not (isinstance(self.ablation_candidates, list) and
-                                                         self.ablation_candidates and
-                                                         all(_int(l, 0) for l in self.ablation_candidates)):
-            fail("ablation_candidates", self.ablation_candidates, "a non-empty list of layer indices, or None")
         if self.ablation_kl_threshold is not None and not (_num(self.ablation_kl_threshold)
                                                            and self.ablation_kl_threshold > 0):
             fail("ablation_kl_threshold", self.ablation_kl_threshold, "a number > 0, or None (no bound)")
@@ -289,7 +277,7 @@ def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
     return list(range(n_layers // 5, int(n_layers * 0.8), max(1, n_layers // 10))) or [0]
 
 
-def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict]:
+def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     """Refusal direction from the train split; layer chosen on the validation split (unless given); baseline,
     ablation and actadd compared on the test split (interventions.split_prompts, seeded)."""
     from .data import load_neutral_text, load_prompt_records
@@ -302,8 +290,11 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict]:
     sel, layer, passes = None, cfg.ablation_layer, len(h_tr) + len(hl_tr)
     if layer is None:
         cands = ablation_candidates(info.n_layers, cfg)
-        sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2, None, cfg.template,
-                           cfg.system, cfg.batch_size, progress=progress)
+        try:
+            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2, None,
+                               cfg.template, cfg.system, cfg.batch_size, progress=progress)
+        except SteerscaleError as e:  # every candidate filtered: this model has no panel, the run goes on
+            return f"skipped: {e}"
         layer = sel.layer
         passes += (1 + len(cands)) * (len(h_val) + 2 * len(hl_val))  # baseline + each candidate (select_layer)
     elif not 0 <= layer < info.n_layers:
