@@ -1,0 +1,218 @@
+"""The showcase panels: a planted direction gives a monotone dose-response with intervals; tables, manifest,
+resumption, the open-ended and ablation panels, and the figures with their captions."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TinyTokenizer, make_model
+from steerscale.data import encode_items, parse_item, split_items
+from steerscale.errors import SteerscaleError
+from steerscale.evaluate import ab_scores
+from steerscale.models import model_info
+from steerscale.showcase import ShowcaseConfig, load_showcase, plot_showcase, run_showcase, showcase_complete
+from steerscale.steering import steer
+from steerscale.vectors import train_vectors
+
+MULTS = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]
+
+
+def identity_llama(direction: torch.Tensor):
+    """Blocks add nothing and unembedding = embedding; E[A] - E[B] = `direction`, so steering along it moves
+    every item's A-vs-B log-odds the same way, monotonically in the multiplier."""
+    model = make_model("llama")
+    tok = TinyTokenizer()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        E = model.model.embed_tokens.weight
+        a, b = tok("A").input_ids[0], tok("B").input_ids[0]
+        E[a] = E[b] + direction
+        model.lm_head.weight.copy_(E)
+    return model, tok
+
+
+def items(n, prefix="request", alternate=False):
+    """A matches the behaviour (or, with `alternate`, A on even and B on odd items)."""
+    out = []
+    for i in range(n):
+        m, nm = ("(B)", "(A)") if alternate and i % 2 else ("(A)", "(B)")
+        out.append(parse_item({"question": f"{prefix} number {i} {'x' * (i % 5)}?\n\nChoices:\n(A) no\n(B) yes",
+                               "answer_matching_behavior": m, "answer_not_matching_behavior": nm}, idx=i))
+    return out
+
+
+@pytest.fixture
+def planted(one_thread):
+    torch.manual_seed(0)
+    model, tok = identity_llama(torch.randn(32) * 0.5)
+    info = model_info(model, name="tiny-planted")
+    vecs = train_vectors(model, tok, items(8, "train"), template="plain", progress=False, info=info)
+    return model, tok, info, vecs
+
+
+def cfg(**kw):
+    base = dict(panels=["dose"], dose_layers=[2], dose_multipliers=MULTS, template="plain", n_bootstrap=300,
+                batch_size=4)
+    return ShowcaseConfig(**dict(base, **kw))
+
+
+def test_planted_direction_gives_monotone_dose_response(planted, tmp_path):
+    model, tok, info, vecs = planted
+    test_items = items(12)
+    res = run_showcase(model, tok, info, vecs, test_items, tmp_path, cfg(), progress=False)
+    rows = sorted(res.tables["dose"], key=lambda r: r["multiplier"])
+    assert [r["multiplier"] for r in rows] == MULTS and all(r["layer"] == 2 for r in rows)
+    held_out = split_items(test_items, 0.5, 0)[1]
+    assert all(r["n_items"] == len(held_out) for r in rows)  # measured on the held-out half only
+    d = [r["delta_logodds"] for r in rows]
+    p = [r["p"] for r in rows]
+    assert all(b > a for a, b in zip(d, d[1:])) and all(b > a for a, b in zip(p, p[1:]))
+    for r in rows:
+        assert r["delta_logodds_low"] <= r["delta_logodds"] <= r["delta_logodds_high"]
+        assert r["p_low"] <= r["p"] <= r["p_high"]
+        if r["multiplier"] != 0:  # every item moves the planted way: the paired interval excludes 0
+            assert np.sign(r["delta_logodds_low"]) == np.sign(r["delta_logodds_high"]) == np.sign(r["multiplier"])
+        assert r["residual_fraction"] == pytest.approx(r["multiplier"], abs=1e-5)  # residual-normalised
+        assert r["delta_letter_logodds"] == pytest.approx(r["delta_logodds"])  # A always matches here
+    # the table equals a direct hooked measurement (naive path) on the held-out items
+    mean_norm = torch.tensor(vecs.meta["mean_residual_norm"])
+    v = vecs.normalized("residual", mean_norm)
+    enc = encode_items(tok, held_out, "plain")
+    base = ab_scores(model, tok, enc).logit_diff
+    with steer(model, v, [2], 0.5) as s:
+        direct = ab_scores(model, tok, enc, steering=s).logit_diff
+    r05 = next(r for r in rows if r["multiplier"] == 0.5)
+    assert r05["delta_logodds"] == pytest.approx(float((direct - base).mean()), abs=1e-5)
+    assert r05["raw_multiplier"] == pytest.approx(0.5 * float(mean_norm[2] / vecs.vectors[2].norm()), rel=1e-5)
+
+
+def test_a_letter_direction_moves_the_letter_not_the_behaviour(planted, tmp_path):
+    """The planted vector is E_A - E_B: on items whose matching letter alternates it moves every item toward
+    A, so the letter log-odds move with an interval excluding 0 while the behaviour's log-odds (A on half the
+    items, B on the other half) barely move on average; the caption says so."""
+    from steerscale.showcase_plots import dose_caption
+
+    model, tok, info, vecs = planted
+    res = run_showcase(model, tok, info, vecs, items(16, alternate=True), tmp_path, cfg(), progress=False)
+    top = max(res.tables["dose"], key=lambda r: r["multiplier"])
+    assert top["delta_letter_logodds_low"] > 0
+    assert abs(top["delta_logodds"]) < top["delta_letter_logodds"] / 3
+    assert dose_caption(res.tables["dose"]).startswith("Steering works on the letter, not the meaning")
+
+
+def test_tables_manifest_and_resume(planted, tmp_path, monkeypatch):
+    model, tok, info, vecs = planted
+    run_showcase(model, tok, info, vecs, items(12), tmp_path, cfg(), progress=False)
+    out = tmp_path / "showcase"
+    for f in ("dose.csv", "dose_items.csv", "manifest.json"):
+        assert (out / f).is_file()
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["kind"] == "showcase" and man["panels"]["dose"]["status"] == "ran"
+    assert man["panels"]["dose"]["layers"] == [2] and man["panels"]["dose"]["engine"]["check"]["ran"]
+    before = (out / "dose.csv").read_bytes()
+    assert showcase_complete(tmp_path, cfg()) and not showcase_complete(tmp_path, cfg(dose_multipliers=[1.0]))
+
+    sweep_mod = sys.modules["steerscale.sweep"]  # (steerscale.sweep is also the name of run_sweep)
+
+    def boom(*a, **k):
+        raise AssertionError("a complete panel was recomputed")
+
+    monkeypatch.setattr(sweep_mod, "run_sweep", boom)
+    again = run_showcase(model, tok, info, vecs, items(12), tmp_path, cfg(), progress=False)
+    assert again.manifest["panels"]["dose"]["status"] == "reused" and (out / "dose.csv").read_bytes() == before
+    with pytest.raises(AssertionError, match="recomputed"):  # another config is not reused
+        run_showcase(model, tok, info, vecs, items(12), tmp_path, cfg(dose_multipliers=[-1.0, 1.0]), progress=False)
+    monkeypatch.undo()
+    (out / "dose.csv").unlink()  # a missing table is recomputed, to the same bytes
+    run_showcase(model, tok, info, vecs, items(12), tmp_path, cfg(), progress=False)
+    assert (out / "dose.csv").read_bytes() == before
+
+
+def test_dose_layers_from_the_ab_sweep(planted, tmp_path):
+    """Without dose_layers, the A/B sweep's peak layers (chosen on its validation items) are used and the
+    panel measures on that sweep's test items."""
+    from steerscale.analysis import analyze, read_items_csv
+    from steerscale.sweep import SweepConfig, run_sweep
+
+    model, tok, info, vecs = planted
+    its = items(12)
+    run_sweep(model, tok, vecs, its, SweepConfig(layers=[0, 1, 2, 3], template="plain", n_bootstrap=50), info=info,
+              out_dir=tmp_path, progress=False)
+    a = analyze(read_items_csv(tmp_path / "items.csv"), n_boot=10)
+    res = run_showcase(model, tok, info, vecs, its, tmp_path, cfg(dose_layers=None), progress=False)
+    assert showcase_complete(tmp_path, cfg(dose_layers=None))
+    with open(tmp_path / "items.csv", "a") as f:  # another A/B sweep: the cheap check says incomplete
+        f.write("\n")
+    assert not showcase_complete(tmp_path, cfg(dose_layers=None))
+    assert res.manifest["panels"]["dose"]["layers"] == sorted({p.layer for p in a.peaks.values()})
+    assert res.manifest["panels"]["dose"]["items"] == a.test_items
+    with pytest.raises(SteerscaleError, match="no A/B sweep"):
+        run_showcase(model, tok, info, vecs, its, tmp_path / "empty", cfg(dose_layers=None), progress=False)
+
+
+def test_all_panels_and_figures(tmp_path, one_thread):
+    """Open-ended (re-read from an open-ended sweep) and ablation panels beside the dose panel, then the figures."""
+    from steerscale.data import Prompt
+    from steerscale.openended import OpenEndedConfig, run_openended
+
+    model, tok = make_model("llama"), TinyTokenizer()
+    info = model_info(model, name="tiny")
+    vecs = train_vectors(model, tok, items(8, "train"), template="plain", progress=False, info=info)
+    pr = lambda k: [Prompt(f"{k} request number {i}", str(i)) for i in range(6)]  # noqa: E731
+    oe = run_openended(model, tok, vecs, pr("harmful"), pr("harmless"), None,
+                       OpenEndedConfig(layers=[0, 2, 3], multipliers=[-4, 0, 4], template="plain", n_generate=0,
+                                       n_bootstrap=50), info=info, progress=False)
+    oe.save(tmp_path / "openended")
+    c = cfg(panels=["dose", "openended", "ablation"], dose_multipliers=[-0.5, 0.5], n_neutral=2, n_bootstrap=100,
+            ablation_kl_threshold=None)
+    res = run_showcase(model, tok, info, vecs, items(8), tmp_path, c, progress=False)
+    assert {p["status"] for p in res.manifest["panels"].values()} == {"ran"}
+    oe_rows = res.tables["openended_layers"]
+    assert sorted({(r["layer"], r["multiplier"]) for r in oe_rows}) == [(l, m) for l in (0, 2, 3) for m in (-4, 4)]
+    src = {(a["layer_start"], a["multiplier"]): a for a in oe.aggregate}
+    for r in oe_rows:
+        assert r["delta_logodds_harmful"] == pytest.approx(src[(r["layer"], r["multiplier"])]["delta_logodds_harmful"])
+    abl = {r["condition"]: r for r in res.tables["ablation"]}
+    sel = res.tables["ablation_selection"]
+    assert [r["layer"] for r in sel] == [0, 1, 2]  # default candidates on 4 layers: below the last 20%
+    chosen = [r for r in sel if r["selected"] == 1]
+    assert len(chosen) == 1 and chosen[0]["ablation_logodds_harmful"] == min(r["ablation_logodds_harmful"] for r in sel)
+    assert set(abl) == {"baseline", "ablation", "actadd-1", "actadd+1"}
+    assert abl["ablation"]["layer"] == chosen[0]["layer"] == res.manifest["panels"]["ablation"]["layer"]
+    assert abl["ablation"]["n_harmful"] == 20 and abl["ablation"]["ce_delta"] != 0  # the built-in test split
+    made = plot_showcase(tmp_path, tmp_path / "fig")
+    assert [p.name for p, _ in made] == ["showcase_dose.png", "showcase_openended_layers.png", "showcase_ablation.png"]
+    for p, caption in made:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and 0 < p.stat().st_size < 150_000
+        assert "[" in caption and "\n" not in caption  # an interval, on one line
+    assert json.loads((tmp_path / "fig" / "captions.json").read_text())["showcase_dose.png"] == made[0][1]
+    # a missing open-ended sweep is recorded as skipped, not an error
+    res2 = run_showcase(model, tok, info, vecs, items(8), tmp_path / "other", cfg(panels=["openended"]),
+                        progress=False)
+    assert res2.manifest["panels"]["openended"]["status"].startswith("skipped")
+    assert load_showcase(tmp_path / "other").tables == {}
+    # a selection that filters every candidate skips the panel with the reason (the run goes on)
+    res3 = run_showcase(model, tok, info, vecs, items(8), tmp_path / "third",
+                        cfg(panels=["ablation"], ablation_kl_threshold=1e-12, n_neutral=0), progress=False)
+    assert res3.manifest["panels"]["ablation"]["status"].startswith("skipped: layer selection: every candidate")
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"panels": ["dose", "pictures"]}, "panels 'pictures'"),
+    ({"dose_normalize": "max"}, "dose_normalize 'max'"),
+    ({"dose_multipliers": [1.0, float("nan")]}, "dose_multipliers"),
+    ({"dose_layers": [-1]}, "dose_layers"),
+    ({"val_fraction": 1.0}, "val_fraction"),
+    ({"batch_size": 0}, "batch_size"),
+])
+def test_config_errors(kw, match):
+    with pytest.raises(SteerscaleError, match=match):
+        ShowcaseConfig(**kw).validate()
+    with pytest.raises(SteerscaleError, match="unknown key 'layer'"):
+        ShowcaseConfig.from_dict({"layer": 3})
+    assert ShowcaseConfig().validate().dose_multipliers[3] == 0.0
