@@ -16,6 +16,7 @@ from steerscale.models import model_info
 from steerscale.showcase import ShowcaseConfig, load_showcase, plot_showcase, run_showcase, showcase_complete
 from steerscale.steering import steer
 from steerscale.vectors import train_vectors
+from test_report import tiny_loader  # noqa: F401 (fixture)
 
 MULTS = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]
 
@@ -216,3 +217,44 @@ def test_config_errors(kw, match):
     with pytest.raises(SteerscaleError, match="unknown key 'layer'"):
         ShowcaseConfig.from_dict({"layer": 3})
     assert ShowcaseConfig().validate().dose_multipliers[3] == 0.0
+
+
+SHOWCASE = """[showcase]
+panels = ["dose", "openended", "ablation"]
+dose_multipliers = [-0.5, 0.0, 0.5]
+ablation_layer = 1
+n_neutral = 2
+"""
+
+
+def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny_loader):  # noqa: F811
+    """`[showcase]` in a reproduce config: panels built after the A/B and open-ended sweeps, reused on a re-run
+    (no model load), shown in the report before the per-model tables; its keys are checked like any section."""
+    from steerscale.errors import SteerscaleError
+    from steerscale.reproduce import load_config, reproduce
+    from test_report import OPENENDED, _tiny_config
+
+    cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2) + SHOWCASE)
+    out = tmp_path / "out"
+    s1 = reproduce(cfg, out, progress=False)
+    assert [r.get("showcase") for r in s1["runs"]] == ["ran", "ran"] and len(tiny_loader) == 2
+    for sub in ("tiny-a", "tiny-b"):
+        sc = out / sub / "showcase"
+        man = json.loads((sc / "manifest.json").read_text())
+        assert set(man["panels"]) == {"dose", "openended", "ablation"}
+        assert man["config"]["template"] == "plain"  # the model's [sweep] settings, not the showcase defaults
+        for p in man["panels"].values():
+            assert p["status"].startswith(("ran", "skipped")), p
+    html = (out / "report.html").read_text()
+    assert "What this model shows: tiny a" in html
+    assert html.index("What this model shows") < html.index("id='models'")
+    # the same config again: nothing runs, the model is not loaded
+    s2 = reproduce(cfg, out, progress=False)
+    assert [r.get("showcase") for r in s2["runs"]] == ["reused", "reused"] and len(tiny_loader) == 2
+    # keys the model's [sweep]/[run] settings own, and unknown keys, are refused with the file and key
+    bad = _tiny_config(tmp_path, extra="[showcase]\nbatch_size = 4\n")
+    with pytest.raises(SteerscaleError, match=r"\[showcase\] key 'batch_size': set it in \[sweep\] or \[run\]"):
+        load_config(bad)
+    bad = _tiny_config(tmp_path, extra="[showcase]\ndose_layer = 4\n")
+    with pytest.raises(SteerscaleError, match=r"\[showcase\] unknown key 'dose_layer'"):
+        load_config(bad)

@@ -461,10 +461,12 @@ class ReproduceConfig:
     models: list[ModelSpec]
     imports: list[dict]
     openended: dict | None = None  # the [openended] section with defaults filled in; None = no open-ended sweep
+    showcase: dict | None = None  # the [showcase] section's panel keys (showcase.ShowcaseConfig); None = none
 
     def to_dict(self) -> dict:
         return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
-                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended}
+                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended,
+                "showcase": self.showcase}
 
 
 SECTIONS = {"run": RunSection, "data": DataSection, "sweep": SweepSection, "openended": OpenEndedSection}

@@ -59,6 +59,26 @@ def _hash(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def showcase_config(cfg: ReproduceConfig, m: ModelSpec):
+    """The ShowcaseConfig for one model: the [showcase] panel keys plus the model's prompt format, positions and
+    batch size ([sweep]) and the split and bootstrap of [run]; None without a [showcase] section."""
+    if cfg.showcase is None:
+        return None
+    from .showcase import ShowcaseConfig
+
+    s = m.sweep
+    return ShowcaseConfig.from_dict({**cfg.showcase, "template": s["template"], "system": s["system"],
+                                     "positions": s["positions"], "batch_size": s["batch_size"],
+                                     "val_fraction": cfg.run["val_fraction"], "n_bootstrap": cfg.run["n_bootstrap"],
+                                     "seed": cfg.run["seed"]})
+
+
+def showcase_complete(folder: Path, sc) -> bool:
+    from .showcase import showcase_complete as complete
+
+    return complete(folder, sc)
+
+
 def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors) -> str:
     """Everything that changes a model's open-ended results, including the vectors' content."""
     from .sweep import vectors_hash
@@ -107,7 +127,11 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
         is_complete(f, h) for _, f, h, _, _ in test_set_plan(cfg, m, folder, chash)))
     if cfg.data.get("test_sets"):
         status["test_sets"] = "reused"
-    if ab_done and oe_done and ts_done:
+    sc = showcase_config(cfg, m)
+    sc_done = sc is None or (ab_done and oe_done and showcase_complete(folder, sc))
+    if sc is not None:
+        status["showcase"] = "reused"
+    if ab_done and oe_done and ts_done and sc_done:
         log.info("%s: complete results for this config in %s; not run again", m.name, folder)
         return status
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +140,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"]),
                                     load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
+    sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
     from .guards import check_model_layers
@@ -133,6 +158,14 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
             t1 = time.time()
             status["openended"] = _run_openended(cfg, m, folder, model, tok, info, oe_data, progress)
             status["openended_seconds"] = round(time.time() - t1, 1)
+        if sc_items is not None:  # after the A/B and open-ended sweeps: it reads their tables
+            from .showcase import run_showcase
+            from .vectors import SteeringVectors as _SV
+
+            t1 = time.time()
+            run_showcase(model, tok, info, _SV.load(folder / "vectors.safetensors"), sc_items, folder, sc,
+                         progress=progress)
+            status.update(showcase="ran", showcase_seconds=round(time.time() - t1, 1))
     finally:
         del model
         gc.collect()
@@ -274,7 +307,8 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
     for m in cfg.models:
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
-                    folder / "openended" / STORE_KEY, folder / "vectors.safetensors") if force else ():
+                    folder / "openended" / STORE_KEY, folder / "vectors.safetensors",
+                    folder / "showcase" / "manifest.json") if force else ():
             man.unlink(missing_ok=True)
         cache = folder / "cache"
         if force and (cache.is_symlink() or cache.is_file()):  # recompute the activations too: --force trusts nothing
@@ -302,7 +336,8 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         try:
             d = json.loads(saved.read_text(encoding="utf-8"))
             cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
-                                  [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"))
+                                  [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"),
+                                  d.get("showcase"))
             for k in ("n_bootstrap", "seed"):
                 if isinstance(cfg.run[k], bool) or not isinstance(cfg.run[k], int) or cfg.run[k] < 0:
                     raise ValueError(f"run.{k} {cfg.run[k]!r}")
@@ -357,7 +392,8 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     claims.append(check_scaling_claim(scaling))
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
-                         config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows)
+                         config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows,
+                         sections=_showcase_sections(cfg, folders), sections_before="models")
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,
                "models": [{"model": a.model, "baseline": a.baseline["p"],
@@ -390,3 +426,23 @@ def _split_rows(cfg: ReproduceConfig, a, folder: Path) -> list[dict]:
         except SteerscaleError as e:
             log.warning("%s: %s; run reproduce again to refresh it", a.model, e)
     return rows
+
+
+def _showcase_sections(cfg: ReproduceConfig, folders: dict) -> list:
+    """One report section per model with showcase panels: each figure with its caption built from the numbers."""
+    if cfg.showcase is None:
+        return []
+    from .report.document import Figure, Paragraph, Section
+    from .showcase import plot_showcase
+
+    sections = []
+    for model, folder in folders.items():
+        if not (folder / "showcase" / "manifest.json").is_file():
+            continue
+        figs = plot_showcase(folder, folder / "showcase")
+        if figs:
+            sections.append(Section(f"What this model shows: {model}", anchor=f"showcase-{slug(model)}", blocks=[
+                Paragraph("Each panel is measured on held-out items or prompts with bootstrap 95% intervals; its "
+                          "caption says what it shows and what it does not (docs/showcase.md)."),
+                *[Figure(path, caption) for path, caption in figs]]))
+    return sections

@@ -19,7 +19,7 @@ from .config import (IMPORT_KEYS, MODEL_KEYS, PROTOCOL_PRESETS, DataSection, Mod
                      ReproduceConfig, RunSection, SweepSection, from_section)
 from .errors import SteerscaleError
 
-SECTION_NAMES = ("run", "data", "sweep", "openended", "models", "imports")
+SECTION_NAMES = ("run", "data", "sweep", "openended", "showcase", "models", "imports")
 
 
 def default_config_path() -> Path:
@@ -68,6 +68,12 @@ def load_config(path=None) -> ReproduceConfig:
         openended = asdict(from_section(OpenEndedSection, raw["openended"], f"{path}: [openended]"))
         for k in ("harmful", "harmless", "neutral"):
             openended[k] = _resolve(base, openended[k])
+    showcase = None
+    if "showcase" in raw:
+        showcase = read_showcase(raw["showcase"], f"{path}: [showcase]")
+        for k in ("harmful", "harmless", "neutral"):
+            if k in showcase:
+                showcase[k] = _resolve(base, showcase[k])
     models_raw = raw.get("models", [])
     if not isinstance(models_raw, list) or not models_raw:
         raise SteerscaleError(f"{path}: no [[models]] listed; add at least one, e.g. spec = \"smollm2-135m\"")
@@ -99,4 +105,24 @@ def load_config(path=None) -> ReproduceConfig:
             if k not in IMPORT_KEYS:
                 raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(IMPORT_KEYS))})")
         imports.append({"table": _resolve(base, str(imp["table"])), "include_in_fit": bool(imp.get("include_in_fit", True))})
-    return ReproduceConfig(str(path), run, data, sweep, models, imports, openended)
+    return ReproduceConfig(str(path), run, data, sweep, models, imports, openended, showcase)
+
+
+def read_showcase(table, where: str) -> dict:
+    """The [showcase] table: the panel keys of `showcase.ShowcaseConfig` as written (checked by building one).
+    Prompt format, positions, batch size, split and bootstrap come from the model's [sweep] and [run] settings,
+    so they are refused here."""
+    from dataclasses import fields as _fields
+
+    from .showcase import FROM_RUN, ShowcaseConfig
+
+    if not isinstance(table, dict):
+        raise SteerscaleError(f"{where} must be a table")
+    known = [f.name for f in _fields(ShowcaseConfig) if f.name not in FROM_RUN]
+    for k in table:
+        if k in FROM_RUN:
+            raise SteerscaleError(f"{where} key {k!r}: set it in [sweep] or [run]; the showcase uses the model's own")
+        if k not in known:
+            raise SteerscaleError(f"{where} unknown key {k!r} (known: {', '.join(known)})")
+    ShowcaseConfig.from_dict(dict(table), where)
+    return dict(table)

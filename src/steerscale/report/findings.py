@@ -133,12 +133,14 @@ def findings_document(analyses, scaling, claims, model_figs: dict[str, list[Figu
 
 def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=None, imported=None,
                  config=None, runs=None, openended=None, title: str = TITLE,
-                 test_sets: list[dict] | None = None, sections: list[Section] | None = None) -> dict:
+                 test_sets: list[dict] | None = None, sections: list[Section] | None = None,
+                 sections_before: str = "manifest") -> dict:
     """Figures (PNG+SVG), one self-contained report.html (PNGs embedded as base64), report.md and summary.json.
 
     `openended`: model -> openended.read_openended(folder) plus "folder", for the open-ended section.
     `test_sets`: rows of the effect at each peak on each test split (reproduce._split_rows), for a table.
-    `sections`: extra document sections (their figures already written), shown before the manifest.
+    `sections`: extra document sections (their figures already written), shown before the section anchored
+    `sections_before` (default: the manifest; reproduce puts the showcase before "models").
     Returns {"html", "md": paths, "figures": every figure's PNG in report order, "openended": summaries}."""
     out = Path(out_dir)
     figdir = out / "figures"
@@ -149,7 +151,7 @@ def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=Non
     doc = findings_document(analyses, scaling, claims, model_figs, cross, imported=imported, config=config,
                             manifests=manifests, runs=runs, oe_sections=oes, test_sets=test_sets, title=title)
     for s in sections or []:
-        doc.add(s, before="manifest")
+        doc.add(s, before=sections_before)
     html_path, md_path = out / "report.html", out / "report.md"
     atomic_write_text(html_path, render_html(doc))
     atomic_write_text(md_path, render_markdown(doc, out))
