@@ -160,8 +160,8 @@ def check_openended(aggregate: list[dict], ce_bound: float | None = None) -> lis
         why = (f"at layer {best['layer_start']} (largest change on harmful prompts, chosen on these same prompts): "
                f"{why}; harmful moved more than harmless at {n_sel} of {len(rs)} layers")
         if ce_verdict:
-            why += (f"; CE increase at that layer is {ce_verdict} the bound {ce_bound:g} nats/token"
-                    + (" (interval straddles it)" if ce_verdict == "straddles" else "")
+            how = {"under": "is under", "over": "is over", "straddles": "straddles"}[ce_verdict]
+            why += (f"; CE increase at that layer {how} the bound {ce_bound:g} nats/token (its interval)"
                     + f", and its point estimate is within the bound at {n_under} of {len(rs)} layers")
         nums = (f"layer {best['layer_start']}, m = {m:+g}: Δ refusal log-odds harmful {_ci_str(best, 'delta_logodds_harmful')}"
                 f" (n = {best.get('n_harmful', '?')}), harmless {_ci_str(best, 'delta_logodds_harmless')} "
