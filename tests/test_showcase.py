@@ -17,24 +17,9 @@ from steerscale.showcase import ShowcaseConfig, load_showcase, plot_showcase, ru
 from steerscale.steering import steer
 from steerscale.vectors import train_vectors
 from test_report import tiny_loader  # noqa: F401 (fixture)
+from test_vectors import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
 
 MULTS = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]
-
-
-def identity_llama(direction: torch.Tensor):
-    """Blocks add nothing and unembedding = embedding; E[A] - E[B] = `direction`, so steering along it moves
-    every item's A-vs-B log-odds the same way, monotonically in the multiplier."""
-    model = make_model("llama")
-    tok = TinyTokenizer()
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        E = model.model.embed_tokens.weight
-        a, b = tok("A").input_ids[0], tok("B").input_ids[0]
-        E[a] = E[b] + direction
-        model.lm_head.weight.copy_(E)
-    return model, tok
 
 
 def items(n, prefix="request", alternate=False):
