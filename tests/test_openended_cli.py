@@ -15,7 +15,7 @@ from steerscale.vectors import SteeringVectors
 def patched_load(monkeypatch):
     model = make_model("llama")
     info = model_info(model, name="tiny")
-    monkeypatch.setattr(cli, "_load", lambda args: (model, TinyTokenizer(), info))
+    monkeypatch.setattr(cli.common, "LOADER", lambda args: (model, TinyTokenizer(), info))
     return model, info
 
 

@@ -18,3 +18,10 @@ def test_declared_range_matches_the_oldest_tested_and_holds_the_installed_releas
     oldest = re.search(r"^OLDEST_TRANSFORMERS := ([\d.]+)$", (ROOT / "Makefile").read_text(), re.M)
     assert oldest and oldest.group(1) == spec.group(1), "Makefile OLDEST_TRANSFORMERS != pyproject's lower bound"
     assert _key(spec.group(1)) <= _key(transformers.__version__) < _key(spec.group(2))
+
+
+def test_package_version_matches_pyproject():
+    from steerscale._version import __version__
+
+    declared = re.search(r'^version = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert declared and declared.group(1) == __version__

@@ -1,6 +1,6 @@
 """steerscale: Contrastive Activation Addition (CAA) steering, swept over layers and multipliers, across model sizes."""
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .data import ABItem, load_dataset, load_prompts
 from .errors import SteerscaleError

@@ -248,7 +248,7 @@ def check_context(model, tokenizer, texts, template: str, system: str | None, ex
     ctx = model_context(model)
     if ctx is None:
         return
-    from .data import _encode, format_prompt
+    from .prompts import _encode, format_prompt
 
     for label, text in texts:
         n = len(_encode(tokenizer, text if raw else format_prompt(tokenizer, text, template, system)))

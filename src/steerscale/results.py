@@ -60,7 +60,7 @@ def versions() -> dict:
     import torch
     import transformers
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "steerscale": __version__,

@@ -18,7 +18,6 @@ import sys
 from ..errors import SteerscaleError
 from ..store import os_error
 from . import ab, cluster, interventions, openended, reproduce
-from .common import load_model_of as _load  # noqa: F401  (replaceable: every command loads through it)
 from .options import check_options, join_negative_values, parse_floats, parse_ints, parse_layers  # noqa: F401
 
 EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debug for full tracebacks."

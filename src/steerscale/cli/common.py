@@ -26,11 +26,9 @@ def check_out_folder(path) -> Path:
 
 
 def load(args):
-    """The model of the command's flags, through ``steerscale.cli._load`` (the one place to replace model
-    loading, e.g. by a tiny model in tests)."""
-    from .. import cli
-
-    return cli._load(args)
+    """The model of the command's flags, through ``LOADER`` (the one place to replace model loading, e.g. by
+    a tiny model in tests: ``monkeypatch.setattr(steerscale.cli.common, "LOADER", fake)``)."""
+    return LOADER(args)
 
 
 def load_model_of(args):
@@ -86,3 +84,7 @@ def print_summary(result) -> None:
         best = max(rows, key=lambda r: abs(r["delta"]))
         print(f"  m = {m:+g}: largest |effect| at layer {best['layer']} (depth {best['depth']:.2f}): "
               f"p = {best['score']:.3f} [{best['ci_low']:.3f}, {best['ci_high']:.3f}], delta {best['delta']:+.3f}")
+
+
+# The replaceable model loader of every command (see ``load``); a module attribute so tests can swap it.
+LOADER: Callable = load_model_of
