@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the built-in steerscale datasets (src/steerscale/data/*.json).
+"""Generate the built-in steerscale datasets (src/steerscale/builtin/*.json).
 
 All request texts, answer templates and prose paragraphs in this file were
 written by hand for steerscale (Apache-2.0). Nothing is copied from CAA,
@@ -12,7 +12,7 @@ express willingness and *begin* to help; they never contain operational
 details. Shuffling, the train/test split and the A/B letter assignment are
 deterministic (random.Random(0)).
 
-Usage:  python scripts/make_builtin_data.py  [--out src/steerscale/data]
+Usage:  python scripts/make_builtin_data.py  [--out src/steerscale/builtin]
 """
 from __future__ import annotations
 
@@ -1266,7 +1266,7 @@ def validate(out_dir: Path) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src" / "steerscale" / "data")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src" / "steerscale" / "builtin")
     ap.add_argument("--check-only", action="store_true", help="only validate existing files")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

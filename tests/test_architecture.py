@@ -141,3 +141,11 @@ def test_modules_are_short_or_say_why():
             if "why this module is long" not in head:
                 long.append(f"{p.relative_to(SRC)} ({n} lines)")
     assert long == [], f"modules over {MAX_LINES} lines without a 'Why this module is long:' note at the top: {long}"
+
+
+def test_no_resource_folder_shadows_a_module():
+    """A folder without ``__init__.py`` beside a module of the same name (``data/`` beside ``data.py``) reads as a
+    package to people and tools; resource folders have names of their own."""
+    clashes = [str(d.relative_to(SRC)) for d in SRC.rglob("*") if d.is_dir() and not (d / "__init__.py").exists()
+               and d.with_suffix(".py").is_file()]
+    assert clashes == []

@@ -35,6 +35,6 @@ def test_ood_split_shares_requests_but_no_answer_with_training():
 def test_generator_reproduces_the_files_and_checks_disjointness(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_builtin_data.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True, text=True)
-    data = ROOT / "src" / "steerscale" / "data"
+    data = ROOT / "src" / "steerscale" / "builtin"
     for name in ("refusal_train.json", "refusal_test.json", "refusal_test_ood.json", "README.md"):
         assert (tmp_path / name).read_text() == (data / name).read_text(), name

@@ -179,7 +179,7 @@ def _read_records(path: Path) -> list:
 def builtin_path(name: str) -> Path:
     if name not in BUILTIN:
         raise SteerscaleError(f"unknown built-in dataset {name!r}: known are {', '.join(BUILTIN)}")
-    return Path(str(resources.files("steerscale") / "data" / BUILTIN[name]))
+    return Path(str(resources.files("steerscale") / "builtin" / BUILTIN[name]))
 
 
 def load_dataset(source: str | Path, limit: int | None = None, allow_duplicates: bool = False) -> list[ABItem]:
