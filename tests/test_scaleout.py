@@ -242,19 +242,44 @@ def test_shard_killed_with_sigkill_and_rerun(setup, tmp_path):
         assert (out / f).read_bytes() == (ref / f).read_bytes(), f
 
 
+# Process A runs the CLI with its store lock wrapped: once the lock is held it writes `held` and waits for `go`,
+# so the second process certainly starts while the first holds the folder (a barrier, not a hope of overlap).
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+import steerscale.store as st
+held, go = Path(sys.argv[1]), Path(sys.argv[2])
+orig = st.StoreLock.__init__
+def wrapped(self, folder, name):
+    orig(self, folder, name)
+    held.write_text("1")
+    t_end = time.time() + 120
+    while not go.exists() and time.time() < t_end:
+        time.sleep(0.01)
+st.StoreLock.__init__ = wrapped
+from steerscale import cli
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
 def test_two_processes_on_one_out_one_is_refused_other_is_right(setup, tmp_path):
     ref = tmp_path / "ref"
     assert cli.main(sweep_args(setup, ref)) == 0
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "steerscale.cli", *sweep_args(setup, out)]
-    procs = [subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    res = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    codes = sorted(c for c, _ in res)
-    if codes == [0, 0]:  # the first finished before the second took the lock: both legitimately ran
-        pytest.skip("the two processes did not overlap on this machine")
-    assert codes == [0, 2], res
-    assert any("(shard-1of1) is in use by another process (pid" in e for _, e in res)
+    held, go = tmp_path / "held", tmp_path / "go"
+    first = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(held), str(go), *sweep_args(setup, out)],
+                             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t_end = time.time() + 120
+    while not held.exists() and first.poll() is None and time.time() < t_end:
+        time.sleep(0.01)
+    assert held.exists(), first.communicate()[1][-800:]
+    second = subprocess.run([sys.executable, "-m", "steerscale.cli", *sweep_args(setup, out)], env=env(),
+                            capture_output=True, text=True, timeout=300)
+    go.write_text("1")
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-800:]
+    assert second.returncode == 2, second.stderr[-800:]
+    assert "(shard-1of1) is in use by another process (pid" in second.stderr
     for f in TABLES:
         assert (out / f).read_bytes() == (ref / f).read_bytes(), f
     # a static --shard 1/1 run is the same writer: refused while the serial run holds the lock
