@@ -902,7 +902,7 @@ def _oe_setup():
 
 
 def test_openended_judge_failure_keeps_the_work_and_resume_is_identical(tmp_path, monkeypatch):
-    from steerscale import openended
+    from steerscale.measures import openended_run as openended
     from steerscale.errors import SteerscaleError
 
     model, tok, info, vecs, cfg, prompts, neutral = _oe_setup()
