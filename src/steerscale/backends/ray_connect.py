@@ -79,8 +79,11 @@ def connect(ray, address: str | None) -> None:
     if ray.is_initialized():
         return
     address = check_address(address)
+    # None: a new local cluster of its own ("local"), never a cluster a `ray start` on this machine left
+    # behind (Ray's own default joins that one); RAY_ADDRESS, when set, is Ray's to read.
+    target = address if address is not None or os.environ.get("RAY_ADDRESS") else "local"
     try:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=target, log_to_driver=False)
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError, grpc errors, ...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         where = f"the Ray cluster at {address}" if address else "a new local Ray cluster"
