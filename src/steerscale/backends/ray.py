@@ -406,7 +406,7 @@ def _death_cause(e) -> str:
     for pat in _CAUSES:
         m = re.search(pat, text)
         if m:
-            line = m[1].strip()[:300]
+            line = m[1].split(" Some common causes")[0].strip()[:300]
             if "No module named 'steerscale" in line:
                 line += " (steerscale is not installed on that node: install the same version on every node)"
             return line
