@@ -149,6 +149,19 @@ def test_finished_rerun_starts_no_worker_and_loads_no_model(cluster, setup, tmp_
     # the same folder with another setup is still refused before any load (one line, exit 2)
     assert ray_cli(setup, tmp_path / "ray", "--seed", "5") == 2
     assert "different setup" in capsys.readouterr().err
+    (tmp_path / "ray" / "manifest.json").unlink()  # no record of the model files: refused all the same
+    assert ray_cli(setup, tmp_path / "ray", "--seed", "5") == 2
+    assert "different setup (config.seed: 0 vs 5" in capsys.readouterr().err
+
+
+def test_infeasible_plan_refused_before_any_worker_starts(setup, tmp_path, monkeypatch, capsys):
+    def no_start(self, ref):
+        raise AssertionError("an infeasible plan must be refused before any worker starts")
+
+    monkeypatch.setattr(RayBackend, "start", no_start)
+    monkeypatch.setattr(RayBackend, "planned_workers", lambda self: 2)
+    assert ray_cli(setup, tmp_path / "o", "--shards", "1000") == 2  # (ray_cli's --shards 4 is overridden)
+    assert "1000 shards: 16 items and 4 layers cannot be split that many ways" in capsys.readouterr().err
 
 
 def test_default_plan_on_12_items_is_clamped_and_equals_serial(cluster, setup, tmp_path):

@@ -228,28 +228,29 @@ def _finished_without_loading(out_dir: Path, old_run, old_manifest, model_ref, i
     """The SweepResult of a finished run rebuilt from its store without loading a model, or None when the
     folder does not hold this run finished (the caller then starts the workers, which check everything).
 
-    This run: run.json equals the identity this command gives with the recorded model, and the manifest
-    records the same model spec, dtype and files fingerprint as the files the driver sees now."""
+    This run: run.json equals the identity this command gives with the recorded model (anything else but
+    the model differing is refused here, before any load), and the manifest records the same model spec,
+    dtype and files fingerprint as the files the driver sees now."""
     from ..models import ModelInfo
     from ..store import ResultsStore
     from ..sweep import SweepResult, prepare_sweep, sweep_manifest
     from ..units import build_tables
 
-    if not (isinstance(old_run, dict) and isinstance(old_manifest, dict)):
+    if not (isinstance(old_run, dict) and isinstance(old_run.get("model"), dict)):
         return None
-    was = (old_manifest.get("backend") or {}).get("model_files")
-    now = _model_files(model_ref)
-    if not was or now is None or was != now:
-        return None
-    rec = old_run.get("model")
     try:
-        info = ModelInfo(**dict(rec, spec=model_ref.spec, device=model_ref.device))
+        info = ModelInfo(**dict(old_run["model"], spec=model_ref.spec, device=model_ref.device))
     except TypeError:
         return None
     t0 = time.time()
     config, plan, identity = prepare_sweep(config, info, items, vectors, shards)
-    store = ResultsStore(out_dir, identity, lock=None)  # refuses a folder of another setup, before any load
+    # refuses a folder of another setup (config, plan, items, vectors, versions) before any load; the model
+    # part is the recorded one here, so the workers check it after loading when the run is not finished
+    store = ResultsStore(out_dir, identity, lock=None)
     try:
+        was = (old_manifest.get("backend") or {}).get("model_files") if isinstance(old_manifest, dict) else None
+        if not was or was != _model_files(model_ref):
+            return None
         for u in plan.units:
             store.lock(f"shard-{u.index}of{u.n_shards}")
         if not all(unit_done(store, u, config, info.name) for u in plan.units):
