@@ -212,7 +212,9 @@ class RayBackend:
         self.gpus, self.cpus = gpus_per_worker, cpus_per_worker
         self.unit_timeout, self.unit_retries = float(unit_timeout), int(unit_retries)
         self.max_memory, self.offload_folder = max_memory, offload_folder
-        self.actors: list = []
+        self.actors: list = []  # loaded and healthy
+        self._spawned: list = []  # every actor started (close() kills them all, loading or not)
+        self._first_hello: dict | None = None
         self.dead = self.requeued = self.replaced = self.timed_out = 0
         self.n_slots = 0
         self.notes: list[str] = []
@@ -249,6 +251,7 @@ class RayBackend:
         """Start one actor and its load (tracked in `pending` as a 'load' entry)."""
         cls = self.ray.remote(SweepWorker).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0)
         a = cls.remote(self.cpus)
+        self._spawned.append(a)
         pending[a.load.remote(self._rd)] = ("load", a, None, time.time() + max(self.unit_timeout, MIN_LOAD_TIMEOUT))
 
     def _kill(self, a) -> None:
@@ -292,6 +295,7 @@ class RayBackend:
             raise SteerscaleError(f"no Ray worker could load the model {ref.spec}: {self._last_cause}"
                                   f"{auth_hint(self.address)}")
         self.notes.extend(h["note"] for h in hellos if h.get("note"))
+        self._first_hello = hellos[0]
         return hellos
 
     def _wait(self, pending: dict):
@@ -367,7 +371,11 @@ class RayBackend:
                         self.replaced += 1
                         self._spawn(pending)
                     continue
-                if kind == "load":
+                if kind == "load":  # a replacement: the same model and versions as the first workers
+                    from . import check_workers
+                    from ..units import package_versions
+
+                    check_workers([self._first_hello, *self._loaded], package_versions())
                     idle.append(a)
                     continue
                 rep = self._done[0]
@@ -386,9 +394,9 @@ class RayBackend:
         return sorted(reports, key=lambda r: r["unit"]["index"])
 
     def close(self) -> None:
-        for a in self.actors:
+        for a in self._spawned:
             self._kill(a)
-        self.actors = []
+        self.actors, self._spawned = [], []
 
 
 def _first_line(e) -> str:
