@@ -8,6 +8,9 @@
    loading. 3. The same folder with ``--max-memory``-style spilling allowed is not refused by the check (the load
    then fails on the empty file, as it should). 4. A tiny real model loads on ``cuda`` in a Ray worker that
    reserved one GPU (no refusal, info.device cuda:0). Prints one line per step; exit 0 when all hold.
+
+Needs torch with CUDA, Ray and transformers. Not run yet: the GPU machine lent to issue 21 had torch+CUDA
+but no Ray (and no network to install it).
 """
 
 from __future__ import annotations
