@@ -221,6 +221,35 @@ class JudgeOptions:
     judge_model: str | None = option(None, help="local judge: a model spec for load_model (chat model)")
 
 
+@dataclass
+class ClusterOptions:
+    """How ``sweep --backend ray`` runs its workers (backends/ray.py, docs/scaling_out.md)."""
+
+    address: str | None = option(None, help="Ray cluster address: 'auto' (a running cluster), HOST:PORT, "
+                                 "ray://HOST:PORT (needs ray[client]); default a new local Ray cluster")
+    workers: int | None = option(None, min=1, expected="a positive number of Ray workers (leave it out for as "
+                                 "many as fit)", help="Ray actors (model replicas); default as many as fit")
+    gpus_per_worker: float | None = option(None, min=0, expected="a number of GPUs >= 0",
+                                           help="GPUs each Ray actor reserves (default 1 with --device cuda/auto, "
+                                           "else 0; 2 for a 70B in bf16 with --device auto)")
+    cpus_per_worker: int = option(1, min=1, expected="a positive number of CPUs",
+                                  help="CPUs (torch threads) per Ray actor (default 1)")
+    store: str = option("shared", choices=("shared", "driver"),
+                        help="Ray workers write points into --out on a shared filesystem (default), or return them "
+                        "to the driver, which writes them")
+    unit_timeout: float = option(3600.0, min=1, expected="a number of seconds >= 1",
+                                 help="seconds a Ray worker may take to load the model or run one unit before it is "
+                                 "replaced and the unit retried (default 3600)")
+    unit_retries: int = option(2, min=0, expected="a number of retries >= 0",
+                               help="times a unit is retried on a fresh Ray worker after its worker died or timed "
+                               "out (default 2)")
+    max_memory: str | None = option(None, metavar="DEV=SIZE,...",
+                                    help="with --device auto: memory limits for loading the model in each Ray worker, "
+                                    "e.g. 0=70GiB,1=70GiB,cpu=200GiB (accelerate max_memory; allows spilling)")
+    offload_folder: str | None = option(None, help="with --device auto: folder on each node for weights that do not "
+                                        "fit the memory limits (accelerate offload_folder; allows spilling)")
+
+
 # ------------------------------------------------------------------------------------------------ experiments
 
 

@@ -230,11 +230,14 @@ def load_model(
     dtype: str = "float32",
     device: str = "cpu",
     trust_remote_code: bool = False,
+    max_memory: dict | None = None,
+    offload_folder: str | None = None,
 ):
     """Load (model, tokenizer, ModelInfo) in eval mode.
 
     device: "cpu", "cuda", "cuda:N" or "auto" (accelerate's device_map, to shard
-    large models over several GPUs).
+    large models over several GPUs). ``max_memory`` ({0: "70GiB", "cpu": "200GiB"}) and
+    ``offload_folder`` go to accelerate with ``device="auto"`` only.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -250,6 +253,10 @@ def load_model(
             model_kw["use_safetensors"] = True
         if device == "auto":
             model_kw["device_map"] = "auto"
+            if max_memory:
+                model_kw["max_memory"] = max_memory
+            if offload_folder:
+                model_kw["offload_folder"] = offload_folder
         model = AutoModelForCausalLM.from_pretrained(path, **model_kw)
     except SteerscaleError:
         raise

@@ -16,6 +16,9 @@ class LocalBackend:
     def describe(self) -> dict:
         return {"name": "local", "workers": 1}
 
+    def planned_workers(self) -> int:
+        return 1
+
     def start(self, ref) -> list[dict]:
         from ..units import package_versions
 

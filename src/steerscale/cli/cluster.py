@@ -7,10 +7,15 @@ See docs/scaling_out.md.
 
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import fields
 from pathlib import Path
 
+from ..config import ClusterOptions, problem
 from ..errors import SteerscaleError
 from .common import Command, load, print_summary, run_vectors
+from .options import add_fields, config_from_args, flag_of
 
 
 def add_cluster_args(p) -> None:
@@ -23,16 +28,22 @@ def add_cluster_args(p) -> None:
                    "or 2 per Ray worker)")
     g.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="where the units run: this process (default) or Ray actors (pip install 'steerscale[ray]')")
-    g.add_argument("--address", default=None, help="Ray cluster address: 'auto' (running cluster), ray://HOST:PORT; "
-                   "default a local Ray cluster")
-    g.add_argument("--workers", type=int, default=None, help="Ray actors (model replicas); default as many as fit")
-    g.add_argument("--gpus-per-worker", type=float, default=None,
-                   help="GPUs each Ray actor reserves (default 1 with --device cuda/auto, else 0; 2 for a 70B in bf16 "
-                   "with --device auto)")
-    g.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per Ray actor (default 1)")
-    g.add_argument("--store", default="shared", choices=["shared", "driver"],
-                   help="Ray workers write points into --out on a shared filesystem (default), or return them "
-                   "to the driver, which writes them")
+    add_fields(g, ClusterOptions, [f.name for f in fields(ClusterOptions)])
+
+
+RAY_ONLY = ("address", "workers", "gpus_per_worker", "max_memory", "offload_folder")
+
+
+def cluster_options(args) -> ClusterOptions:
+    """The Ray options of the command line, checked (one line, exit 2) before anything starts."""
+    opts = config_from_args(ClusterOptions, args)
+    by_name = {f.name: f for f in fields(ClusterOptions)}
+    for name, f in by_name.items():
+        value = getattr(opts, name)
+        why = problem(f, value, cli=True) if value is not None else None
+        if why:
+            raise SteerscaleError(f"{flag_of(name)} {value}: expected {why}")
+    return opts
 
 
 def _merge_args(p) -> None:
@@ -40,7 +51,11 @@ def _merge_args(p) -> None:
 
 
 def wants_cluster(args) -> bool:
-    return bool(args.shard or args.backend != "local" or (args.shards or 1) > 1)
+    if args.backend != "ray":
+        given = [flag_of(n) for n in RAY_ONLY if getattr(args, n, None) is not None]
+        if given:
+            raise SteerscaleError(f"{given[0]} is an option of --backend ray; add --backend ray or leave it out")
+    return bool(args.shard or args.backend != "local" or args.shards is not None)
 
 
 def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
@@ -80,23 +95,36 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
         if vecs is None:
             raise SteerscaleError("--backend ray: give --vectors (train them first with 'steerscale train'; "
                                   "the driver never loads the model)")
-        gpus = args.gpus_per_worker
+        from ..backends.resources import parse_max_memory
+
+        opts = cluster_options(args)
+        if (opts.max_memory or opts.offload_folder) and args.device != "auto":
+            raise SteerscaleError(f"--max-memory / --offload-folder apply to --device auto (accelerate's device_map); "
+                                  f"got --device {args.device}")
+        gpus = opts.gpus_per_worker
         if gpus is None:
             gpus = 1 if args.device.startswith("cuda") or args.device == "auto" else 0
-        backend = get_backend("ray", address=args.address, workers=args.workers, gpus_per_worker=gpus,
-                              cpus_per_worker=args.cpus_per_worker)
+        offload = os.path.abspath(os.path.expanduser(opts.offload_folder)) if opts.offload_folder else None
+        backend = get_backend("ray", address=opts.address, workers=opts.workers, gpus_per_worker=gpus,
+                              cpus_per_worker=opts.cpus_per_worker, unit_timeout=opts.unit_timeout,
+                              unit_retries=opts.unit_retries, max_memory=parse_max_memory(opts.max_memory),
+                              offload_folder=offload)
+        logging.getLogger("steerscale.backends").setLevel(logging.INFO)  # one line per finished unit
         try:
             ref = ModelRef(args.model, args.dtype, args.device, args.trust_remote_code)
-            result = drive_sweep(backend, ref, items, vecs, config, out, args.shards, args.store)
+            result = drive_sweep(backend, ref, items, vecs, config, out, args.shards, opts.store)
         finally:
             backend.close()
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     print_summary(result)
     b = result.manifest.get("backend")
     if b:
-        print(f"backend ray: {b['workers']} workers on {len(b['hosts'])} host(s), {len(b['units_run'])} of "
+        print(f"backend ray: {b['model_loads']} model loads on {len(b['hosts'])} host(s), {len(b['units_run'])} of "
               f"{result.manifest['plan']['n_shards']} units run now, {result.manifest['resume']['points_computed_now']} "
-              f"points computed; {b['actors_died']} workers died, {b['units_requeued']} units re-queued")
+              f"points computed; {b.get('actors_died', 0)} workers died, {b.get('actors_replaced', 0)} replaced, "
+              f"{b.get('units_requeued', 0)} units re-queued")
+        for note in b.get("notes") or []:
+            print(f"note: {note}")
     print(f"wrote {out}/items.csv, aggregate.csv, manifest.json, layer_sweep.png")
     return 0
 
