@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SteerscaleError
+from .workers import check_workers
 
 BACKENDS = ("local", "ray")
 
@@ -70,23 +71,6 @@ def unit_done(store, unit, config, name: str) -> bool:
         if rows is None or len(rows) != n:
             return False
     return True
-
-
-def check_workers(hellos: list[dict], versions: dict):
-    """The ModelInfo every worker loaded (they must agree), after checking their package versions."""
-    from ..models import ModelInfo
-    from ..units import check_versions
-
-    if not hellos:
-        raise SteerscaleError("no worker could be started")
-    for h in hellos:
-        check_versions(h["versions"], versions, f"worker on host {h.get('host')}")
-    key = lambda h: {k: v for k, v in h["info"].items() if k != "device"}  # noqa: E731
-    for h in hellos[1:]:
-        if key(h) != key(hellos[0]):
-            raise SteerscaleError(f"workers loaded different models: {key(hellos[0])} vs {key(h)} "
-                                  f"(host {h.get('host')}); every node must see the same model files")
-    return ModelInfo(**hellos[0]["info"])
 
 
 def default_shards(want: int, n_items: int, layers: list[int], n_layers: int, positions: str, batch_size: int) -> int:

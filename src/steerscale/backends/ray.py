@@ -372,7 +372,7 @@ class RayBackend:
                         self._spawn(pending)
                     continue
                 if kind == "load":  # a replacement: the same model and versions as the first workers
-                    from . import check_workers
+                    from .workers import check_workers
                     from ..units import package_versions
 
                     check_workers([self._first_hello, *self._loaded], package_versions())
