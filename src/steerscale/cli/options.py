@@ -24,7 +24,7 @@ CLI_CLASSES = (ModelOptions, PromptOptions, VectorOptions, SweepConfig, OpenEnde
 class ItemOptions:
     """--limit of the commands that read A/B items or prompts."""
 
-    limit: int | None = opt("limit")
+    limit: int | float | None = opt("limit")
 
 
 def _all_fields() -> dict:
@@ -109,6 +109,18 @@ def _cli_default(f, value):
     return value
 
 
+def _limit_type(text: str):
+    """--limit / --train-limit: N >= 1 items or a fraction in (0, 1) (data.check_limit)."""
+    import argparse
+
+    from ..data import check_limit
+
+    try:
+        return check_limit(text, "")
+    except SteerscaleError as e:
+        raise argparse.ArgumentTypeError(str(e).strip()) from None
+
+
 def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
     """Add the fields `names` of dataclass `cls` to parser `p` as flags (or positionals, optional with
     their default); `defaults` replaces a field's default for this command (a value as the field holds it),
@@ -127,6 +139,8 @@ def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
             kw["action"] = "store_true"
         elif meta.get("cli") is None and kind in ("int", "float"):
             kw["type"] = int if kind == "int" else float
+        elif meta.get("cli") == "limit":
+            kw["type"] = _limit_type
         if meta.get("choices") and meta.get("cli") != "later":
             kw["choices"] = list(meta["choices"])
         if meta.get("metavar"):
