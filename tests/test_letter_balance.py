@@ -220,9 +220,11 @@ def test_limit_values():
 
 
 def test_cli_limit_flag_takes_a_fraction(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["train", "--limit", "0", "--out", str(tmp_path / "v.safetensors")])
-    assert e.value.code == 2 and "expected a positive number of items or a fraction" in capsys.readouterr().err
+    from steerscale.cli.options import _limit_type
+
+    assert _limit_type("0.25") == 0.25 and _limit_type("16") == 16
+    assert main(["train", "--limit", "1.5", "--out", str(tmp_path / "v.safetensors")]) == 2
+    assert "--limit 1.5: expected a positive number of items or a fraction" in capsys.readouterr().err
 
 
 def test_stratified_split_keeps_letter_shares():

@@ -136,15 +136,15 @@ def check_limit(limit, what: str = "limit") -> int | float | None:
         try:
             limit = float(limit) if any(c in limit for c in ".eE") else int(limit)
         except ValueError:
-            raise SteerscaleError(f"{what} {limit!r}: expected a positive number of items or a fraction "
-                                  f"in (0, 1) (leave it out for all)") from None
+            raise SteerscaleError(f"{what} {limit}: expected a positive number of items or a fraction "
+                                  f"in (0, 1) (leave it out to use all)") from None
     if isinstance(limit, float) and limit.is_integer() and limit >= 1:
         limit = int(limit)
     ok = (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1) or (
         isinstance(limit, float) and 0 < limit < 1)
     if not ok:
         raise SteerscaleError(f"{what} {limit!r}: expected a positive number of items or a fraction in (0, 1) "
-                              f"(leave it out for all)")
+                              f"(leave it out to use all)")
     return limit
 
 

@@ -110,15 +110,13 @@ def _cli_default(f, value):
 
 
 def _limit_type(text: str):
-    """--limit / --train-limit: N >= 1 items or a fraction in (0, 1) (data.check_limit)."""
-    import argparse
-
-    from ..data import check_limit
-
-    try:
-        return check_limit(text, "")
-    except SteerscaleError as e:
-        raise argparse.ArgumentTypeError(str(e).strip()) from None
+    """--limit / --train-limit as a number (int, or float for a fraction); `check_options` checks it."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
 
 
 def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
@@ -172,6 +170,11 @@ def config_from_args(cls, args, **given):
 def check_options(args) -> None:
     """Every given flag whose field has a lower bound is checked before anything is loaded."""
     for name, f in FIELDS.items():
+        if f.metadata.get("cli") == "limit" and getattr(args, name, None) is not None:
+            from ..data import check_limit
+
+            check_limit(getattr(args, name), flag_of(name))  # N >= 1 or a fraction in (0, 1)
+            continue
         if f.metadata.get("min") is None or getattr(args, name, None) is None:
             continue
         value = getattr(args, name)
