@@ -121,7 +121,8 @@ def train_vectors(
     """Steering vectors from contrastive items with the estimator `letter_balance` (``letters.ESTIMATORS``);
     reuses a cached activation file when the inputs match. ``meta["letter"]`` holds the letter figures
     (``LetterFigures``); a warning is logged when the imbalance term is over 10% of |v| at any layer.
-    ``swap`` reads the items and their option-swapped twins (twice the forward passes)."""
+    ``swap`` reads the items (the same activations, and cache file, as the other estimators) and then their
+    option-swapped twins (twice the forward passes); its kept activations, if asked for, are the items' only."""
     if normalize not in NORMALIZATIONS:
         raise SteerscaleError(f"normalization {normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
     if letter_balance not in ESTIMATORS:
@@ -131,7 +132,6 @@ def train_vectors(
     counts = letter_counts(items)
     if letter_balance == "balanced":
         check_balanceable(item_cells(items))  # before any forward pass
-    read = list(items) + [swap_item(it) for it in items] if letter_balance == "swap" else items
     info = info or model_info(model)
     meta = {
         "model": info.name,
@@ -144,29 +144,20 @@ def train_vectors(
         "system": system or "",
         "read_at": "output of decoder layer L, answer token",
         "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
+        "letter_balance": letter_balance,
     }
     # Tokenising is cheap next to a forward pass: done even on a cache hit, to know the answer scheme.
-    meta["letter_balance"] = letter_balance
-    enc = encode_items(tokenizer, read, template, system)
+    enc = encode_items(tokenizer, items, template, system)
     meta["answer_scheme"] = answer_scheme(enc)
-    stats = None
-    cache_path = None
-    if cache_dir is not None:
-        key = cache_key(info.name, info.n_params, info.dtype, read, template, system, spec=info.spec,
-                        fingerprint=meta["weights_fingerprint"])
-        cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
-        if cache_path.is_file():
-            cached = ActivationStats.load(cache_path)
-            same_scheme = cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
-            if same_scheme and cached.has_cells and cached.n_items == len(read) and (
-                    not keep_activations or cached.kept):
-                stats = cached
-    if stats is None:
-        keep_dir = cache_path.with_suffix(".shards") if (keep_activations and cache_path is not None) else None
-        stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep_activations, progress=progress,
-                                    meta=meta, keep_dir=keep_dir)
-        if cache_path is not None:
-            stats.save(cache_path)
+    run = dict(model=model, tokenizer=tokenizer, info=info, template=template, system=system, batch_size=batch_size,
+               cache_dir=cache_dir, progress=progress, meta=meta)
+    stats = _activations(items, enc, keep=keep_activations, **run)
+    if letter_balance == "swap":  # the items' own pass (shared with the other estimators' cache) + the twins'
+        twins = [swap_item(it) for it in items]
+        tenc = encode_items(tokenizer, twins, template, system)
+        if answer_scheme(tenc) != meta["answer_scheme"]:
+            raise SteerscaleError("the option-swapped items tokenise their answer letter another way than the items")
+        stats = _merge(stats, _activations(twins, tenc, keep=False, **run))
     if not stats.has_cells:
         raise SteerscaleError("activations without per-letter sums; cannot estimate letter-balanced vectors")
     if letter_balance == "none":
@@ -190,6 +181,42 @@ def train_vectors(
     vecs = SteeringVectors(v, dict(meta, normalization="none"))
     vecs.meta["mean_residual_norm"] = [round(float(x), 6) for x in stats.mean_norm]
     return vecs.normalized(normalize, stats.mean_norm)
+
+
+def _activations(items, enc, *, model, tokenizer, info, template, system, batch_size, cache_dir, progress, meta,
+                 keep: bool) -> ActivationStats:
+    """The activation statistics of `items` (encoded `enc`): from ``cache_dir`` when a file for exactly these
+    inputs with per-letter sums is there, else collected now (and cached)."""
+    cache_path = None
+    if cache_dir is not None:
+        key = cache_key(info.name, info.n_params, info.dtype, items, template, system, spec=info.spec,
+                        fingerprint=meta["weights_fingerprint"])
+        cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
+        if cache_path.is_file():
+            cached = ActivationStats.load(cache_path)
+            same_scheme = cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
+            if same_scheme and cached.has_cells and cached.n_items == len(items) and (not keep or cached.kept):
+                return cached
+    keep_dir = cache_path.with_suffix(".shards") if (keep and cache_path is not None) else None
+    stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep, progress=progress,
+                                meta={**{k: v for k, v in meta.items() if k != "letter_balance"},
+                                      "dataset_hash": dataset_hash(items), "n_items": len(items)},
+                                keep_dir=keep_dir)
+    if cache_path is not None:
+        stats.save(cache_path)
+    return stats
+
+
+def _merge(a: ActivationStats, b: ActivationStats) -> ActivationStats:
+    """Statistics of two item sets together (cells summed; means weighted by item counts); kept activations
+    stay with `a` only (its shard_dir)."""
+    cells = dict(a.cells)
+    for k, (t, n) in b.cells.items():
+        cells[k] = (cells[k][0] + t, cells[k][1] + n) if k in cells else (t, n)
+    n = a.n_items + b.n_items
+    mean_diff = ((a.mean_diff.double() * a.n_items + b.mean_diff.double() * b.n_items) / n).float()
+    mean_norm = ((a.mean_norm.double() * a.n_items + b.mean_norm.double() * b.n_items) / n).float()
+    return ActivationStats(mean_diff, mean_norm, n, dict(a.meta), None, cells)
 
 
 RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "template", "system", "normalization",
