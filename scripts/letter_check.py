@@ -34,6 +34,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--first", type=int, default=None, help="the first N pairs instead of the demo's sample")
     ap.add_argument("--main", default=None, help="a checkout of the unchanged code (src/ inside) to compare with")
+    ap.add_argument("--skip-swap", action="store_true", help="no swap-augmented vector (half the passes)")
     ap.add_argument("--python", default=sys.executable, help="python to run --main's CLI with")
     a = ap.parse_args()
 
@@ -54,7 +55,7 @@ def main() -> int:
     kw = dict(template="chat", batch_size=8, cache_dir=tmp / "cache", progress=False, info=info)
     v_bal = train_vectors(model, tok, items, keep_activations=True, letter_balance="balanced", **kw)
     v_none = train_vectors(model, tok, items, letter_balance="none", **kw)  # same activations (cache hit)
-    v_swap = train_vectors(model, tok, items, letter_balance="swap", **kw)
+    v_swap = None if a.skip_swap else train_vectors(model, tok, items, letter_balance="swap", **kw)
 
     # independent recomputation from the kept per-item activations (float64)
     from steerscale.activations import ActivationStats
@@ -71,18 +72,21 @@ def main() -> int:
     def cos(x, y):
         return (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(1e-30)
 
-    vn, vb, vs = v_none.vectors.double(), v_bal.vectors.double(), v_swap.vectors.double()
+    vn, vb = v_none.vectors.double(), v_bal.vectors.double()
     print(f"{how}: {counts.get('A', 0)} A-matching / {counts.get('B', 0)} B-matching, s_bar = {sbar:+.3f}")
     print("| layer | |l| | |r| | |v_none| | cos(v_none, l) | share of |v_none|^2 along l | "
           "|s_bar| |l| / |v_none| | cos(v_balanced, v_swap) |")
     print("|---|---|---|---|---|---|---|---|")
-    c_nl, c_bs = cos(vn, ell), cos(vb, vs)
+    c_nl = cos(vn, ell)
+    c_bs = None if v_swap is None else cos(vb, v_swap.vectors.double())
     for l in range(vn.shape[0]):
         print(f"| {l} | {ell[l].norm():.1f} | {r[l].norm():.2f} | {vn[l].norm():.2f} | {c_nl[l]:+.2f} | "
-              f"{c_nl[l] ** 2:.2f} | {abs(sbar) * ell[l].norm() / vn[l].norm():.2f} | {c_bs[l]:+.3f} |")
+              f"{c_nl[l] ** 2:.2f} | {abs(sbar) * ell[l].norm() / vn[l].norm():.2f} | "
+              f"{'n/a' if c_bs is None else f'{c_bs[l]:+.3f}'} |")
     print(f"train's summary (balanced): {_summary(v_bal)}")
     print(f"train's summary (none): {_summary(v_none)}")
-    print(f"train's summary (swap): {_summary(v_swap)}")
+    if v_swap is not None:
+        print(f"train's summary (swap): {_summary(v_swap)}")
 
     ok = True
     rel = lambda x, y: float(((x - y).norm(dim=-1) / y.norm(dim=-1).clamp_min(1e-30)).max())  # noqa: E731

@@ -268,3 +268,17 @@ def test_a_cache_without_letter_sums_is_not_misread(tmp_path):
         assert cache_key("m", 1, "float32", its, "plain", None, spec="s", fingerprint="f") != k_new
     finally:
         activations.CACHE_VERSION = v
+
+
+def test_train_prints_the_letter_summary_and_records_sampling(tmp_path, capsys):
+    model_dir = save_tiny_model(tmp_path / "model", layers=2, hidden=32)
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([it.to_caa() for it in imbalanced(6, 3)]))
+    out = tmp_path / "v.safetensors"
+    assert main(["train", "--model", str(model_dir), "--data", str(data), "--limit", "0.5", "--template", "plain",
+                 "--letter-balance", "swap", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("letters: estimator swap, matching 3 A/2 B (s_bar +0.200)")
+    meta = SteeringVectors.load(out).meta
+    assert meta["letter_balance"] == "swap" and meta["letter"]["counts"] == {"A": 3, "B": 2}
+    assert meta["sampling"]["limit"] == 0.5 and meta["sampling"]["seed"] == 0

@@ -149,13 +149,13 @@ def check_limit(limit, what: str = "limit") -> int | float | None:
 
 
 def limit_count(limit, n: int) -> int:
-    """How many of `n` items a checked `limit` keeps: all for None, at most n for N, round(x * n) (at least 1)
-    for a fraction x."""
+    """How many of `n` items a checked `limit` keeps: all for None, at most n for N, x * n rounded half up (at
+    least 1) for a fraction x."""
     limit = check_limit(limit)
     if limit is None:
         return n
     if isinstance(limit, float):
-        return max(1, int(round(limit * n)))
+        return max(1, int(limit * n + 0.5))
     return min(limit, n)
 
 
