@@ -93,9 +93,9 @@ def check_balanceable(cell_counts: dict) -> None:
     if _rank(x) != _rank(x[:, 1:]) + 1:
         cells = {k: (None, n) for k, n in cell_counts.items()}
         raise SteerscaleError(
-            f"letter-balanced estimator: the items' matching letters are {counts_text(cells)} (letter pairs "
-            f"{', '.join(f'{m}>{n}' for m, n in pairs)}); a letter that never matches cannot be balanced against "
-            f"the others; use --letter-balance swap (adds each item with its options exchanged) or none (CAA's raw "
+            f"letter-balanced estimator: the items' letter pairs ({', '.join(f'{m}>{n}' for m, n in pairs)}; "
+            f"matching letters {counts_text(cells)}) cannot separate the behaviour from the answer letters (a "
+            f"letter never matches, or the letter pairs do not overlap); use --letter-balance swap (adds each item with its options exchanged) or none (CAA's raw "
             f"mean, letter component included)")
 
 
