@@ -228,7 +228,8 @@ class JudgeOptions:
 class SweepConfig:
     """What to sweep and how. ``layers=None`` means every layer."""
 
-    layers: list[int] | None = option(None, cli="layers", help="'all', '13', '10-14' or '3,5,7' (default all)")
+    layers: list[int] | None = option(None, cli="layers", help="'all', '13', '10-14', '0-29:3' (every 3rd), "
+                                      "'3,5,7', or from the end: '-1' (last), '-4--1' (default all)")
     multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], cli="floats",
                                       help="comma list (default -1,0,1)")
     positions: str = opt("positions")
@@ -251,6 +252,7 @@ class SweepConfig:
             if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
                 raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
         layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
+        layers = [l + n_layers if -n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
         bad = [l for l in layers if not 0 <= l < n_layers]
         if bad:
             shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
@@ -270,8 +272,9 @@ class SweepConfig:
 class OpenEndedConfig:
     """What to sweep. Points are single layers (`layers`) plus windows (every start x width)."""
 
-    layers: list[int] | None = option(None, cli="layers", help="single layers: 'all', '13', '0-29', '0,3,6' "
-                                      "(default all, or none when windows are given)")
+    layers: list[int] | None = option(None, cli="layers", help="single layers: 'all', '13', '0-29', '0-29:3' "
+                                      "(every 3rd), '0,3,6', '-1' (last) (default all, or none when windows are "
+                                      "given)")
     window_starts: list[int] = option(factory=list, cli="ints", help="multi-layer windows: comma list of first layers")
     window_widths: list[int] = option(factory=list, cli="ints", help="comma list of window widths (every start x width)")
     window_mode: str = option("per-layer", choices=WINDOW_MODES, help="each layer its own vector, or the start "
@@ -301,6 +304,7 @@ class OpenEndedConfig:
         if layers is None and not self.window_starts:
             layers = list(range(n_layers))
         for l in layers or []:
+            l = l + n_layers if -n_layers <= l < 0 else l  # -1 = the last layer
             if not 0 <= l < n_layers:
                 raise SteerscaleError(f"layers [{l}]: out of range, this model has layers 0..{n_layers - 1}")
             pts.add((l, l))

@@ -38,34 +38,39 @@ def _all_fields() -> dict:
 FIELDS = _all_fields()
 
 
+_LAYER_PART = re.compile(r"^(-?\d+)(?:-(-?\d+))?(?::(\d+))?$")
+
+
 def parse_layers(text: str | None) -> list[int] | None:
-    """'all', '13', '10-14', '0-29:3' (every 3rd), '3,5,7' or a mix like '0-3,10'."""
+    """'all', '13', '10-14', '0-29:3' (every 3rd), '3,5,7' or a mix like '0-3,10'; negative indices count from
+    the end (-1 = the last layer, '-4--1' = the last four), resolved against the model's layer count later
+    (SweepConfig.validate, steer). A range's two ends have the same sign."""
     if text is None or text.strip().lower() == "all":
         return None
     out = []
     for part in text.split(","):
         part = part.strip()
+        m = _LAYER_PART.match(part.replace(" ", ""))
         try:
-            step = 1
-            if ":" in part:
-                part, st = part.split(":", 1)
-                step = int(st) if len(st) <= 12 else MAX_LAYERS + 1
-                if step < 1:
-                    raise ValueError
-            if "-" in part[1:]:
-                a, b = (int(x) if len(x.strip()) <= 12 else MAX_LAYERS + 1 for x in part.split("-", 1))
-                bounds = (a, b)
-            else:
-                a = b = int(part) if len(part) <= 12 else MAX_LAYERS + 1
-                bounds = (a,)
+            if not m:
+                raise ValueError
+            big_int = lambda x: int(x) if len(x.lstrip("-")) <= 12 else MAX_LAYERS + 1  # noqa: E731
+            a = big_int(m.group(1))
+            b = big_int(m.group(2)) if m.group(2) is not None else a
+            step = big_int(m.group(3)) if m.group(3) is not None else 1
+            if step < 1:
+                raise ValueError
         except ValueError:
-            raise SteerscaleError(f"--layers {short(text)}: expected 'all', a layer, a range like 10-14, "
-                                  f"or a comma list") from None
+            raise SteerscaleError(f"--layers {short(text)}: expected 'all', a layer, a range like 10-14, or a "
+                                  f"comma list (0-29:3 is every 3rd layer, -1 the last)") from None
         # checked before expanding: '0-99999999' must not build a list of 10^8 layers
-        big = [x for x in bounds if x >= MAX_LAYERS]
+        big = [x for x in (a, b) if abs(x) >= MAX_LAYERS + (x < 0)]
         if big:
             raise SteerscaleError(f"--layers {short(text)}: layer {short(big[0], 20)} is beyond any model "
                                   f"(at most {MAX_LAYERS} layers)")
+        if (a < 0) != (b < 0):
+            raise SteerscaleError(f"--layers {short(text)}: range {part} mixes a layer counted from the start with "
+                                  f"one counted from the end; give both ends alike, e.g. 10-29 or -5--1")
         out.extend(range(a, b + 1, step))
     if not out:
         raise SteerscaleError(f"--layers {short(text)}: selects no layers; expected e.g. 10-14 (low-high)")
@@ -195,8 +200,8 @@ def out_arg(p, help: str = "results folder") -> None:
 
 def numeric_list_flags() -> tuple[str, ...]:
     """Flags whose value may start with '-' (a negative number): comma lists of numbers, --multiplier."""
-    lists = {flag_of(n) for n, f in FIELDS.items() if f.metadata.get("cli") in ("floats", "ints")}
-    return tuple(sorted(lists | {"--multipliers", "--multiplier"}))
+    lists = {flag_of(n) for n, f in FIELDS.items() if f.metadata.get("cli") in ("floats", "ints", "layers")}
+    return tuple(sorted(lists | {"--multipliers", "--multiplier", "--layers", "--layer", "--direction-layer"}))
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
