@@ -63,7 +63,9 @@ OPTIONS: dict[str, dict] = {
                      help="prompt format: the model's chat template, [INST] ... [/INST], or Input:/Response: "
                      "(default chat)"),
     "system": dict(default=None, help="system prompt (default none)"),
-    "batch_size": dict(default=8, min=1, expected="a positive integer", help="prompts per forward pass (default 8)"),
+    "batch_size": dict(default=8, min=1, expected="a positive integer", auto=True,
+                       help="prompts per forward pass, or 'auto': the largest that fits on an accelerator, 8 on a "
+                       "CPU (default 8)"),
     "positions": dict(default="all", choices=POSITIONS,
                       help="steer every token (paper) or from the last instruction token on (CAA code)"),
     "seed": dict(default=0, min=0, expected="an integer >= 0 (bootstrap and sampling seed)", help="bootstrap seed"),

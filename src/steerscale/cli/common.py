@@ -29,8 +29,11 @@ def load(args):
     """The model of the command's flags, through ``steerscale.cli._load`` (the one place to replace model
     loading, e.g. by a tiny model in tests)."""
     from .. import cli
+    from .datasets import after_loading
 
-    return cli._load(args)
+    model, tok, info = cli._load(args)
+    after_loading(args, model)  # --batch-size auto on an accelerator
+    return model, tok, info
 
 
 def load_model_of(args):

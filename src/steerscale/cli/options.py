@@ -8,6 +8,7 @@ before any model work (one line, exit 2), with the field's ``expected`` phrase.
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import MISSING, dataclass, fields
 
@@ -130,6 +131,8 @@ def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
         kind, _ = _kind(f)
         if kind == "bool":
             kw["action"] = "store_true"
+        elif meta.get("auto"):  # a number or 'auto' (--batch-size auto)
+            kw["type"] = int_or_auto
         elif meta.get("cli") is None and kind in ("int", "float"):
             kw["type"] = int if kind == "int" else float
         if meta.get("choices") and meta.get("cli") != "later":
@@ -163,7 +166,7 @@ def config_from_args(cls, args, **given):
 def check_options(args) -> None:
     """Every given flag whose field has a lower bound is checked before anything is loaded."""
     for name, f in FIELDS.items():
-        if f.metadata.get("min") is None or getattr(args, name, None) is None:
+        if f.metadata.get("min") is None or getattr(args, name, None) in (None, "auto"):
             continue
         value = getattr(args, name)
         why = problem(f, value, cli=True)
@@ -217,3 +220,72 @@ def join_negative_values(argv: list[str]) -> list[str]:
         out.append(a)
         i += 1
     return out
+
+
+# ------------------------------------------------------------------------------------------------ parser habits
+
+
+def int_or_auto(text: str):
+    """--batch-size: a positive integer or 'auto' (autobatch: largest that fits on an accelerator)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive integer or 'auto'") from None
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with '(default X)' added to every option whose help does not already say its default."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if "default" in h.lower() or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return h
+        return f"{h} (default %(default)s)" if h else "(default %(default)s)"
+
+
+def suggest(word: str, known) -> str | None:
+    """The option or command a mistyped `word` most likely meant: underscores for hyphens first
+    (``--train_limit`` -> ``--train-limit``), then the closest by difflib."""
+    import difflib
+
+    known = list(known)
+    fixed = word.replace("_", "-")
+    if fixed in known:
+        return fixed
+    close = difflib.get_close_matches(fixed, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) that say "did you mean ..." for a mistyped command or choice."""
+
+    def error(self, message):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            hint = suggest(m.group(1), re.findall(r"'([^']*)'", m.group(2)) or
+                           [c.strip() for c in m.group(2).split(",")])
+            if hint:
+                message += f"; did you mean {hint!r}?"
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def unrecognized_message(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """The one-line error for arguments `parser` (a subcommand's) does not know, with a "did you mean" for each
+    mistyped flag (``--train_limit 5`` -> ``--train-limit``)."""
+    known = [s for a in parser._actions for s in a.option_strings]
+    hints = []
+    for tok in extra:
+        if tok.startswith("--"):
+            name = tok.split("=", 1)[0]
+            hint = suggest(name, known)
+            if hint:
+                hints.append((name, hint))
+    shown = " ".join(extra)
+    text = f"unrecognized arguments: {shown if len(shown) <= 200 else shown[:200] + '...'}"
+    if len(hints) == 1:
+        text += f"; did you mean {hints[0][1]}?"
+    elif hints:
+        text += "; did you mean " + ", ".join(f"{h} (for {n})" for n, h in hints) + "?"
+    return f"{parser.prog}: error: {text} (see '{parser.prog} --help')"
