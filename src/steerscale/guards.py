@@ -280,7 +280,7 @@ def check_foreign_vectors(vectors, info, allow: bool, flag: str = "--allow-forei
         if theirs == ours:
             return
         made_on = made_on or "?"
-        detail = (f"; their weights fingerprint is {short(theirs, 40)}, this model's {ours} (other weights, or these "
+        detail = (f"; their weights fingerprint is {str(theirs)[:40]}, this model's {ours} (other weights, or these "
                   f"weights in another dtype)")
     elif not made_on or made_on == info.name:
         return
