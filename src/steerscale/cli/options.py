@@ -240,9 +240,15 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         h = action.help or ""
-        if "default" in h.lower() or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings or says_default(h, action):
             return h
         return f"{h} (default %(default)s)" if h else "(default %(default)s)"
+
+
+def says_default(help_text: str, action) -> bool:
+    """Whether `help_text` already names the action's default ('default X', 'default: X', "X (default" ...)."""
+    d = str(action.default)
+    return any(p in help_text for p in (f"default {d}", f"default: {d}", f"{d} (default", f"{d}' (default"))
 
 
 def suggest(word: str, known) -> str | None:
