@@ -12,7 +12,8 @@ declares a field of one class), and from it come
 Field metadata keys: ``help``; ``choices``; ``min`` (inclusive lower bound of a number); ``expected`` (how
 the CLI says what a flag wants, e.g. "a positive number of tokens"; file and API messages say "an integer
 >= 1"); ``cli`` (how the flag is read: ``"layers"`` = ``parse_layers`` text, ``"floats"``/``"ints"`` =
-comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``.
+comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``;
+``auto`` (the flag also takes ``auto``: ``--batch-size auto``, resolved by the CLI, steerscale.autobatch).
 
 Classes: ``SweepConfig`` (a layer x multiplier A/B sweep), ``OpenEndedConfig`` (an open-ended sweep),
 ``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), and the
