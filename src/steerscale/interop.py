@@ -231,3 +231,12 @@ def import_vectors(path, n_layers: int | None = None) -> SteeringVectors:
         return import_steering_vectors(p, n_layers)  # raises the pickle message
     raise SteerscaleError(f"{p}: unknown vector file type {suffix!r}; expected .gguf (llama.cpp/repeng) or "
                           f".safetensors (steering-vectors layout)")
+
+
+def _register() -> None:
+    from .vector_ops import register_exporter
+
+    register_exporter("gguf", export_llama_cpp)  # SteeringVectors.export_gguf writes through this module
+
+
+_register()

@@ -12,7 +12,8 @@ The habits of steering-vectors and repeng, on steerscale's vectors (``SteeringVe
   ``"a + b"``) and ``operands`` (each operand's content hash, ``vectors_hash``, with its own operation or
   training data hash); keys that describe one training run (dataset, letter figures, ...) are not carried over.
 * ``export_gguf(vectors, path, ...)``: a llama.cpp / repeng control vector, written by
-  ``interop.export_llama_cpp`` (the one GGUF writer); ``model_hint`` is the model type.
+  ``interop.export_llama_cpp`` (the one GGUF writer, registered here by interop: ``register_exporter``);
+  ``model_hint`` is the model type.
 """
 
 from __future__ import annotations
@@ -125,14 +126,24 @@ def add(a, b, sign: int = 1):
     return _derived(type(a), a.vectors + sign * b.vectors, f"{_name(a)} {op} {_name(b)}", [a, b])
 
 
-def export_gguf(vectors, path, layers=None, multiplier: float = 1.0, model_hint: str | None = None):
-    """Write the vectors as a llama.cpp / repeng control vector GGUF (``interop.export_llama_cpp``): tensor
-    ``direction.L`` = ``multiplier * vectors[L]`` for each L in `layers` (default every layer llama.cpp can
-    address, 1..n_layers-1; -1 = the last layer), ``controlvector.model_hint`` = `model_hint` or the vectors'
-    recorded model type (e.g. "llama")."""
-    from .interop import export_llama_cpp
+# GGUF writers by name, registered by the module that writes the format (steerscale.interop registers "gguf" when
+# imported, which `import steerscale` does): vectors -> vector_ops -> interop -> vectors would be an import cycle.
+EXPORTERS: dict = {}
 
+
+def register_exporter(fmt: str, write) -> None:
+    """`write(vectors, path, layers, multiplier, model_hint) -> Path` becomes the writer of format `fmt`."""
+    EXPORTERS[fmt] = write
+
+
+def export_gguf(vectors, path, layers=None, multiplier: float = 1.0, model_hint: str | None = None):
+    """Write the vectors as a llama.cpp / repeng control vector GGUF (``interop.export_llama_cpp``, the one GGUF
+    writer): tensor ``direction.L`` = ``multiplier * vectors[L]`` for each L in `layers` (default every layer
+    llama.cpp can address, 1..n_layers-1; -1 = the last layer), ``controlvector.model_hint`` = `model_hint` or the
+    vectors' recorded model type (e.g. "llama")."""
+    if "gguf" not in EXPORTERS:
+        raise SteerscaleError("GGUF export: no writer registered; import steerscale (steerscale.interop) first")
     if layers is not None:
         layers = resolve_layers([layers] if isinstance(layers, int) else list(layers), vectors.n_layers,
                                 "export layers")
-    return export_llama_cpp(vectors, path, layers, multiplier, model_hint)
+    return EXPORTERS["gguf"](vectors, path, layers, multiplier, model_hint)

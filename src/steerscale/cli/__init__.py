@@ -19,8 +19,8 @@ from ..errors import SteerscaleError
 from ..store import os_error
 from . import ab, cluster, datasets, interventions, openended, reproduce
 from .common import load_model_of as _load  # noqa: F401  (replaceable: every command loads through it)
-from .options import (HelpFormatter, Parser, check_options, join_negative_values, parse_floats,  # noqa: F401
-                      parse_ints, parse_layers, unrecognized_message)
+from .options import (HelpFormatter, Parser, batch_size_before_loading, check_options,  # noqa: F401
+                      join_negative_values, parse_floats, parse_ints, parse_layers, unrecognized_message)
 
 EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debug for full tracebacks."
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         check_options(args)  # every bounded option, before any file or model is read
-        datasets.batch_size_before_loading(args)  # --batch-size auto: 8 on a CPU, else found after loading
+        batch_size_before_loading(args)  # --batch-size auto: 8 on a CPU, else found after loading
         return SUBCOMMANDS[args.command].run(args)
     except SteerscaleError as e:
         if args.debug:

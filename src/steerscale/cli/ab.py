@@ -119,6 +119,9 @@ def cmd_sweep(args) -> int:
     train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
     out = check_writable_folder(out_path)
     if wants_cluster(args):
+        if getattr(args, "batch_size_pending", False):
+            raise SteerscaleError("--batch-size auto on an accelerator needs the model in this process; with "
+                                  "--shard/--shards/--backend give a number")
         return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = load(args)
     config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded

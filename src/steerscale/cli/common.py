@@ -29,7 +29,7 @@ def load(args):
     """The model of the command's flags, through ``steerscale.cli._load`` (the one place to replace model
     loading, e.g. by a tiny model in tests)."""
     from .. import cli
-    from .datasets import after_loading
+    from .options import after_loading
 
     model, tok, info = cli._load(args)
     after_loading(args, model)  # --batch-size auto on an accelerator

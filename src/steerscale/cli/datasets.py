@@ -1,10 +1,9 @@
-"""Discovery and lm-eval habits: ``data list`` / ``list-data`` / ``--data list`` (the built-in datasets, their
-sizes and letter balance) and ``--batch-size auto`` (resolved before loading on a CPU, after it elsewhere)."""
+"""Discovery, an lm-eval habit: ``data list`` / ``list-data`` / ``--data list`` (the built-in datasets, their
+sizes and letter balance)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from .common import Command
@@ -37,33 +36,6 @@ def asks_listing(argv: list[str]) -> bool:
             if a == f"{flag}={LIST_WORD}" or (a == flag and i + 1 < len(argv) and argv[i + 1] == LIST_WORD):
                 return not Path(LIST_WORD).exists()
     return False
-
-
-def batch_size_before_loading(args) -> None:
-    """--batch-size auto: on a CPU device the CPU default now; elsewhere a placeholder now (the checks before
-    loading see a number) and the size found after loading (``after_loading``, called by common.load)."""
-    from ..autobatch import AUTO, CPU_DEFAULT
-
-    if getattr(args, "batch_size", None) != AUTO:
-        return
-    args.batch_size = CPU_DEFAULT
-    if str(getattr(args, "device", "cpu")).startswith("cpu"):
-        print(f"steerscale {args.command}: --batch-size auto: {CPU_DEFAULT} (the CPU default; no memory limit "
-              f"to find on a CPU)", file=sys.stderr)
-    else:
-        args.batch_size_pending = True
-
-
-def after_loading(args, model) -> None:
-    """The batch size of --batch-size auto on an accelerator, once the model is loaded."""
-    if not getattr(args, "batch_size_pending", False):
-        return
-    from ..autobatch import auto_batch_size
-
-    args.batch_size = auto_batch_size(model)
-    args.batch_size_pending = False
-    print(f"steerscale {args.command}: --batch-size auto: {args.batch_size} (largest that fits, by halving from "
-          f"256 on out-of-memory)", file=sys.stderr)
 
 
 COMMANDS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import MISSING, dataclass, fields
 
 from ..config import (JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
@@ -295,3 +296,33 @@ def unrecognized_message(parser: argparse.ArgumentParser, extra: list[str]) -> s
     elif hints:
         text += "; did you mean " + ", ".join(f"{h} (for {n})" for n, h in hints) + "?"
     return f"{parser.prog}: error: {text} (see '{parser.prog} --help')"
+
+
+# ------------------------------------------------------------------------------------------------ --batch-size auto
+
+
+def batch_size_before_loading(args) -> None:
+    """--batch-size auto: on a CPU device the CPU default now; elsewhere a placeholder now (the checks before
+    loading see a number) and the size found after loading (``after_loading``, called by common.load)."""
+    from ..autobatch import AUTO, CPU_DEFAULT
+
+    if getattr(args, "batch_size", None) != AUTO:
+        return
+    args.batch_size = CPU_DEFAULT
+    if str(getattr(args, "device", "cpu")).startswith("cpu"):
+        print(f"steerscale {args.command}: --batch-size auto: {CPU_DEFAULT} (the CPU default; no memory limit "
+              f"to find on a CPU)", file=sys.stderr)
+    else:
+        args.batch_size_pending = True
+
+
+def after_loading(args, model) -> None:
+    """The batch size of --batch-size auto on an accelerator, once the model is loaded."""
+    if not getattr(args, "batch_size_pending", False):
+        return
+    from ..autobatch import auto_batch_size
+
+    args.batch_size = auto_batch_size(model)
+    args.batch_size_pending = False
+    print(f"steerscale {args.command}: --batch-size auto: {args.batch_size} (largest that fits, by halving from "
+          f"256 on out-of-memory)", file=sys.stderr)
