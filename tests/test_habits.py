@@ -247,10 +247,11 @@ def test_cli_batch_size_auto_is_recorded_in_the_manifest(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     save_tiny_model(tmp_path / "m", layers=2)
     write_dataset(tmp_path / "d.json", 4)
-    assert cli.main(["sweep", "--model", "m", "--data", "d.json", "--train-data", "d.json", "--layers", "1",
+    assert cli.main(["sweep", "--model", "m", "--data", "d.json", "--train-data", "d.json", "--layers", "-1",
                      "--multipliers=0,1", "--batch-size", "auto", "--out", "run"]) == 0
     assert f"--batch-size auto: {CPU_DEFAULT}" in capsys.readouterr().err
-    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["batch_size"] == CPU_DEFAULT
+    config = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]
+    assert config["batch_size"] == CPU_DEFAULT and config["layers"] == [1]  # --layers -1: the last of 2 layers
     with pytest.raises(SystemExit) as e:
         cli.main(["sweep", "--batch-size", "many", "--out", "run"])
     assert e.value.code == 2 and "expected a positive integer or 'auto'" in capsys.readouterr().err
