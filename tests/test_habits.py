@@ -344,3 +344,12 @@ def test_every_flag_has_help_and_shows_its_default():
     sweep_help = " ".join(sub.choices["sweep"].format_help().split())
     assert "0-29:3" in sweep_help and "'-1' (last)" in sweep_help
     assert "(default 8)" in " ".join(sub.choices["ablation"].format_help().split())  # --batch-size
+
+
+def test_negative_layers_in_transfer(tmp_path, capsys):
+    m = str(save_tiny_model(tmp_path / "m", layers=3))
+    vp = ss.SteeringVectors(torch.randn(3, 32), {"model": "m"}).save(tmp_path / "v.safetensors")
+    assert cli.main(["transfer", "--vectors", str(vp), "--source-model", m, "--model", m, "--layers", "-1",
+                     "--template", "plain", "--limit", "2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["source_layers"] == [2] and r["target_layers"] == [2]

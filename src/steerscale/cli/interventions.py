@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models import resolve_layers
 from ..store import check_writable_folder
 from .common import Command, load
 from .options import model_args, out_arg, parse_floats, parse_layers, prompt_args
@@ -67,7 +68,10 @@ def cmd_ablation(args) -> int:
     if vecs is not None:
         vecs.check_model(model)
     kl = None if args.kl_threshold is not None and args.kl_threshold < 0 else args.kl_threshold
-    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, args.layer, parse_layers(args.layers),
+    cands, layer = parse_layers(args.layers), args.layer  # -1 = the last layer
+    cands = None if cands is None else resolve_layers(cands, info.n_layers, "--layers")
+    layer = None if layer is None else resolve_layers([layer], info.n_layers, "--layer")[0]
+    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, layer, cands,
                                    mults, kl, args.prune, args.induce_threshold, args.split_seed, args.template,
                                    args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
     layer = vecs.meta["selected_layer"]
