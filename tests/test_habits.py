@@ -64,6 +64,9 @@ def test_pairs_read_each_texts_last_token(tiny):
     assert vecs.meta["trained_from"] == "pairs" and vecs.meta["n_pairs"] == 3
     assert "no answer letters" in vecs.meta["letter_figures"] and vecs.meta["model_type"] == "llama"
     assert vecs.meta["weights_fingerprint"] == model_info(model).weights_fingerprint
+    unit = ss.train_vectors(model, tok, PAIRS, normalize="unit")
+    torch.testing.assert_close(unit.norms(), torch.ones(4), atol=1e-5, rtol=0)
+    assert unit.meta["normalization"] == "unit"
 
 
 def test_pair_vector_added_where_it_was_read_turns_negative_into_positive(tiny):

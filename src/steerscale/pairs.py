@@ -78,8 +78,8 @@ def _last_token_residuals(model, tokenizer, texts: list[str], batch_size: int) -
     return torch.cat(out)
 
 
-def train_from_pairs(model, tokenizer, pairs, normalize: str = "none", batch_size: int = 8, info=None,
-                     progress: bool = False) -> SteeringVectors:
+def train_from_pairs(model, tokenizer, pairs, normalize: str = "none", batch_size: int = 8,
+                     info=None) -> SteeringVectors:
     """Vectors from (positive, negative) text pairs; see the module docstring for the contract."""
     if normalize not in NORMALIZATIONS:
         raise SteerscaleError(f"normalization {normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
@@ -109,8 +109,7 @@ def train_vectors(model, tokenizer, items, *args, **kwargs) -> SteeringVectors:
             raise SteerscaleError(f"train_vectors on text pairs: {what} not used (pairs are read as given, at each "
                                   f"text's last token); pass normalize=, batch_size=, info= by name only")
         return train_from_pairs(model, tokenizer, items, normalize=kwargs.get("normalize", "none"),
-                                batch_size=kwargs.get("batch_size", 8), info=kwargs.get("info"),
-                                progress=kwargs.get("progress", False))
+                                batch_size=kwargs.get("batch_size", 8), info=kwargs.get("info"))
     if items and isinstance(items, (list, tuple)) and isinstance(items[0], (tuple, list, str)):
         raise SteerscaleError("train_vectors: expected A/B items (load_dataset) or (positive, negative) pairs of "
                               "strings")
