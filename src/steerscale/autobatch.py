@@ -43,10 +43,12 @@ def choose_batch_size(probe: Callable[[int], None], start: int = START, on_oom: 
         except Exception as e:
             if not is_oom(e) or size == 1:
                 raise
-            log.info("batch size %d: out of memory, trying %d", size, size // 2)
-            if on_oom is not None:
-                on_oom()
-            size //= 2
+        # outside the except block: the error and its frames (which hold the failed batch's tensors) are gone,
+        # so on_oom (torch.cuda.empty_cache) can give their memory back before the next try
+        log.info("batch size %d: out of memory, trying %d", size, size // 2)
+        if on_oom is not None:
+            on_oom()
+        size //= 2
 
 
 def auto_batch_size(model, start: int = START, tokens: int = PROBE_TOKENS) -> int:
