@@ -510,6 +510,18 @@ CATALOGUE = [
      "items.csv: row 2: score -3.0 is not a probability in [0, 1]"),
     ("report-inf-score-at-zero", lambda c: ["report", _report_folder(c, lambda o: _edit_scores(o, "inf", True))],
      "score inf is not a probability in [0, 1]"),
+    # --- issue 20: habits (did you mean, negative layers, one model identity)
+    ("flag-with-underscores", lambda c: c.sweep("--train_limit", "3"),
+     "unrecognized arguments: --train_limit 3; did you mean --train-limit?"),
+    ("info-model-given-twice", lambda c: ["info", str(c.b["model"]), "--model", str(c.tmp / "other")],
+     "info: the model is given twice"),
+    ("layers-mixed-sign-range", lambda c: c.sweep("--layers", "0--1"),
+     "range 0--1 mixes a layer counted from the start with one counted from the end"),
+    ("layers-negative-out-of-range", lambda c: c.sweep("--layers", "-3"),
+     "layers [-3]: out of range, this model has layers 0..1"),
+    ("vectors-other-weights-fingerprint", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32), meta={
+        "steerscale": json.dumps({"model": "model", "weights_fingerprint": "0" * 20})})),
+     "their weights fingerprint is 00000000000000000000, this model's"),
 ]
 
 

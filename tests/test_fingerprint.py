@@ -74,7 +74,12 @@ def test_cli_resume_with_another_checkpoint_is_refused(two, tmp_path, capsys):
             "--multipliers=-1,0,1", "--out", str(tmp_path / "run")]
     assert cli.main(args + ["--model", str(two["a"])]) == 0
     before = (tmp_path / "run" / "items.csv").read_bytes()
+    capsys.readouterr()
+    # vectors made on checkpoint a are foreign to b (same name and shape, another weights fingerprint)
     assert cli.main(args + ["--model", str(two["b"])]) == 2
+    assert "their weights fingerprint is" in capsys.readouterr().err
+    # allowed anyway: the folder, made with checkpoint a, still refuses to mix in b's points
+    assert cli.main(args + ["--model", str(two["b"]), "--allow-foreign-vectors"]) == 2
     assert "model.weights_fingerprint" in capsys.readouterr().err
     assert (tmp_path / "run" / "items.csv").read_bytes() == before  # nothing mixed in
 

@@ -11,7 +11,8 @@ from .interventions import compare_interventions, refusal_directions, run_ablati
 from .orthogonalization import orthogonalize, save_orthogonalized
 from .steering import ablate, capture, steer
 from .sweep import SweepConfig, SweepResult, run_sweep
-from .vectors import SteeringVectors, train_vectors
+from .vectors import SteeringVectors
+from .pairs import train_vectors  # A/B items (vectors.train_vectors) or (positive, negative) text pairs
 
 sweep = run_sweep
 

@@ -12,7 +12,8 @@ declares a field of one class), and from it come
 Field metadata keys: ``help``; ``choices``; ``min`` (inclusive lower bound of a number); ``expected`` (how
 the CLI says what a flag wants, e.g. "a positive number of tokens"; file and API messages say "an integer
 >= 1"); ``cli`` (how the flag is read: ``"layers"`` = ``parse_layers`` text, ``"floats"``/``"ints"`` =
-comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``.
+comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``;
+``auto`` (the flag also takes ``auto``: ``--batch-size auto``, resolved by the CLI, steerscale.autobatch).
 
 Classes: ``SweepConfig`` (a layer x multiplier A/B sweep), ``OpenEndedConfig`` (an open-ended sweep),
 ``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), and the
@@ -63,7 +64,9 @@ OPTIONS: dict[str, dict] = {
                      help="prompt format: the model's chat template, [INST] ... [/INST], or Input:/Response: "
                      "(default chat)"),
     "system": dict(default=None, help="system prompt (default none)"),
-    "batch_size": dict(default=8, min=1, expected="a positive integer", help="prompts per forward pass (default 8)"),
+    "batch_size": dict(default=8, min=1, expected="a positive integer", auto=True,
+                       help="prompts per forward pass, or 'auto': the largest that fits on an accelerator, 8 on a "
+                       "CPU (default 8)"),
     "positions": dict(default="all", choices=POSITIONS,
                       help="steer every token (paper) or from the last instruction token on (CAA code)"),
     "seed": dict(default=0, min=0, expected="an integer >= 0 (bootstrap and sampling seed)", help="bootstrap seed"),
@@ -267,7 +270,8 @@ class ClusterOptions:
 class SweepConfig:
     """What to sweep and how. ``layers=None`` means every layer."""
 
-    layers: list[int] | None = option(None, cli="layers", help="'all', '13', '10-14' or '3,5,7' (default all)")
+    layers: list[int] | None = option(None, cli="layers", help="'all', '13', '10-14', '0-29:3' (every 3rd), "
+                                      "'3,5,7', or from the end: '-1' (last), '-4--1' (default all)")
     multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], cli="floats",
                                       help="comma list (default -1,0,1)")
     positions: str = opt("positions")
@@ -290,6 +294,7 @@ class SweepConfig:
             if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
                 raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
         layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
+        layers = [l + n_layers if -n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
         bad = [l for l in layers if not 0 <= l < n_layers]
         if bad:
             shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
@@ -309,8 +314,9 @@ class SweepConfig:
 class OpenEndedConfig:
     """What to sweep. Points are single layers (`layers`) plus windows (every start x width)."""
 
-    layers: list[int] | None = option(None, cli="layers", help="single layers: 'all', '13', '0-29', '0,3,6' "
-                                      "(default all, or none when windows are given)")
+    layers: list[int] | None = option(None, cli="layers", help="single layers: 'all', '13', '0-29', '0-29:3' "
+                                      "(every 3rd), '0,3,6', '-1' (last) (default all, or none when windows are "
+                                      "given)")
     window_starts: list[int] = option(factory=list, cli="ints", help="multi-layer windows: comma list of first layers")
     window_widths: list[int] = option(factory=list, cli="ints", help="comma list of window widths (every start x width)")
     window_mode: str = option("per-layer", choices=WINDOW_MODES, help="each layer its own vector, or the start "
@@ -340,6 +346,7 @@ class OpenEndedConfig:
         if layers is None and not self.window_starts:
             layers = list(range(n_layers))
         for l in layers or []:
+            l = l + n_layers if -n_layers <= l < 0 else l  # -1 = the last layer
             if not 0 <= l < n_layers:
                 raise SteerscaleError(f"layers [{l}]: out of range, this model has layers 0..{n_layers - 1}")
             pts.add((l, l))

@@ -268,17 +268,28 @@ def check_model_layers(info) -> None:
 
 
 def check_foreign_vectors(vectors, info, allow: bool, flag: str = "--allow-foreign-vectors") -> None:
-    """Refuse vectors whose metadata names another model than `info.name` (same shape, or check_model would
-    already have refused them), unless `allow`."""
-    made_on = (getattr(vectors, "meta", None) or {}).get("model")
-    if not made_on or made_on == info.name:
+    """Refuse vectors made on another model (same shape, or check_model would already have refused them),
+    unless `allow`. Fingerprints decide first: vectors whose ``weights_fingerprint`` equals the model's were made
+    on these weights, whatever name either side records; different fingerprints are another model (or dtype).
+    Names are compared only when either side has no fingerprint."""
+    meta = getattr(vectors, "meta", None) or {}
+    made_on = meta.get("model")
+    theirs, ours = meta.get("weights_fingerprint"), getattr(info, "weights_fingerprint", "")
+    detail = ""
+    if theirs and ours:
+        if theirs == ours:
+            return
+        made_on = made_on or "?"
+        detail = (f"; their weights fingerprint is {str(theirs)[:40]}, this model's {ours} (other weights, or these "
+                  f"weights in another dtype)")
+    elif not made_on or made_on == info.name:
         return
     where = f"{vectors.path}: " if getattr(vectors, "path", None) else ""
     if allow:
         log.warning("%svectors were made on %r; steering %r with them (%s)", where, made_on, info.name, flag)
         return
     raise SteerscaleError(f"{where}vectors were made on model {short(made_on, 80)}, this is {short(info.name, 80)} "
-                          f"(same shape); pass {flag} to steer it with them anyway")
+                          f"(same shape){detail}; pass {flag} to steer it with them anyway")
 
 
 def saturated_points(rows: list[dict]) -> list[tuple]:

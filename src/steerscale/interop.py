@@ -77,7 +77,14 @@ def export_llama_cpp(vectors: SteeringVectors, path, layers: list[int] | None = 
     path = Path(path)
     if path.suffix != ".gguf":
         raise SteerscaleError(f"export: output {path} should end in .gguf")
-    hint = model_hint or vectors.meta.get("model_type") or vectors.meta.get("model") or "unknown"
+    # model_hint is a model TYPE (e.g. "llama"), as repeng writes it; never the model's name or path
+    hint = model_hint or vectors.meta.get("model_type") or vectors.meta.get("model_hint")
+    if not hint:
+        import logging
+
+        logging.getLogger(__name__).warning("export: the vectors record no model type; writing model_hint "
+                                            "'unknown' (give model_hint / --model-hint, e.g. llama)")
+        hint = "unknown"
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     try:
         w = gguf.GGUFWriter(str(tmp), ARCH)
@@ -224,3 +231,12 @@ def import_vectors(path, n_layers: int | None = None) -> SteeringVectors:
         return import_steering_vectors(p, n_layers)  # raises the pickle message
     raise SteerscaleError(f"{p}: unknown vector file type {suffix!r}; expected .gguf (llama.cpp/repeng) or "
                           f".safetensors (steering-vectors layout)")
+
+
+def _register() -> None:
+    from .vector_ops import register_exporter
+
+    register_exporter("gguf", export_llama_cpp)  # SteeringVectors.export_gguf writes through this module
+
+
+_register()

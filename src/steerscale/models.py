@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -76,6 +76,26 @@ def get_layers(model) -> torch.nn.ModuleList:
             )
         obj = getattr(obj, part)
     return obj
+
+
+def resolve_layers(layers, n_layers: int, what: str = "layers") -> list[int]:
+    """Layer indices as Python counts them: 0..n_layers-1, and negative from the end (-1 = the last layer), as
+    steering-vectors and repeng users write them. Returns non-negative indices in the order given; an index
+    outside -n_layers..n_layers-1 raises SteerscaleError naming `what`."""
+    out = []
+    for l in layers:
+        if isinstance(l, bool) or not isinstance(l, int):
+            try:
+                if isinstance(l, bool) or int(l) != l:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise SteerscaleError(f"{what}: {l!r} is not a layer index; expected an integer") from None
+        l = int(l)
+        if not -n_layers <= l < n_layers:
+            raise SteerscaleError(f"{what}: layer {l} out of range: there are layers 0..{n_layers - 1} "
+                                  f"(or -{n_layers}..-1 from the end)")
+        out.append(l + n_layers if l < 0 else l)
+    return out
 
 
 @dataclass
@@ -271,18 +291,60 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     name = Path(kwargs.get("gguf_file", "")).stem or Path(path).name or spec
-    info = model_info(model, spec=spec, name=name)
+    info = _build_info(model, spec=recorded_spec(spec), name=name)
     if device == "auto":
         info.device = "auto"
+    model._steerscale_info = replace(info)  # model_info(model) returns this identity (see model_info)
     return model, tokenizer, info
 
 
+def recorded_spec(spec: str) -> str:
+    """A model spec as files record it: the alias or hub id unchanged; a local path as the user gave it, made
+    relative to the working folder when it is absolute (``~`` kept as written): never a machine's absolute path."""
+    if spec == DEFAULT_MODEL or not (Path(spec).expanduser().exists() or looks_like_path(spec)):
+        return spec
+    if os.path.isabs(spec):
+        try:
+            return os.path.relpath(spec)
+        except ValueError:  # another drive (Windows): the name alone
+            return Path(spec).name
+    return spec
+
+
+def _display_name(raw: str) -> str:
+    """A model's name from its config's ``_name_or_path``: a hub id as is, a local path by its last part."""
+    if not raw:
+        return ""
+    if os.path.isabs(raw) or looks_like_path(raw):
+        p = Path(raw)
+        return p.stem if p.suffix == ".gguf" else p.name
+    return raw
+
+
 def model_info(model, spec: str = "custom", name: str | None = None) -> ModelInfo:
-    """ModelInfo for a model the user built or loaded themselves."""
+    """The ModelInfo of `model`: for a model from ``load_model``, what ``load_model`` returned for it (same name
+    and spec, so vectors trained through the API and sweeps run by the CLI name the model alike), with dtype,
+    device and ``weights_fingerprint`` read again from the weights as they are now; `spec`/`name`, when given,
+    replace the recorded ones. For a model built some other way: name from its config (a local path by its last
+    part, never an absolute path), spec `spec`."""
+    known = getattr(model, "_steerscale_info", None)
+    if isinstance(known, ModelInfo):
+        fresh = _build_info(model, spec=known.spec, name=known.name)
+        if known.device == "auto":
+            fresh.device = "auto"
+        if spec != "custom":
+            fresh.spec = recorded_spec(spec)
+        if name is not None:
+            fresh.name = name
+        return fresh
+    return _build_info(model, spec=recorded_spec(spec), name=name)
+
+
+def _build_info(model, spec: str, name: str | None) -> ModelInfo:
     p = next(model.parameters())
     dtype = {v: k for k, v in DTYPES.items()}.get(p.dtype, str(p.dtype))
     return ModelInfo(
-        name=name or getattr(model.config, "_name_or_path", "") or spec,
+        name=name or _display_name(getattr(model.config, "_name_or_path", "")) or spec,
         spec=spec,
         model_type=_model_type(model),
         n_layers=len(get_layers(model)),

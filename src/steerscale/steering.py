@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import torch
 
 from .errors import SteerscaleError
-from .models import get_layers
+from .models import get_layers, resolve_layers
 
 POSITIONS = ("all", "instruction_end")
 
@@ -121,8 +121,12 @@ def _layer_vectors(vectors, layers: Iterable[int]) -> dict[int, torch.Tensor]:
 
 
 @contextmanager
-def steer(model, vectors, layers: int | Iterable[int], multiplier=1.0, positions: str = "all", start=None):
+def steer(model, vectors, layers: int | Iterable[int] | None = None, multiplier=1.0, positions: str = "all",
+          start=None):
     """Add ``multiplier * vectors[L]`` to the output of each decoder layer L in `layers`.
+
+    `layers`: an index or indices (negative count from the end: -1 is the last layer); None steers every
+    layer the vectors cover.
 
     `vectors`: a SteeringVectors, a [n_layers, hidden] tensor, or a dict layer -> vector.
     `multiplier`: a float, or a tensor with one value per batch row.
@@ -132,7 +136,10 @@ def steer(model, vectors, layers: int | Iterable[int], multiplier=1.0, positions
     """
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
-    layers = [layers] if isinstance(layers, int) else list(layers)
+    n = len(get_layers(model))
+    if layers is None:
+        layers = sorted(vectors) if isinstance(vectors, dict) else range(min(n, len(vectors)))
+    layers = resolve_layers([layers] if isinstance(layers, int) else list(layers), n)
     state = Steering(_layer_vectors(vectors, layers), multiplier, positions, start)
     with layer_hooks(model, {l: (lambda h, l=l: state.add(l, h)) for l in layers}):
         yield state

@@ -47,6 +47,8 @@ class SteeringVectors:
         return self.vectors.shape[0]
 
     def __getitem__(self, layer: int) -> torch.Tensor:
+        if -len(self) <= layer < 0:  # -1 = the last layer
+            layer += len(self)
         if not 0 <= layer < len(self):
             raise IndexError(layer)
         return self.vectors[layer]
@@ -103,6 +105,48 @@ class SteeringVectors:
         vecs.path = str(path)
         return vecs
 
+    # habits of steering-vectors and repeng (steerscale.vector_ops holds the logic)
+
+    def apply(self, model, multiplier: float = 1.0, layers=None, positions: str = "all"):
+        """``with vecs.apply(model, multiplier=4.0, layers=None): ...``: steer `model` inside the block (hooks
+        always removed); layers=None = every layer of the vectors, -1 = the last. See vector_ops.apply."""
+        from .vector_ops import apply
+
+        return apply(self, model, multiplier, layers, positions)
+
+    def export_gguf(self, path, layers=None, multiplier: float = 1.0, model_hint: str | None = None) -> Path:
+        """A llama.cpp / repeng control vector GGUF (interop.export_llama_cpp); model_hint = the model type."""
+        from .vector_ops import export_gguf
+
+        return export_gguf(self, path, layers, multiplier, model_hint)
+
+    def __neg__(self) -> "SteeringVectors":
+        from . import vector_ops
+
+        return vector_ops.neg(self)
+
+    def __mul__(self, k) -> "SteeringVectors":
+        from . import vector_ops
+
+        return vector_ops.scale(self, k, "*")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k) -> "SteeringVectors":
+        from . import vector_ops
+
+        return vector_ops.scale(self, k, "/")
+
+    def __add__(self, other) -> "SteeringVectors":
+        from . import vector_ops
+
+        return vector_ops.add(self, other, +1)
+
+    def __sub__(self, other) -> "SteeringVectors":
+        from . import vector_ops
+
+        return vector_ops.add(self, other, -1)
+
 
 def train_vectors(
     model,
@@ -136,6 +180,7 @@ def train_vectors(
     meta = {
         "model": info.name,
         "model_spec": info.spec,
+        "model_type": info.model_type,  # interop's model_hint (llama.cpp, repeng)
         "n_layers": info.n_layers,
         "hidden_size": info.hidden_size,
         "dataset_hash": dataset_hash(items),

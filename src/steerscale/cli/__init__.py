@@ -17,19 +17,20 @@ import sys
 
 from ..errors import SteerscaleError
 from ..store import os_error
-from . import ab, cluster, interventions, openended, reproduce
-from .options import check_options, join_negative_values, parse_floats, parse_ints, parse_layers  # noqa: F401
+from . import ab, cluster, datasets, interventions, openended, reproduce
+from .options import (HelpFormatter, Parser, batch_size_before_loading, check_options,  # noqa: F401
+                      join_negative_values, parse_floats, parse_ints, parse_layers, unrecognized_message)
 
 EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debug for full tracebacks."
 
 # name -> Command, in the order `steerscale --help` lists them
 SUBCOMMANDS = {**ab.COMMANDS, **reproduce.COMMANDS, **cluster.COMMANDS, **openended.COMMANDS,
-               **interventions.COMMANDS}
+               **interventions.COMMANDS, **datasets.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="steerscale",
+    ap = Parser(
+        prog="steerscale", formatter_class=HelpFormatter,
         description="Contrastive Activation Addition (CAA) steering: make vectors, sweep layers x multipliers, "
         "measure how the effect scales with model size.",
         epilog=EPILOG,
@@ -37,16 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, c in SUBCOMMANDS.items():
-        c.build(sub.add_parser(name, help=c.help, description=c.description))
+        c.build(sub.add_parser(name, help=c.help, description=c.description, formatter_class=HelpFormatter))
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
+    if datasets.asks_listing(argv):  # --data list / --train-data list, whatever else the command requires
+        return datasets.print_listing(None)
+    ap = build_parser()
+    args, extra = ap.parse_known_args(argv)
+    if extra:  # argparse's "unrecognized arguments", one line, with "did you mean" for mistyped flags
+        sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        print(unrecognized_message(sub, extra), file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING)
     try:
         check_options(args)  # every bounded option, before any file or model is read
+        batch_size_before_loading(args)  # --batch-size auto: 8 on a CPU, else found after loading
         return SUBCOMMANDS[args.command].run(args)
     except SteerscaleError as e:
         if args.debug:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -15,18 +16,30 @@ from ..store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
 from .common import (Command, check_items_fit, check_letter_imbalance, check_vectors, load, print_summary, run_vectors,
                      warn_saturated)
-from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_floats, parse_layers,
-                      prompt_args, vector_args)
+from .options import (FIELDS, add_fields, config_from_args, limit_arg, model_args, out_arg, parse_floats,
+                      parse_layers, prompt_args, vector_args)
 
 
 def _info_args(p) -> None:
-    model_args(p, positional=True)
+    model_args(p)
+    p.add_argument("model_positional", nargs="?", default=None, metavar="MODEL",
+                   help="deprecated: the model as a positional argument; use --model like every other command")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def deprecated(args, old: str, new: str) -> None:
+    print(f"steerscale {args.command}: note: {old} is deprecated; use {new}", file=sys.stderr)
 
 
 def cmd_info(args) -> int:
     from ..models import load_model
 
+    if args.model_positional is not None:
+        deprecated(args, "the positional MODEL", "--model MODEL")
+        if args.model not in (args.model_positional, FIELDS["model"].default):
+            raise SteerscaleError(f"info: the model is given twice ({args.model_positional!r} and --model "
+                                  f"{args.model!r}); give --model only")
+        args.model = args.model_positional
     _, _, info = load_model(args.model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     d = info.to_dict()
     if args.json:
@@ -41,9 +54,12 @@ def cmd_info(args) -> int:
 def _train_args(p) -> None:
     model_args(p)
     prompt_args(p)
-    p.add_argument("--data", default="refusal-train", help="CAA JSON/JSONL file or built-in name (default refusal-train)")
+    add_fields(p, VectorOptions, ["train_data", "train_limit"],
+               helps={"train_data": "training items: CAA JSON/JSONL file or built-in name ('list' lists them)"})
+    p.add_argument("--data", default=None, help="deprecated spelling of --train-data (--data is the evaluation "
+                   "set in every other command)")
     add_fields(p, VectorOptions, ["normalize", "letter_balance"])
-    limit_arg(p)
+    limit_arg(p, help="deprecated spelling of --train-limit")
     p.add_argument("--cache-dir", default=None, help="reuse activations cached here when the inputs match")
     out_arg(p, "output .safetensors file")
 
@@ -53,17 +69,24 @@ def cmd_train(args) -> int:
     from ..letters import LetterFigures
     from ..vectors import train_vectors
 
+    if args.data is not None:
+        deprecated(args, "train --data", "--train-data")
+        args.train_data = args.data
+    if args.limit is not None:
+        deprecated(args, "train --limit", "--train-limit")
+        args.train_limit = args.limit
     out = check_output_file(args.out, "--out", "a .safetensors file name")
     if args.cache_dir:
         check_output_folder(args.cache_dir, "--cache-dir")
-    items = load_dataset(args.data, limit=args.limit)
+    items = load_dataset(args.train_data, limit=args.train_limit)
     check_writable_folder(out.parent if str(out.parent) else Path("."))
     model, tok, info = load(args)
-    check_items_fit(model, tok, args, items, args.data)
+    check_items_fit(model, tok, args, items, args.train_data)
     vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
                          cache_dir=args.cache_dir, info=info, letter_balance=args.letter_balance)
-    vecs.meta["dataset"] = str(args.data)
-    vecs.meta["sampling"] = sampling_record(args.limit, 0)
+    vecs.meta["dataset"] = str(args.train_data)
+    vecs.meta["sampling"] = sampling_record(args.train_limit, 0)
+    vecs.meta.setdefault("model_type", info.model_type)  # export's model_hint
     vecs.save(out)
     norms = vecs.norms()
     print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, from {len(items)} items "
@@ -76,8 +99,9 @@ def _sweep_args(p) -> None:
     model_args(p)
     prompt_args(p)
     vector_args(p)
-    p.add_argument("--data", default="refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in name")
-    limit_arg(p, help="evaluate only the first N items")
+    p.add_argument("--data", default="refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in "
+                   "name ('list' lists them)")
+    limit_arg(p, help="evaluate a seeded sample of N items (or a fraction in (0, 1)), stratified by matching letter")
     add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed"])
     out_arg(p)
     add_cluster_args(p)  # --shard, --shards, --backend, --address, --workers, --store (cluster.py)
@@ -100,8 +124,12 @@ def cmd_sweep(args) -> int:
     if vecs is not None:  # before any model load: a confounded 'none' file is refused up front
         check_letter_imbalance(args, vecs, config.layers)
     if wants_cluster(args):
+        if getattr(args, "batch_size_pending", False):
+            raise SteerscaleError("--batch-size auto on an accelerator needs the model in this process; with "
+                                  "--shard/--shards/--backend give a number")
         return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = load(args)
+    config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded
     config.validate(info.n_layers)
     check_items_fit(model, tok, args, items, args.data)
     if train:
@@ -128,9 +156,11 @@ def _generate_args(p) -> None:
                    "from its selected_layer or --direction-layer), e.g. directions.safetensors from 'ablation'")
     p.add_argument("--direction-layer", type=int, default=None, help="layer of the --ablate file's direction")
     add_fields(p, VectorOptions, ["allow_foreign_vectors"])
-    p.add_argument("--layers", default="13", help="layer(s) to steer, e.g. 13 or 12-14")
+    p.add_argument("--layers", default="13", help="layer(s) to steer, e.g. 13, 12-14, 0-29:3 (every 3rd) or -1 "
+                   "(the last)")
     p.add_argument("--multipliers", default="-1,1", help="comma list of multipliers to show beside the unsteered answer")
-    p.add_argument("--positions", default="all", choices=list(POSITIONS))
+    p.add_argument("--positions", default="all", choices=list(POSITIONS),
+                   help="steer every token (paper) or from the last instruction token on (CAA code)")
     p.add_argument("--max-new-tokens", type=int, default=60, help="tokens to generate (default 60)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -161,6 +191,7 @@ def cmd_generate(args) -> int:
     model, tok, info = load(args)
     if vecs is not None:
         check_vectors(args, vecs, model, info)
+    layers = [l + info.n_layers if -info.n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
     bad = [l for l in layers if not 0 <= l < info.n_layers] if vecs is not None else []  # --layers steers --vectors
     if bad:
         raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "

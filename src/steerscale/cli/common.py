@@ -27,8 +27,13 @@ def check_out_folder(path) -> Path:
 
 def load(args):
     """The model of the command's flags, through ``LOADER`` (the one place to replace model loading, e.g. by
-    a tiny model in tests: ``monkeypatch.setattr(steerscale.cli.common, "LOADER", fake)``)."""
-    return LOADER(args)
+    a tiny model in tests: ``monkeypatch.setattr(steerscale.cli.common, "LOADER", fake)``), then what needs the
+    model (``--batch-size auto`` on an accelerator)."""
+    from .options import after_loading
+
+    model, tok, info = LOADER(args)
+    after_loading(args, model)
+    return model, tok, info
 
 
 def load_model_of(args):

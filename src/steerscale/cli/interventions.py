@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models import resolve_layers
 from ..store import check_writable_folder
 from .common import Command, load
 from .options import model_args, out_arg, parse_floats, parse_layers, prompt_args
@@ -15,9 +16,9 @@ def _ablation_args(p) -> None:
     prompt_args(p)
     p.add_argument("--vectors", default=None, help="candidate vectors (e.g. A/B vectors from 'train') instead "
                    "of harmful-minus-harmless directions")
-    p.add_argument("--harmful", default="harmful-prompts")
-    p.add_argument("--harmless", default="harmless-prompts")
-    p.add_argument("--neutral", default="neutral-text")
+    p.add_argument("--harmful", default="harmful-prompts", help="harmful prompts: built-in name or JSON/JSONL file")
+    p.add_argument("--harmless", default="harmless-prompts", help="harmless prompts: built-in name or JSON/JSONL file")
+    p.add_argument("--neutral", default="neutral-text", help="neutral paragraphs for cross-entropy")
     p.add_argument("--layers", default="all", help="candidate layers (default all)")
     p.add_argument("--layer", type=int, default=None, help="skip selection and use this layer")
     p.add_argument("--kl-threshold", type=float, default=0.1, help="max KL on harmless prompts (<0: no bound)")
@@ -25,7 +26,7 @@ def _ablation_args(p) -> None:
     p.add_argument("--induce-threshold", type=float, default=None,
                    help="drop candidates whose addition leaves harmless refusal log-odds below this")
     p.add_argument("--multipliers", default="-1,1", help="actadd multipliers (default -1,1)")
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the selection/evaluation split of the prompts")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     out_arg(p)
 
@@ -39,11 +40,11 @@ def _orthogonalize_args(p) -> None:
 
 
 def _export_args(p) -> None:
-    p.add_argument("--format", default="llama.cpp", choices=["llama.cpp"])
+    p.add_argument("--format", default="llama.cpp", choices=["llama.cpp"], help="output format")
     p.add_argument("vectors", help="vectors file from 'steerscale train'")
     p.add_argument("output", help="output .gguf file")
     p.add_argument("--layers", default=None, help="layers to write, e.g. 10-20 (default 1..n_layers-1)")
-    p.add_argument("--multiplier", type=float, default=1.0)
+    p.add_argument("--multiplier", type=float, default=1.0, help="each written tensor is multiplier x vector[L]")
     p.add_argument("--model-hint", default=None, help="model type recorded in the file (default from the vectors)")
 
 
@@ -67,7 +68,10 @@ def cmd_ablation(args) -> int:
     if vecs is not None:
         vecs.check_model(model)
     kl = None if args.kl_threshold is not None and args.kl_threshold < 0 else args.kl_threshold
-    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, args.layer, parse_layers(args.layers),
+    cands, layer = parse_layers(args.layers), args.layer  # -1 = the last layer
+    cands = None if cands is None else resolve_layers(cands, info.n_layers, "--layers")
+    layer = None if layer is None else resolve_layers([layer], info.n_layers, "--layer")[0]
+    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, layer, cands,
                                    mults, kl, args.prune, args.induce_threshold, args.split_seed, args.template,
                                    args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
     layer = vecs.meta["selected_layer"]
@@ -108,7 +112,7 @@ def cmd_export(args) -> int:
     vecs = SteeringVectors.load(args.vectors)
     out = Path(args.output)
     check_writable_folder(out.parent if str(out.parent) else Path("."))
-    export_llama_cpp(vecs, out, parse_layers(args.layers), args.multiplier, args.model_hint)
+    vecs.export_gguf(out, parse_layers(args.layers), args.multiplier, args.model_hint)  # -1 = the last layer
     print(f"wrote {out}: llama.cpp control vector, direction.L = {args.multiplier:g} x vector[L]; "
           f"use: llama-cli -m MODEL.gguf --control-vector {out}")
     return 0

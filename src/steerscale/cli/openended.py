@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import JudgeOptions, OpenEndedConfig, OpenEndedSection
 from ..errors import SteerscaleError
 from ..guards import check_context, short
+from ..models import resolve_layers
 from .common import Command, check_out_folder, check_vectors, load, run_vectors
 from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_layers, prompt_args,
                       vector_args)
@@ -53,6 +55,7 @@ def cmd_openended(args) -> int:
         judge = HTTPJudge(args.judge_url, args.judge_name, key, args.judge_timeout)
     out = check_out_folder(args.out)
     model, tok, info = load(args)
+    config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded
     config.points(info.n_layers)  # layers and windows against the model, before any work
     for source, prompts in ((args.harmful, harmful), (args.harmless, harmless)):  # the prompts this run uses
         check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], args.template,
@@ -160,6 +163,7 @@ def cmd_transfer(args) -> int:
     layers = parse_layers(args.layers)
     if layers is None:
         raise SteerscaleError("--layers: give the source layer(s) to steer, e.g. 15 or 12-14")
+    layers = resolve_layers(layers, vecs.n_layers, "--layers")  # source layers; -1 = the last
     prompts = load_prompts(args.prompts, limit=args.limit)
     src = load_model(args.source_model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     tgt = load(args)
@@ -190,12 +194,13 @@ def _transfer_args(p) -> None:
     p.add_argument("--source-model", required=True, help="the model the vectors were made on")
     model_args(p)
     prompt_args(p)
-    p.add_argument("--layers", required=True, help="source layer(s) to steer, e.g. 15 or 12-14")
-    p.add_argument("--multiplier", type=float, default=4.0)
-    p.add_argument("--map", default="relative", choices=["relative", "same"])
-    p.add_argument("--prompts", default="harmful-prompts")
+    p.add_argument("--layers", required=True, help="source layer(s) to steer, e.g. 15, 12-14 or -1 (the last)")
+    p.add_argument("--multiplier", type=float, default=4.0, help="multiplier on both models")
+    p.add_argument("--map", default="relative", choices=["relative", "same"],
+                   help="target layer for each source layer: by relative depth, or the same index")
+    p.add_argument("--prompts", default="harmful-prompts", help="prompts: built-in name or JSON/JSONL file")
     limit_arg(p, limit=16)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 COMMANDS = {

@@ -8,7 +8,9 @@ before any model work (one line, exit 2), with the field's ``expected`` phrase.
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from dataclasses import MISSING, dataclass, fields
 
 from ..config import (JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
@@ -38,34 +40,39 @@ def _all_fields() -> dict:
 FIELDS = _all_fields()
 
 
+_LAYER_PART = re.compile(r"^(-?\d+)(?:-(-?\d+))?(?::(\d+))?$")
+
+
 def parse_layers(text: str | None) -> list[int] | None:
-    """'all', '13', '10-14', '0-29:3' (every 3rd), '3,5,7' or a mix like '0-3,10'."""
+    """'all', '13', '10-14', '0-29:3' (every 3rd), '3,5,7' or a mix like '0-3,10'; negative indices count from
+    the end (-1 = the last layer, '-4--1' = the last four), resolved against the model's layer count later
+    (SweepConfig.validate, steer). A range's two ends have the same sign."""
     if text is None or text.strip().lower() == "all":
         return None
     out = []
     for part in text.split(","):
         part = part.strip()
+        m = _LAYER_PART.match(part.replace(" ", ""))
         try:
-            step = 1
-            if ":" in part:
-                part, st = part.split(":", 1)
-                step = int(st) if len(st) <= 12 else MAX_LAYERS + 1
-                if step < 1:
-                    raise ValueError
-            if "-" in part[1:]:
-                a, b = (int(x) if len(x.strip()) <= 12 else MAX_LAYERS + 1 for x in part.split("-", 1))
-                bounds = (a, b)
-            else:
-                a = b = int(part) if len(part) <= 12 else MAX_LAYERS + 1
-                bounds = (a,)
+            if not m:
+                raise ValueError
+            big_int = lambda x: int(x) if len(x.lstrip("-")) <= 12 else MAX_LAYERS + 1  # noqa: E731
+            a = big_int(m.group(1))
+            b = big_int(m.group(2)) if m.group(2) is not None else a
+            step = big_int(m.group(3)) if m.group(3) is not None else 1
+            if step < 1:
+                raise ValueError
         except ValueError:
-            raise SteerscaleError(f"--layers {short(text)}: expected 'all', a layer, a range like 10-14, "
-                                  f"or a comma list") from None
+            raise SteerscaleError(f"--layers {short(text)}: expected 'all', a layer, a range like 10-14, or a "
+                                  f"comma list (0-29:3 is every 3rd layer, -1 the last)") from None
         # checked before expanding: '0-99999999' must not build a list of 10^8 layers
-        big = [x for x in bounds if x >= MAX_LAYERS]
+        big = [x for x in (a, b) if abs(x) >= MAX_LAYERS + (x < 0)]
         if big:
             raise SteerscaleError(f"--layers {short(text)}: layer {short(big[0], 20)} is beyond any model "
                                   f"(at most {MAX_LAYERS} layers)")
+        if (a < 0) != (b < 0):
+            raise SteerscaleError(f"--layers {short(text)}: range {part} mixes a layer counted from the start with "
+                                  f"one counted from the end; give both ends alike, e.g. 10-29 or -5--1")
         out.extend(range(a, b + 1, step))
     if not out:
         raise SteerscaleError(f"--layers {short(text)}: selects no layers; expected e.g. 10-14 (low-high)")
@@ -135,6 +142,8 @@ def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
         kind, _ = _kind(f)
         if kind == "bool":
             kw["action"] = "store_true"
+        elif meta.get("auto"):  # a number or 'auto' (--batch-size auto)
+            kw["type"] = int_or_auto
         elif meta.get("cli") is None and kind in ("int", "float"):
             kw["type"] = int if kind == "int" else float
         elif meta.get("cli") == "limit":
@@ -175,7 +184,7 @@ def check_options(args) -> None:
 
             check_limit(getattr(args, name), flag_of(name))  # N >= 1 or a fraction in (0, 1)
             continue
-        if f.metadata.get("min") is None or getattr(args, name, None) is None:
+        if f.metadata.get("min") is None or getattr(args, name, None) in (None, "auto"):
             continue
         value = getattr(args, name)
         why = problem(f, value, cli=True)
@@ -212,8 +221,8 @@ def out_arg(p, help: str = "results folder") -> None:
 
 def numeric_list_flags() -> tuple[str, ...]:
     """Flags whose value may start with '-' (a negative number): comma lists of numbers, --multiplier."""
-    lists = {flag_of(n) for n, f in FIELDS.items() if f.metadata.get("cli") in ("floats", "ints")}
-    return tuple(sorted(lists | {"--multipliers", "--multiplier"}))
+    lists = {flag_of(n) for n, f in FIELDS.items() if f.metadata.get("cli") in ("floats", "ints", "layers")}
+    return tuple(sorted(lists | {"--multipliers", "--multiplier", "--layers", "--layer", "--direction-layer"}))
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
@@ -229,3 +238,108 @@ def join_negative_values(argv: list[str]) -> list[str]:
         out.append(a)
         i += 1
     return out
+
+
+# ------------------------------------------------------------------------------------------------ parser habits
+
+
+def int_or_auto(text: str):
+    """--batch-size: a positive integer or 'auto' (autobatch: largest that fits on an accelerator)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive integer or 'auto'") from None
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with '(default X)' added to every option whose help does not already say its default."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings or says_default(h, action):
+            return h
+        return f"{h} (default %(default)s)" if h else "(default %(default)s)"
+
+
+def says_default(help_text: str, action) -> bool:
+    """Whether `help_text` already names the action's default ('default X', 'default: X', "X (default" ...)."""
+    d = str(action.default)
+    return any(p in help_text for p in (f"default {d}", f"default: {d}", f"{d} (default", f"{d}' (default"))
+
+
+def suggest(word: str, known) -> str | None:
+    """The option or command a mistyped `word` most likely meant: underscores for hyphens first
+    (``--train_limit`` -> ``--train-limit``), then the closest by difflib."""
+    import difflib
+
+    known = list(known)
+    fixed = word.replace("_", "-")
+    if fixed in known:
+        return fixed
+    close = difflib.get_close_matches(fixed, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) that say "did you mean ..." for a mistyped command or choice."""
+
+    def error(self, message):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            hint = suggest(m.group(1), re.findall(r"'([^']*)'", m.group(2)) or
+                           [c.strip() for c in m.group(2).split(",")])
+            if hint:
+                message += f"; did you mean {hint!r}?"
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def unrecognized_message(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """The one-line error for arguments `parser` (a subcommand's) does not know, with a "did you mean" for each
+    mistyped flag (``--train_limit 5`` -> ``--train-limit``)."""
+    known = [s for a in parser._actions for s in a.option_strings]
+    hints = []
+    for tok in extra:
+        if tok.startswith("--"):
+            name = tok.split("=", 1)[0]
+            hint = suggest(name, known)
+            if hint:
+                hints.append((name, hint))
+    shown = " ".join(extra)
+    text = f"unrecognized arguments: {shown if len(shown) <= 200 else shown[:200] + '...'}"
+    if len(hints) == 1:
+        text += f"; did you mean {hints[0][1]}?"
+    elif hints:
+        text += "; did you mean " + ", ".join(f"{h} (for {n})" for n, h in hints) + "?"
+    return f"{parser.prog}: error: {text} (see '{parser.prog} --help')"
+
+
+# ------------------------------------------------------------------------------------------------ --batch-size auto
+
+
+def batch_size_before_loading(args) -> None:
+    """--batch-size auto: on a CPU device the CPU default now; elsewhere a placeholder now (the checks before
+    loading see a number) and the size found after loading (``after_loading``, called by common.load)."""
+    from ..autobatch import AUTO, CPU_DEFAULT
+
+    if getattr(args, "batch_size", None) != AUTO:
+        return
+    args.batch_size = CPU_DEFAULT
+    if str(getattr(args, "device", "cpu")).startswith("cpu"):
+        print(f"steerscale {args.command}: --batch-size auto: {CPU_DEFAULT} (the CPU default; no memory limit "
+              f"to find on a CPU)", file=sys.stderr)
+    else:
+        args.batch_size_pending = True
+
+
+def after_loading(args, model) -> None:
+    """The batch size of --batch-size auto on an accelerator, once the model is loaded."""
+    if not getattr(args, "batch_size_pending", False):
+        return
+    from ..autobatch import auto_batch_size
+
+    args.batch_size = auto_batch_size(model)
+    args.batch_size_pending = False
+    print(f"steerscale {args.command}: --batch-size auto: {args.batch_size} (largest that fits, by halving from "
+          f"256 on out-of-memory)", file=sys.stderr)
