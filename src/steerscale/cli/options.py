@@ -158,7 +158,7 @@ def config_from_args(cls, args, **given):
 def check_options(args) -> None:
     """Every given flag whose field has a lower bound is checked before anything is loaded."""
     for name, f in FIELDS.items():
-        if f.metadata.get("min") is None or getattr(args, name, None) is None:
+        if all(f.metadata.get(k) is None for k in ("min", "max", "pattern")) or getattr(args, name, None) is None:
             continue
         value = getattr(args, name)
         why = problem(f, value, cli=True)
