@@ -281,6 +281,22 @@ def check_foreign_vectors(vectors, info, allow: bool, flag: str = "--allow-forei
                           f"(same shape); pass {flag} to steer it with them anyway")
 
 
+def check_layers_present(vectors, layers, flag: str = "--layers") -> None:
+    """Imported vectors (interop) are zero at layers their file does not cover (``meta["layers_present"]``):
+    steering there would report a "delta exactly 0" as a measured effect, so such layers are refused."""
+    present = (getattr(vectors, "meta", None) or {}).get("layers_present")
+    if present is None:
+        return
+    want = range(vectors.n_layers) if layers is None else layers
+    missing = sorted({int(l) for l in want} - {int(l) for l in present})
+    if missing:
+        where = f"{vectors.path}: " if getattr(vectors, "path", None) else ""
+        shown = ", ".join(map(str, missing[:6])) + (" ..." if len(missing) > 6 else "")
+        raise SteerscaleError(f"{where}imported vectors cover layers {short(sorted(present), 80)} only; layer(s) "
+                              f"{shown} would steer with a zero vector and measure nothing; pass {flag} within "
+                              f"the covered layers")
+
+
 def saturated_points(rows: list[dict]) -> list[tuple]:
     """(layer, multiplier, score) of steered points where every item has exactly the same score while the
     unsteered items differ: the steering swamped the input (a multiplier far too large)."""

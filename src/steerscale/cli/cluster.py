@@ -40,7 +40,7 @@ def _merge_args(p) -> None:
 
 
 def wants_cluster(args) -> bool:
-    return bool(args.shard or args.backend != "local" or (args.shards or 1) > 1)
+    return bool(args.shard or args.backend != "local" or (args.shards is not None and args.shards != 1))
 
 
 def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:

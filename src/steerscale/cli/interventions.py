@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import check_multiplier
 from ..errors import SteerscaleError
 from ..outputs import check_out_file
 from .common import Command, check_out_folder, load
@@ -66,7 +67,7 @@ def cmd_ablation(args) -> int:
     harmful, harmless = load_prompt_records(args.harmful), load_prompt_records(args.harmless)
     neutral = load_neutral_text(args.neutral)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
-    mults = parse_floats(args.multipliers)
+    mults = [check_multiplier(m, "--multipliers value") for m in parse_floats(args.multipliers)]
     out = check_out_folder(args.out)
     model, tok, info = load(args)
     if vecs is not None:
