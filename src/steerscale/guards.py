@@ -26,6 +26,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -220,9 +221,22 @@ def csv_cell(v):
     return v
 
 
+# bidirectional controls (LRE..RLO, LRI..PDI, LRM/RLM): they can make text display in another order than it reads
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MD_LINK = re.compile(r"(?<!\\)\](?=\s*[(\[:])")  # a "]" that would close a link's text: [t](url), [t][r], [t]:
+
+
+def no_bidi(x) -> str:
+    """`x` as text with bidirectional control characters shown as their code points (e.g. "U+202E")."""
+    return _BIDI.sub(lambda m: f"U+{ord(m.group()):04X}", str(x))
+
+
 def md_text(x) -> str:
-    """Text for Markdown with raw HTML neutralised (<, >, & become entities) and kept on one line."""
-    s = str(x).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for Markdown with raw HTML neutralised (<, >, & become entities), links neutralised (a "]" before
+    "(", "[" or ":" is escaped, so ``[text](javascript:...)`` shows as text), bidi controls shown as code
+    points, and kept on one line."""
+    s = no_bidi(x).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_LINK.sub(r"\\]", s)
     return s.replace("\r", " ").replace("\n", " ")
 
 
