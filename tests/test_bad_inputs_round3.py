@@ -205,6 +205,10 @@ CATALOGUE = [
      "a system folder"),
     ("ablation-multiplier-huge", lambda c: ["ablation", "--model", str(c.b["model"]), "--multipliers=1e12",
                                             "--out", str(c.tmp / "abl")], "--multipliers value 1000000000000.0: expected a number between"),
+    ("ablation-prune-nan", lambda c: ["ablation", "--model", str(c.b["model"]), "--prune", "nan", "--out",
+                                      str(c.tmp / "abl")], "--prune nan: expected a fraction of layers in [0, 1)"),
+    ("toml-showcase-multiplier-huge", lambda c: c.toml("[showcase]\ndose_multipliers = [0, 1e9]\n"),
+     "showcase dose_multipliers [0, 1000000000.0]: expected a list of finite numbers within +-1e+06"),
     ("shards-zero", lambda c: c.sweep("--shards", "0"), "--shards 0: expected a positive number"),
     ("shards-negative", lambda c: c.sweep("--shards", "-1"), "--shards -1: expected a positive number"),
 ]
@@ -460,3 +464,20 @@ def test_reproduce_checks_generation_fits_context(base, tmp_path, capsys):
     assert cli.main(["reproduce", "--config", str(cfg), "--out", str(tmp_path / "rep")]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "+ 100000 to generate exceed this model's context of 512 tokens" in last
+
+
+def test_merge_after_edited_run_json_gives_advice_that_works(base, tmp_path, capsys):
+    c = Ctx(base, tmp_path, None)
+    out = tmp_path / "run"
+    assert cli.main(c.sweep("--layers", "0,1", "--shards", "2")) == 0, capsys.readouterr().err
+    record = out / "run.json"
+    original = record.read_text()
+    edited = json.loads(original)
+    edited["dataset_hash"] = "0" * len(str(edited["dataset_hash"]))
+    record.write_text(json.dumps(edited, indent=2, sort_keys=True) + "\n")
+    capsys.readouterr()
+    assert cli.main(["merge", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "changed after its points were written" in last and "restore the original run.json" in last
+    record.write_text(original)  # the advice works
+    assert cli.main(["merge", str(out)]) == 0, capsys.readouterr().err

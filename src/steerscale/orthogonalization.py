@@ -168,6 +168,7 @@ def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None
     full disk at any moment leaves the old folder intact or the new one complete with its record.
     """
     from .outputs import build_folder, check_out_folder_target, fault_point
+    from .store import atomic_write_text
     from .tensorio import save_with_meta
 
     check_out_folder_target(out_dir, force, sources)  # refused before any weight is edited
@@ -185,6 +186,6 @@ def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None
         save_with_meta(tmp / "ablated_directions.safetensors", {"directions": basis.contiguous()},
                        {"kind": "orthonormal basis removed by orthogonalize"})
         fault_point("orthogonalize-directions")
-        (tmp / "steerscale_orthogonalize.json").write_text(json.dumps(dict(summary, **(meta or {})), indent=2))
+        atomic_write_text(tmp / "steerscale_orthogonalize.json", json.dumps(dict(summary, **(meta or {})), indent=2))
 
     return build_folder(out_dir, build, force=force, sources=sources)

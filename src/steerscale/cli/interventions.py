@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import check_multiplier
+from ..config import MAX_SEED, check_multiplier
 from ..errors import SteerscaleError
 from ..outputs import check_out_file
 from .common import Command, check_out_folder, load
@@ -68,6 +68,11 @@ def cmd_ablation(args) -> int:
     neutral = load_neutral_text(args.neutral)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
     mults = [check_multiplier(m, "--multipliers value") for m in parse_floats(args.multipliers)]
+    for flag, v in (("--seed", args.seed), ("--split-seed", args.split_seed)):
+        if not 0 <= v <= MAX_SEED:
+            raise SteerscaleError(f"{flag} {v}: expected an integer 0..{MAX_SEED}")
+    if not (args.prune == args.prune and 0 <= args.prune < 1):
+        raise SteerscaleError(f"--prune {args.prune}: expected a fraction of layers in [0, 1)")
     out = check_out_folder(args.out)
     model, tok, info = load(args)
     if vecs is not None:
