@@ -77,7 +77,8 @@ OPTIONS: dict[str, dict] = {
                        help="prompts per forward pass (default 8)"),
     "positions": dict(default="all", choices=POSITIONS,
                       help="steer every token (paper) or from the last instruction token on (CAA code)"),
-    "seed": dict(default=0, min=0, max=MAX_SEED, expected=f"an integer 0..{MAX_SEED} (bootstrap and sampling seed)",
+    "seed": dict(default=0, min=0, max=MAX_SEED,
+                 expected="an integer >= 0 and < 2^32 (bootstrap and sampling seed)",
                  help="bootstrap seed"),
     "n_bootstrap": dict(default=1000, min=1, max=MAX_BOOTSTRAP, flag=False,
                         help="bootstrap resamples for every interval"),
@@ -318,7 +319,8 @@ class OpenEndedConfig:
     temperature: float = option(0.7, min=1e-6, max=100.0, expected="a positive number <= 100",
                                  help="sampling temperature")
     n_neutral: int | None = opt("n_neutral")  # None = all; 0 = no CE
-    ce_max_tokens: int = option(256, min=1, max=MAX_NEW_TOKENS, flag=False, help="tokens of each neutral paragraph scored for CE")
+    ce_max_tokens: int = option(256, min=1, max=MAX_NEW_TOKENS, flag=False,
+                                help="tokens of each neutral paragraph scored for CE")
     ce_bound: float | None = opt("ce_bound")  # largest multiplier whose CE increase stays <= this, per point and sign
     n_bootstrap: int = opt("n_bootstrap")
     seed: int = opt("seed", help="bootstrap and sampling seed")

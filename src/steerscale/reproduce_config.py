@@ -81,6 +81,9 @@ def load_config(path=None) -> ReproduceConfig:
     for k in ("train", "test"):
         data[k] = _resolve(base, data[k])
     data["test_sets"] = [_resolve(base, t) for t in data["test_sets"]]
+    dup = sorted({t for t in data["test_sets"] if data["test_sets"].count(t) > 1})
+    if dup:  # two spellings of one file ("a.json", "./a.json") would sweep it twice into one folder
+        raise SteerscaleError(f"{path}: [data] test_sets: {dup[0]!r} is listed twice; list each test set once")
     openended = None
     if "openended" in raw:
         openended = asdict(from_section(OpenEndedSection, raw["openended"], f"{path}: [openended]"))
