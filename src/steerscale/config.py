@@ -45,7 +45,7 @@ DEVICE_EXPECTED = "one of cpu, cuda, cuda:N, mps, auto"
 # Upper bounds (metadata ``max``): past them a run would hang or exhaust memory before doing anything useful.
 MAX_BOOTSTRAP = 1_000_000
 MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (guards.check_context, CLI and reproduce alike)
-MAX_MULTIPLIER = 1e6  # |m|; steering by more swamps any residual stream (and overflows float16)
+MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by guards.saturated_points), short of float32 overflow
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # numpy's seeds
 SCALING_Y = ("max", "negative", "positive")
