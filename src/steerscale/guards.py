@@ -275,6 +275,22 @@ def check_context(model, tokenizer, texts, template: str, system: str | None, ex
                                   f"tokens; shorten it or use a model with a longer context")
 
 
+def check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data) -> None:
+    """Every A/B item, and every prompt the open-ended sweep scores or generates for (plus max_new_tokens), must
+    fit the model's context: the same checks as the CLI's sweep and openended (guards.check_context)."""
+    tmpl, system = m.sweep["template"], m.sweep["system"]
+    for name, items in zip(("train", "test"), ab_data or ()):
+        check_context(model, tok, [(it.id, it.question) for it in items], tmpl, system, extra=2,
+                      what=f"{cfg.data[name]}: item", extra_what="for '(' and the answer letter")
+    if oe_data is not None:
+        o = cfg.openended
+        for source, prompts in ((o["harmful"], oe_data[0]), (o["harmless"], oe_data[1])):
+            check_context(model, tok, [(p.id, p.text) for p in prompts[: o["n_logodds"]]], tmpl, system, extra=1,
+                          what=f"{source}: prompt")
+            check_context(model, tok, [(p.id, p.text) for p in prompts[: o["n_generate"]]], tmpl, system,
+                          extra=o["max_new_tokens"], what=f"{source}: prompt")
+
+
 def check_model_layers(info) -> None:
     if info.n_layers < 1:
         raise SteerscaleError(f"model {info.spec}: has {info.n_layers} decoder layers; nothing to steer "

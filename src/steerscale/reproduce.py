@@ -143,10 +143,10 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
-    from .guards import check_model_layers
+    from .guards import check_model_layers, check_reproduce_fits
 
     check_model_layers(info)
-    _check_fits(cfg, m, model, tok, ab_data, oe_data)  # the CLI's context checks, before any work
+    check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data)  # the CLI's context checks, before any work
     try:
         if ab_data is not None:
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
@@ -262,24 +262,6 @@ def _fresh_store(folder: Path, key: str) -> None:
         shutil.rmtree(folder / "points", ignore_errors=True)
     if old != key:
         atomic_write_text(marker, json.dumps({"config_hash": key}) + "\n")
-
-
-def _check_fits(cfg, m, model, tok, ab_data, oe_data) -> None:
-    """Every A/B item, and every prompt the open-ended sweep scores or generates for (plus max_new_tokens), must
-    fit the model's context: the same checks as the CLI's sweep and openended (guards.check_context)."""
-    from .guards import check_context
-
-    tmpl, system = m.sweep["template"], m.sweep["system"]
-    for name, items in zip(("train", "test"), ab_data or ()):
-        check_context(model, tok, [(it.id, it.question) for it in items], tmpl, system, extra=2,
-                      what=f"{cfg.data[name]}: item", extra_what="for '(' and the answer letter")
-    if oe_data is not None:
-        o = cfg.openended
-        for source, prompts in ((o["harmful"], oe_data[0]), (o["harmless"], oe_data[1])):
-            check_context(model, tok, [(p.id, p.text) for p in prompts[: o["n_logodds"]]], tmpl, system, extra=1,
-                          what=f"{source}: prompt")
-            check_context(model, tok, [(p.id, p.text) for p in prompts[: o["n_generate"]]], tmpl, system,
-                          extra=o["max_new_tokens"], what=f"{source}: prompt")
 
 
 def _openended_inputs(o: dict) -> tuple:
