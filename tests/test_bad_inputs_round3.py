@@ -328,22 +328,27 @@ def _digest(folder: Path) -> dict:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_orthogonalize_kill_9_old_intact_or_new_complete(base, tmp_path):
+def test_orthogonalize_kill_9_old_intact_or_new_complete(base, tmp_path, capsys):
     """SIGKILL at each stage of replacing an existing folder (--force): the folder is the old one intact or the
-    new one complete with its record, never a mix; nothing but the target is left beside it."""
+    new one complete with its record, never a mix; nothing but the target is left beside it. (The complete
+    reference folders are made in-process; only the killed runs are subprocesses.)"""
+    import shutil
+
     d_old = SteeringVectors(torch.randn(2, 32), {"model": "model", "selected_layer": 1}).save(tmp_path / "old.st")
     d_new = SteeringVectors(torch.randn(2, 32), {"model": "model", "selected_layer": 0}).save(tmp_path / "new.st")
-    ref = tmp_path / "ref"
-    r = _run("orthogonalize", "--model", base["model"], "--direction", d_new, "--out", ref)
-    assert r.returncode == 0, r.stderr
-    new = _digest(ref)
+    refs = {}
+    for name, d in (("old", d_old), ("new", d_new)):
+        rc = cli.main(["orthogonalize", "--model", str(base["model"]), "--direction", str(d), "--out",
+                       str(tmp_path / name)])
+        assert rc == 0, capsys.readouterr().err
+        refs[name] = _digest(tmp_path / name)
+    old, new = refs["old"], refs["new"]
+    assert old != new and "steerscale_orthogonalize.json" in old
     target = tmp_path / "w" / "orth"
     for stage in ("orthogonalize-weights", "orthogonalize-tokenizer", "orthogonalize-directions", "folder-built",
                   "folder-exchanged"):
-        r = _run("orthogonalize", "--model", base["model"], "--direction", d_old, "--out", target, "--force")
-        assert r.returncode == 0, r.stderr
-        old = _digest(target)
-        assert old != new and "steerscale_orthogonalize.json" in old
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(tmp_path / "old", target)
         r = _run("orthogonalize", "--model", base["model"], "--direction", d_new, "--out", target, "--force",
                  env={"STEERSCALE_FAULT_POINT": stage})
         assert r.returncode == -9, (stage, r.returncode, r.stderr[-500:])
@@ -352,9 +357,11 @@ def test_orthogonalize_kill_9_old_intact_or_new_complete(base, tmp_path):
         assert got == want, stage
         rec = json.loads((target / "steerscale_orthogonalize.json").read_text())
         assert rec["direction_file"] == str(d_new if want is new else d_old)
+        assert len(list(target.parent.iterdir())) == 2  # the target and the killed run's temporary folder
     # the next run cleans what the killed ones left beside the target
-    r = _run("orthogonalize", "--model", base["model"], "--direction", d_new, "--out", target, "--force")
-    assert r.returncode == 0, r.stderr
+    rc = cli.main(["orthogonalize", "--model", str(base["model"]), "--direction", str(d_new), "--out", str(target),
+                   "--force"])
+    assert rc == 0, capsys.readouterr().err
     assert _digest(target) == new
     assert [p.name for p in target.parent.iterdir()] == ["orth"]
 
