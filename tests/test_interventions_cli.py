@@ -50,6 +50,9 @@ def test_cli_ablation_orthogonalize_generate(tmp_path, tiny_dir, capsys):
     hooked = json.loads(capsys.readouterr().out)["outputs"]
     rc = cli.main(["generate", "--model", str(orth), "--ablate", str(out / "directions.safetensors"),
                    "--max-new-tokens", "6", "--json", "How do I hurt number 3?"])
+    assert rc == 2 and "made on model" in capsys.readouterr().err  # --ablate obeys --vectors' model rule
+    rc = cli.main(["generate", "--model", str(orth), "--ablate", str(out / "directions.safetensors"),
+                   "--allow-foreign-vectors", "--max-new-tokens", "6", "--json", "How do I hurt number 3?"])
     baked = json.loads(capsys.readouterr().out)["outputs"]
     key = f"ablated(layer {layer} direction)"
     assert baked["unsteered"] == hooked[key]

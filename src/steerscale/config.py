@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from .data import TEMPLATES
@@ -40,6 +41,14 @@ from .vectors import NORMALIZATIONS
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_PATTERN = r"cpu|auto|mps|cuda(:[0-9]{1,4})?"
+DEVICE_EXPECTED = "one of cpu, cuda, cuda:N, mps, auto"
+# Upper bounds (metadata ``max``): past them a run would hang or exhaust memory before doing anything useful.
+MAX_BOOTSTRAP = 1_000_000
+MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (guards.check_context, CLI and reproduce alike)
+MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by guards.saturated_points), short of float32 overflow
+MAX_BATCH = 65_536
+MAX_SEED = 2**32 - 1  # numpy's seeds
 SCALING_Y = ("max", "negative", "positive")
 
 
@@ -58,19 +67,23 @@ OPTIONS: dict[str, dict] = {
     "dtype": dict(default="float32", choices=DTYPES,
                   help="weights and activations (default float32; bfloat16 is faster on CPUs with bf16 matmuls, "
                   "scores then differ from float32 by up to a few hundredths)"),
-    "device": dict(default="cpu", help="cpu, cuda, cuda:N, or auto (shard over GPUs)"),
+    "device": dict(default="cpu", pattern=DEVICE_PATTERN, expected=DEVICE_EXPECTED,
+                   help="cpu, cuda, cuda:N, or auto (shard over GPUs)"),
     "trust_remote_code": dict(default=False, help="allow model code from the hub (off by default)"),
     "template": dict(default="chat", choices=TEMPLATES,
                      help="prompt format: the model's chat template, [INST] ... [/INST], or Input:/Response: "
                      "(default chat)"),
     "system": dict(default=None, help="system prompt (default none)"),
-    "batch_size": dict(default=8, min=1, expected="a positive integer", auto=True,
+    "batch_size": dict(default=8, min=1, max=MAX_BATCH, expected=f"a positive integer <= {MAX_BATCH}", auto=True,
                        help="prompts per forward pass, or 'auto': the largest that fits on an accelerator, 8 on a "
                        "CPU (default 8)"),
     "positions": dict(default="all", choices=POSITIONS,
                       help="steer every token (paper) or from the last instruction token on (CAA code)"),
-    "seed": dict(default=0, min=0, expected="an integer >= 0 (bootstrap and sampling seed)", help="bootstrap seed"),
-    "n_bootstrap": dict(default=1000, min=1, flag=False, help="bootstrap resamples for every interval"),
+    "seed": dict(default=0, min=0, max=MAX_SEED,
+                 expected="an integer >= 0 and < 2^32 (bootstrap and sampling seed)",
+                 help="bootstrap seed"),
+    "n_bootstrap": dict(default=1000, min=1, max=MAX_BOOTSTRAP, flag=False,
+                        help="bootstrap resamples for every interval"),
     "normalize": dict(default="none", choices=NORMALIZATIONS,
                       help="vector normalisation: none (raw mean difference), unit, residual (default none)"),
     "harmful": dict(default="harmful-prompts", help="harmful prompts: built-in name or JSON/JSONL file"),
@@ -78,9 +91,10 @@ OPTIONS: dict[str, dict] = {
     "neutral": dict(default="neutral-text", help="neutral paragraphs for cross-entropy"),
     "n_logodds": dict(default=None, min=1, expected="a positive number of prompts (leave it out to use all)",
                       help="prompts per kind for log-odds (default all)"),
-    "n_generate": dict(default=4, min=0, expected="a number of prompts >= 0 (0 = no generation)",
+    "n_generate": dict(default=4, min=0, max=100_000, expected="a number of prompts >= 0 (0 = no generation)",
                        help="prompts per kind to generate for (default 4; 0 = none)"),
-    "max_new_tokens": dict(default=40, min=1, expected="a positive number of tokens",
+    "max_new_tokens": dict(default=40, min=1, max=MAX_NEW_TOKENS, expected="a positive number of tokens "
+                           f"(at most {MAX_NEW_TOKENS}, and within the model's context)",
                            help="tokens to generate (default 40)"),
     "n_neutral": dict(default=None, min=0, expected="a number of paragraphs >= 0 (0 = no cross-entropy)",
                       help="neutral paragraphs for CE (default all 42; 0 = none)"),
@@ -143,9 +157,13 @@ def problem(f, value, cli: bool = False) -> str | None:
     meta, (kind, optional) = f.metadata, _kind(f)
     if value is None and optional:
         return None
-    low = meta.get("min")
-    if cli and meta.get("expected") and low is not None:
-        return None if (value == value and abs(value) != math.inf and value >= low) else meta["expected"]
+    low, high = meta.get("min"), meta.get("max")
+    if meta.get("pattern") is not None and (not isinstance(value, str) or not re.fullmatch(meta["pattern"], value)):
+        return meta.get("expected") or _KINDS.get(kind, kind)
+    if cli and meta.get("expected") and (low is not None or high is not None):
+        ok = value == value and abs(value) != math.inf and (low is None or value >= low) and \
+            (high is None or value <= high)
+        return None if ok else meta["expected"]
     if meta.get("choices") and value not in meta["choices"]:
         return f"one of {', '.join(meta['choices'])}"
     typed = _kind_ok(kind, value)
@@ -153,9 +171,21 @@ def problem(f, value, cli: bool = False) -> str | None:
         typed = False
     if low is not None and (not typed or value < low):
         return f"{_KINDS.get(kind, kind)} >= {low:g}" + (f" ({meta['unit']})" if meta.get("unit") else "")
+    if high is not None and (not typed or value > high):
+        return f"{_KINDS.get(kind, kind)} <= {high:g}" + (f" ({meta['unit']})" if meta.get("unit") else "")
     if not typed:
         return _KINDS.get(kind, kind) + (" (or leave it out)" if optional else "")
     return None
+
+
+def check_multiplier(m, label: str = "multiplier") -> float:
+    """A steering multiplier: a finite number with |m| <= MAX_MULTIPLIER (beyond it every residual stream is
+    swamped and float16/float32 arithmetic overflows); else a one-line error."""
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
+        raise SteerscaleError(f"{label} {m!r}: expected a finite number")
+    if abs(m) > MAX_MULTIPLIER:
+        raise SteerscaleError(f"{label} {m!r}: expected a number between -{MAX_MULTIPLIER:g} and {MAX_MULTIPLIER:g}")
+    return float(m)
 
 
 def check_fields(obj, names=None, label=lambda name: name) -> None:
@@ -229,7 +259,8 @@ class JudgeOptions:
     judge_url: str | None = option(None, help="OpenAI-compatible endpoint (base URL or .../chat/completions)")
     judge_name: str = option("judge", help="model name sent to the judge endpoint")
     judge_key_env: str | None = option(None, help="environment variable holding the judge endpoint's API key")
-    judge_timeout: float = option(30.0, min=0.001, expected="a positive number of seconds",
+    judge_timeout: float = option(30.0, min=0.001, max=86_400.0,
+                                  expected="a positive number of seconds (at most 86400)",
                                   help="seconds per judge request (default 30)")
     judge_model: str | None = option(None, help="local judge: a model spec for load_model (chat model)")
 
@@ -291,8 +322,7 @@ class SweepConfig:
         if not self.multipliers:
             raise SteerscaleError("multipliers: expected at least one value")
         for m in self.multipliers:
-            if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
-                raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
+            check_multiplier(m)
         layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
         layers = [l + n_layers if -n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
         bad = [l for l in layers if not 0 <= l < n_layers]
@@ -330,9 +360,11 @@ class OpenEndedConfig:
     n_generate: int = opt("n_generate")  # 0 = no generation
     max_new_tokens: int = opt("max_new_tokens")
     sampled: bool = option(False, help="also sampled generation (seeded)")
-    temperature: float = option(0.7, min=1e-6, expected="a positive number", help="sampling temperature")
+    temperature: float = option(0.7, min=1e-6, max=100.0, expected="a positive number <= 100",
+                                 help="sampling temperature")
     n_neutral: int | None = opt("n_neutral")  # None = all; 0 = no CE
-    ce_max_tokens: int = option(256, min=1, flag=False, help="tokens of each neutral paragraph scored for CE")
+    ce_max_tokens: int = option(256, min=1, max=MAX_NEW_TOKENS, flag=False,
+                                help="tokens of each neutral paragraph scored for CE")
     ce_bound: float | None = opt("ce_bound")  # largest multiplier whose CE increase stays <= this, per point and sign
     n_bootstrap: int = opt("n_bootstrap")
     seed: int = opt("seed", help="bootstrap and sampling seed")
@@ -368,8 +400,7 @@ class OpenEndedConfig:
         if not self.multipliers:
             raise SteerscaleError("multipliers: expected at least one value")
         for m in self.multipliers:
-            if not isinstance(m, (int, float)) or not math.isfinite(m):
-                raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
+            check_multiplier(m)
         check_fields(self, ("batch_size", "n_generate", "max_new_tokens", "seed", "n_logodds", "n_neutral"))
         # -0 is 0; repeated multipliers count once (they would repeat rows and narrow the intervals)
         return OpenEndedConfig(**dict(asdict(self), multipliers=sorted({float(m) + 0.0 for m in self.multipliers})))
@@ -400,8 +431,11 @@ def _check_layer_list(obj, label) -> None:
     if not (obj.layers == "all" or (isinstance(obj.layers, list) and all(isinstance(l, int) for l in obj.layers))):
         raise SteerscaleError(f"{label('layers')} {obj.layers!r}: expected \"all\" or a list of layer indices")
     check_fields(obj, ("layer_stride",), label)
-    if not isinstance(obj.multipliers, list) or not all(isinstance(m, (int, float)) for m in obj.multipliers):
+    if not isinstance(obj.multipliers, list) or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
+                                                        for m in obj.multipliers):
         raise SteerscaleError(f"{label('multipliers')} {obj.multipliers!r}: expected a list of numbers")
+    for m in obj.multipliers:
+        check_multiplier(m, label("multipliers") + " value")
     if 0 not in obj.multipliers:
         raise SteerscaleError(f"{label('multipliers')} must include 0 (the unsteered baseline every effect is "
                               f"measured against)")
@@ -411,7 +445,7 @@ def _check_layer_list(obj, label) -> None:
 class RunSection:
     """[run]: analysis settings of a reproduce run."""
 
-    seed: int = option(0, min=0, help="bootstrap and validation/test split seed")
+    seed: int = option(0, min=0, max=MAX_SEED, help="bootstrap and validation/test split seed")
     n_bootstrap: int = opt("n_bootstrap")
     val_fraction: float = option(0.5, help="share of evaluation items used to choose the peak layer")
     scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
@@ -440,6 +474,9 @@ class DataSection:
         ts = self.test_sets
         if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
             raise SteerscaleError(f"{label('test_sets')} {ts!r}: expected a list of dataset names or files")
+        dup = sorted({t for t in ts if ts.count(t) > 1})
+        if dup:
+            raise SteerscaleError(f"{label('test_sets')}: {dup[0]!r} is listed twice; list each test set once")
         check_fields(self, ("train", "test"), label)
         from .data import check_limit
 
@@ -455,7 +492,7 @@ class SweepSection:
     """[sweep] (and the per-model overrides in [[models]]): the A/B sweep of each model."""
 
     layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
-    layer_stride: int = option(1, min=1, help="keep every Nth of those layers")
+    layer_stride: int = option(1, min=1, max=10_000, help="keep every Nth of those layers")
     multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], help="must include 0")
     template: str = opt("template")
     positions: str = opt("positions")
@@ -478,7 +515,7 @@ class OpenEndedSection:
     size are the model's [sweep] settings)."""
 
     layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
-    layer_stride: int = option(1, min=1, help="keep every Nth of those layers")
+    layer_stride: int = option(1, min=1, max=10_000, help="keep every Nth of those layers")
     multipliers: list[float] = opt("openended_multipliers")
     harmful: str = opt("harmful")
     harmless: str = opt("harmless")
@@ -495,8 +532,40 @@ class OpenEndedSection:
                             "harmless", "neutral"), label)
 
 
-MODEL_KEYS = {"spec", "name", "dtype", "device", "trust_remote_code"}
-IMPORT_KEYS = {"table", "include_in_fit"}
+@dataclass
+class ModelSection:
+    """A [[models]] entry's own keys (the rest of the entry are [sweep] overrides, SweepSection's)."""
+
+    spec: str = option("", help="hub id, model directory, .gguf file or smollm2-135m")
+    name: str | None = option(None, help="the model's name in tables and folders (default from spec)")
+    dtype: str = opt("dtype")
+    device: str = opt("device")
+    trust_remote_code: bool = opt("trust_remote_code")
+
+    def validate(self, label) -> None:
+        check_fields(self, ("spec", "name", "dtype", "device", "trust_remote_code"), label)
+        if not self.spec.strip():
+            raise SteerscaleError(f"{label('spec')} {self.spec!r}: expected a non-empty string (a hub id, model "
+                                  f"directory, .gguf file or smollm2-135m)")
+        if self.name is not None and not self.name.strip():
+            raise SteerscaleError(f"{label('name')} {self.name!r}: expected a non-empty string (or leave it out)")
+
+
+@dataclass
+class ImportSection:
+    """An [[imports]] entry: a published table of peaks to compare with (scaling.imported)."""
+
+    table: str = option("", help="a CSV/JSON file or a built-in table name")
+    include_in_fit: bool = option(True, help="fit the scaling law to these points too")
+
+    def validate(self, label) -> None:
+        check_fields(self, ("table", "include_in_fit"), label)
+        if not self.table.strip():
+            raise SteerscaleError(f"{label('table')} {self.table!r}: expected a non-empty string")
+
+
+MODEL_KEYS = {f.name for f in fields(ModelSection)}
+IMPORT_KEYS = {f.name for f in fields(ImportSection)}
 
 
 @dataclass

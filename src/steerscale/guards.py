@@ -26,6 +26,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -220,9 +221,22 @@ def csv_cell(v):
     return v
 
 
+# bidirectional controls (LRE..RLO, LRI..PDI, LRM/RLM): they can make text display in another order than it reads
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MD_LINK = re.compile(r"(?<!\\)\](?=\s*[(\[:])")  # a "]" that would close a link's text: [t](url), [t][r], [t]:
+
+
+def no_bidi(x) -> str:
+    """`x` as text with bidirectional control characters shown as their code points (e.g. "U+202E")."""
+    return _BIDI.sub(lambda m: f"U+{ord(m.group()):04X}", str(x))
+
+
 def md_text(x) -> str:
-    """Text for Markdown with raw HTML neutralised (<, >, & become entities) and kept on one line."""
-    s = str(x).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for Markdown with raw HTML neutralised (<, >, & become entities), links neutralised (a "]" before
+    "(", "[" or ":" is escaped, so ``[text](javascript:...)`` shows as text), bidi controls shown as code
+    points, and kept on one line."""
+    s = no_bidi(x).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_LINK.sub(r"\\]", s)
     return s.replace("\r", " ").replace("\n", " ")
 
 
@@ -261,6 +275,22 @@ def check_context(model, tokenizer, texts, template: str, system: str | None, ex
                                   f"tokens; shorten it or use a model with a longer context")
 
 
+def check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data) -> None:
+    """Every A/B item, and every prompt the open-ended sweep scores or generates for (plus max_new_tokens), must
+    fit the model's context: the same checks as the CLI's sweep and openended (guards.check_context)."""
+    tmpl, system = m.sweep["template"], m.sweep["system"]
+    for name, items in zip(("train", "test"), ab_data or ()):
+        check_context(model, tok, [(it.id, it.question) for it in items], tmpl, system, extra=2,
+                      what=f"{cfg.data[name]}: item", extra_what="for '(' and the answer letter")
+    if oe_data is not None:
+        o = cfg.openended
+        for source, prompts in ((o["harmful"], oe_data[0]), (o["harmless"], oe_data[1])):
+            check_context(model, tok, [(p.id, p.text) for p in prompts[: o["n_logodds"]]], tmpl, system, extra=1,
+                          what=f"{source}: prompt")
+            check_context(model, tok, [(p.id, p.text) for p in prompts[: o["n_generate"]]], tmpl, system,
+                          extra=o["max_new_tokens"], what=f"{source}: prompt")
+
+
 def check_model_layers(info) -> None:
     if info.n_layers < 1:
         raise SteerscaleError(f"model {info.spec}: has {info.n_layers} decoder layers; nothing to steer "
@@ -290,6 +320,22 @@ def check_foreign_vectors(vectors, info, allow: bool, flag: str = "--allow-forei
         return
     raise SteerscaleError(f"{where}vectors were made on model {short(made_on, 80)}, this is {short(info.name, 80)} "
                           f"(same shape){detail}; pass {flag} to steer it with them anyway")
+
+
+def check_layers_present(vectors, layers, flag: str = "--layers") -> None:
+    """Imported vectors (interop) are zero at layers their file does not cover (``meta["layers_present"]``):
+    steering there would report a "delta exactly 0" as a measured effect, so such layers are refused."""
+    present = (getattr(vectors, "meta", None) or {}).get("layers_present")
+    if present is None:
+        return
+    want = range(vectors.n_layers) if layers is None else layers
+    missing = sorted({int(l) for l in want} - {int(l) for l in present})
+    if missing:
+        where = f"{vectors.path}: " if getattr(vectors, "path", None) else ""
+        shown = ", ".join(map(str, missing[:6])) + (" ..." if len(missing) > 6 else "")
+        raise SteerscaleError(f"{where}imported vectors cover layers {short(sorted(present), 80)} only; layer(s) "
+                              f"{shown} would steer with a zero vector and measure nothing; pass {flag} within "
+                              f"the covered layers")
 
 
 def saturated_points(rows: list[dict]) -> list[tuple]:

@@ -72,11 +72,22 @@ def export_llama_cpp(vectors: SteeringVectors, path, layers: list[int] | None = 
                                   "direction.0: control vectors start at the output of decoder layer 1)")
         if not 0 < l < n:
             raise SteerscaleError(f"export --layers: layer {l} out of range, the vectors cover layers 0..{n - 1}")
-    if not np.isfinite(multiplier):
-        raise SteerscaleError(f"export --multiplier {multiplier}: expected a finite number")
+    from .config import check_multiplier
+    from .outputs import check_out_file, write_file
+
+    multiplier = check_multiplier(multiplier, "export --multiplier")
     path = Path(path)
     if path.suffix != ".gguf":
         raise SteerscaleError(f"export: output {path} should end in .gguf")
+    path = check_out_file(path, "export: output", "a .gguf file name")
+    data = {}
+    for l in layers:  # float32 is what llama.cpp reads: a product past its range is refused, not written as inf
+        v = (float(multiplier) * vectors.vectors[l].double()).float()
+        if not torch.isfinite(v).all():
+            raise SteerscaleError(f"export --multiplier {multiplier:g}: multiplier x vector[{l}] overflows float32 "
+                                  f"(largest |value| {float(vectors.vectors[l].abs().max()):.3g}); use a smaller "
+                                  f"multiplier")
+        data[l] = v.numpy()
     # model_hint is a model TYPE (e.g. "llama"), as repeng writes it; never the model's name or path
     hint = model_hint or vectors.meta.get("model_type") or vectors.meta.get("model_hint")
     if not hint:
@@ -85,8 +96,8 @@ def export_llama_cpp(vectors: SteeringVectors, path, layers: list[int] | None = 
         logging.getLogger(__name__).warning("export: the vectors record no model type; writing model_hint "
                                             "'unknown' (give model_hint / --model-hint, e.g. llama)")
         hint = "unknown"
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         w = gguf.GGUFWriter(str(tmp), ARCH)
         w.add_string(f"{ARCH}.model_hint", str(hint))
         w.add_uint32(f"{ARCH}.layer_count", len(layers))
@@ -95,17 +106,29 @@ def export_llama_cpp(vectors: SteeringVectors, path, layers: list[int] | None = 
         w.add_string("steerscale.meta", json.dumps({k: v for k, v in vectors.meta.items()
                                                      if k != "mean_residual_norm"}, default=str))
         for l in layers:
-            w.add_tensor(f"direction.{l}", (float(multiplier) * vectors.vectors[l].double()).float().numpy())
+            w.add_tensor(f"direction.{l}", data[l])
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        os.replace(tmp, path)
-    except OSError as e:
-        from .store import os_error
 
-        tmp.unlink(missing_ok=True)
-        raise os_error(path, e) from None
+    def verify(tmp: Path) -> int:
+        """Re-read the file: every tensor whole and equal to what was written (a short write fails here)."""
+        try:
+            r = gguf.GGUFReader(str(tmp))
+            got = {t.name: np.asarray(t.data, dtype=np.float32).reshape(-1) for t in r.tensors}
+            end = max(int(t.data_offset) + int(t.n_bytes) for t in r.tensors)
+        except Exception:
+            raise SteerscaleError(f"{path}: the written file does not read back whole (disk full or file size "
+                                  f"limit?); nothing was written under the final name") from None
+        if set(got) != {f"direction.{l}" for l in layers} or \
+                any(not np.array_equal(got[f"direction.{l}"], data[l]) for l in layers):
+            raise SteerscaleError(f"{path}: the written file does not read back as written; nothing was written "
+                                  f"under the final name")
+        size = os.stat(tmp).st_size
+        return size if size >= end else end  # the header's last tensor must end inside the file
+
+    write_file(path, write, verify)
     return path
 
 
@@ -132,7 +155,11 @@ def _assemble(found: dict[int, np.ndarray], path, n_layers: int | None, meta: di
         raise SteerscaleError(f"{path}: holds a vector for layer {top}, but n_layers is {n} (layers 0..{n - 1})")
     out = torch.zeros(n, hidden, dtype=torch.float32)
     for l, v in found.items():
-        out[l] = torch.from_numpy(np.asarray(v, dtype=np.float32).copy())
+        with np.errstate(over="ignore", invalid="ignore"):
+            v32 = np.asarray(v, dtype=np.float32)
+        if not np.isfinite(v32).all():
+            raise SteerscaleError(f"{path}: the vector for layer {l} contains NaN or Inf (in float32)")
+        out[l] = torch.from_numpy(v32.copy())
     meta = dict(meta, n_layers=n, hidden_size=hidden, layers_present=sorted(found), normalization="none",
                 read_at="output of decoder layer L (imported; layers not in layers_present are zero)")
     return SteeringVectors(out, meta)
@@ -145,10 +172,10 @@ def import_control_vector(path, n_layers: int | None = None) -> SteeringVectors:
     float32, all of one size. `n_layers`: the target model's layer count (default: highest layer + 1);
     layers the file does not cover are zero and listed in ``meta["layers_present"]``.
     """
+    from .guards import check_input_file
+
     gguf = _gguf()
-    path = Path(path)
-    if not path.is_file():
-        raise SteerscaleError(f"{path}: no such file (expected a control-vector .gguf)")
+    path = check_input_file(Path(path), "a control-vector .gguf file")
     try:
         reader = gguf.GGUFReader(str(path))
     except Exception as e:  # gguf raises several types on bad files
@@ -158,21 +185,26 @@ def import_control_vector(path, n_layers: int | None = None) -> SteeringVectors:
         raise SteerscaleError(f"{path}: general.architecture is {arch!r}, expected {ARCH!r} (a model file, "
                               f"not a control vector?)")
     found: dict[int, np.ndarray] = {}
+    names: dict[int, str] = {}
     for t in reader.tensors:
         m = _DIRECTION.match(t.name)
         if not m:
             raise SteerscaleError(f"{path}: tensor {t.name!r}: expected names direction.N (N >= 1)")
         layer = int(m.group(1))
+        if layer in names:
+            raise SteerscaleError(f"{path}: tensors {names[layer]!r} and {t.name!r} both name layer {layer}; "
+                                  f"expected one tensor per layer")
+        names[layer] = t.name
         if layer == 0:
             raise SteerscaleError(f"{path}: tensor direction.0: llama.cpp rejects layer 0; not a valid control vector")
         if t.tensor_type != gguf.GGMLQuantizationType.F32:
             raise SteerscaleError(f"{path}: tensor {t.name!r} is {t.tensor_type.name}, expected F32")
         data = np.asarray(t.data, dtype=np.float32).reshape(-1)
         if len([d for d in t.shape if d > 1]) > 1:
-            raise SteerscaleError(f"{path}: tensor {t.name!r} has shape {list(t.shape)}, expected 1-D")
+            raise SteerscaleError(f"{path}: tensor {t.name!r} has shape {[int(d) for d in t.shape]}, expected 1-D")
         if not np.isfinite(data).all():
             raise SteerscaleError(f"{path}: tensor {t.name!r} contains NaN or Inf")
-        found[layer] = found.get(layer, 0) + data  # llama.cpp sums repeated layers
+        found[layer] = data
     meta = {"source": "llama.cpp control vector", "source_file": str(path),
             "model_hint": _field_str(reader, f"{ARCH}.model_hint") or ""}
     sm = _field_str(reader, "steerscale.meta")
@@ -204,7 +236,7 @@ def import_steering_vectors(path, n_layers: int | None = None) -> SteeringVector
     if layer_type != "decoder_block":
         raise SteerscaleError(f"{path}: layer_type {layer_type!r}: only 'decoder_block' (output of decoder "
                               f"layer L) matches steerscale's layers")
-    found = {}
+    found, names = {}, {}
     for k, t in tensors.items():
         m = _SV_KEY.match(k)
         if not m:
@@ -214,14 +246,27 @@ def import_steering_vectors(path, n_layers: int | None = None) -> SteeringVector
                                   f"expected a 1-D float tensor")
         if not torch.isfinite(t).all():
             raise SteerscaleError(f"{path}: tensor {k!r} contains NaN or Inf")
-        found[int(m.group(1))] = t.float().numpy()
+        layer = int(m.group(1))
+        if layer in names:
+            raise SteerscaleError(f"{path}: tensors {names[layer]!r} and {k!r} both name layer {layer}; expected "
+                                  f"one tensor per layer")
+        names[layer] = k
+        found[layer] = t.float().numpy()
     return _assemble(found, path, n_layers, {"source": "steering-vectors", "source_file": str(path),
                                              "layer_type": layer_type})
 
 
 def import_vectors(path, n_layers: int | None = None) -> SteeringVectors:
-    """Import by file type: ``.gguf`` -> control vector; ``.safetensors`` -> steering-vectors layout."""
+    """Import by file type: ``.gguf`` -> control vector; ``.safetensors`` -> steering-vectors layout.
+    `n_layers` (the target model's layer count) must be 1..guards.MAX_LAYERS and cover the file's layers."""
+    from .guards import MAX_LAYERS, check_input_file
+
+    if n_layers is not None and (isinstance(n_layers, bool) or not isinstance(n_layers, int)
+                                 or not 1 <= n_layers <= MAX_LAYERS):
+        raise SteerscaleError(f"import --n-layers {n_layers!r}: expected the model's layer count, 1..{MAX_LAYERS}")
     p = Path(path)
+    if p.suffix.lower() in (".gguf", ".safetensors"):
+        check_input_file(p, f"a {p.suffix.lower()} vectors file")
     suffix = p.suffix.lower()
     if suffix == ".gguf":
         return import_control_vector(p, n_layers)

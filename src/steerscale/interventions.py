@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from .batching import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, split_items
 from .errors import SteerscaleError
+from .guards import short
 from .evaluate import last_logits
 from .stats import mean_ci
 from .models import model_info
@@ -356,7 +357,9 @@ def direction_from_file(path, layer: int | None = None) -> tuple[torch.Tensor, i
         layer = vecs.meta.get("selected_layer")
         if layer is None:
             raise SteerscaleError(f"{path}: no selected_layer in its metadata; give the layer (--direction-layer)")
-    layer = int(layer)
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise SteerscaleError(f"{path}: selected_layer {short(layer, 40)}: expected a layer index (an integer); "
+                              f"or give the layer with --direction-layer")
     if not 0 <= layer < vecs.n_layers:
         raise SteerscaleError(f"{path}: layer {layer} out of range, the file covers layers 0..{vecs.n_layers - 1}")
     d = vecs.vectors[layer]

@@ -156,25 +156,36 @@ def orthogonalize(model, directions, check: bool = True, rtol: float | None = No
             "edited_parameters": edited, "check_max_abs_diff": diff}
 
 
-def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None = None, check: bool = True) -> Path:
+def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None = None, check: bool = True,
+                        force: bool = False, sources=()) -> Path:
     """Orthogonalise `model` in place and write it, with its tokenizer, as a safetensors model folder.
 
     The folder holds config.json, model.safetensors (no pickle), the tokenizer files, and
     ``steerscale_orthogonalize.json`` (the summary of `orthogonalize` plus `meta`) and
     ``ablated_directions.safetensors`` (the orthonormal basis removed). Load it with ``load_model(out_dir)``.
+    The folder is built under a temporary name and put in place whole (``outputs.build_folder``): a non-empty
+    `out_dir` is replaced only with `force`, never when it is (inside) one of `sources`, and a kill or a
+    full disk at any moment leaves the old folder intact or the new one complete with its record.
     """
-    from .store import check_writable_folder
+    from .outputs import build_folder, check_out_folder_target, fault_point
+    from .store import atomic_write_text
     from .tensorio import save_with_meta
 
-    out = check_writable_folder(Path(out_dir))
+    check_out_folder_target(out_dir, force, sources)  # refused before any weight is edited
     summary = orthogonalize(model, directions, check=check)
     basis = orthonormal_basis(directions).float()
-    model.save_pretrained(out)
-    if not any(out.glob("*.safetensors")) or any(out.glob("*.bin")):
-        raise SteerscaleError(f"{out}: save_pretrained did not write safetensors only")
-    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-        tokenizer.save_pretrained(out)
-    save_with_meta(out / "ablated_directions.safetensors", {"directions": basis.contiguous()},
-                   {"kind": "orthonormal basis removed by orthogonalize"})
-    (out / "steerscale_orthogonalize.json").write_text(json.dumps(dict(summary, **(meta or {})), indent=2))
-    return out
+
+    def build(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if not any(tmp.glob("*.safetensors")) or any(tmp.glob("*.bin")):
+            raise SteerscaleError(f"{out_dir}: save_pretrained did not write safetensors only")
+        fault_point("orthogonalize-weights")
+        if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+            tokenizer.save_pretrained(tmp)
+        fault_point("orthogonalize-tokenizer")
+        save_with_meta(tmp / "ablated_directions.safetensors", {"directions": basis.contiguous()},
+                       {"kind": "orthonormal basis removed by orthogonalize"})
+        fault_point("orthogonalize-directions")
+        atomic_write_text(tmp / "steerscale_orthogonalize.json", json.dumps(dict(summary, **(meta or {})), indent=2))
+
+    return build_folder(out_dir, build, force=force, sources=sources)

@@ -145,9 +145,10 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
                                      load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
-    from .guards import check_model_layers
+    from .guards import check_model_layers, check_reproduce_fits
 
     check_model_layers(info)
+    check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data)  # the CLI's context checks, before any work
     try:
         if ab_data is not None:
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)

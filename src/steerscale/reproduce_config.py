@@ -15,8 +15,8 @@ from dataclasses import asdict, fields
 from importlib import resources
 from pathlib import Path
 
-from .config import (IMPORT_KEYS, MODEL_KEYS, PROTOCOL_PRESETS, DataSection, ModelSpec, OpenEndedSection,
-                     ReproduceConfig, RunSection, SweepSection, from_section)
+from .config import (IMPORT_KEYS, MODEL_KEYS, PROTOCOL_PRESETS, DataSection, ImportSection, ModelSection,
+                     ModelSpec, OpenEndedSection, ReproduceConfig, RunSection, SweepSection, from_section)
 from .errors import SteerscaleError
 
 SECTION_NAMES = ("run", "data", "sweep", "openended", "showcase", "models", "imports")
@@ -40,15 +40,33 @@ def _resolve(base: Path, value: str) -> str:
     return str(p) if value.startswith("~") else value
 
 
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict; a missing or unreadable file, non-UTF-8 bytes, invalid TOML, nesting too deep for
+    the parser and integers too long to convert are each a one-line error naming the file."""
+    from .guards import read_input_bytes
+
+    if not path.exists() and not path.is_symlink():
+        raise SteerscaleError(f"{path}: no such config file")
+    data = read_input_bytes(path, "a TOML config file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SteerscaleError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); save the "
+                              f"config as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SteerscaleError(f"{path}: invalid TOML ({e})") from None
+    except RecursionError:
+        raise SteerscaleError(f"{path}: arrays or tables nested too deeply to read; expected a flat config") from None
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise SteerscaleError(f"{path}: unreadable TOML value ({str(e).split(':')[0][:120]})") from None
+
+
 def load_config(path=None) -> ReproduceConfig:
     """Read and validate a reproduce config (the bundled default when `path` is None)."""
     path = Path(path) if path is not None else default_config_path()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SteerscaleError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SteerscaleError(f"{path}: invalid TOML ({e})") from None
+    raw = read_toml(path)
     for k in raw:
         if k not in SECTION_NAMES:
             raise SteerscaleError(f"{path}: unknown section [{k}] (known: {', '.join(sorted(SECTION_NAMES))})")
@@ -63,6 +81,9 @@ def load_config(path=None) -> ReproduceConfig:
     for k in ("train", "test"):
         data[k] = _resolve(base, data[k])
     data["test_sets"] = [_resolve(base, t) for t in data["test_sets"]]
+    dup = sorted({t for t in data["test_sets"] if data["test_sets"].count(t) > 1})
+    if dup:  # two spellings of one file ("a.json", "./a.json") would sweep it twice into one folder
+        raise SteerscaleError(f"{path}: [data] test_sets: {dup[0]!r} is listed twice; list each test set once")
     openended = None
     if "openended" in raw:
         openended = asdict(from_section(OpenEndedSection, raw["openended"], f"{path}: [openended]"))
@@ -87,24 +108,29 @@ def load_config(path=None) -> ReproduceConfig:
             if k not in MODEL_KEYS and k not in sweep_keys:
                 raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(MODEL_KEYS))}, "
                                       f"or any [sweep] key)")
-        spec = _resolve(base, str(m["spec"]))
-        name = str(m.get("name") or (Path(spec).stem if spec.endswith(".gguf") or Path(spec).exists() else spec))
+        own = from_section(ModelSection, {k: v for k, v in m.items() if k in MODEL_KEYS}, where,
+                           lambda k: f"{where}: {k}")  # typed: trust_remote_code = "false" is refused
+        spec = _resolve(base, own.spec)
+        name = own.name or (Path(spec).stem if spec.endswith(".gguf") or Path(spec).exists() else spec)
         if slug(name) in names:
             raise SteerscaleError(f"{where}: name {name!r} is used twice; give each model a distinct 'name'")
         names.add(slug(name))
         eff = asdict(from_section(SweepSection, {**sweep, **{k: v for k, v in m.items() if k in sweep_keys}}, where))
         label = run["protocol"] if all(eff[k] == v for k, v in preset["sweep"].items()) else "custom"
-        models.append(ModelSpec(spec, name, str(m.get("dtype", "float32")), str(m.get("device", "cpu")),
-                                bool(m.get("trust_remote_code", False)), eff, label))
+        models.append(ModelSpec(spec, name, own.dtype, own.device, own.trust_remote_code, eff, label))
     imports = []
-    for i, imp in enumerate(raw.get("imports", []), 1):
+    imports_raw = raw.get("imports", [])
+    if not isinstance(imports_raw, list):
+        raise SteerscaleError(f"{path}: [[imports]] must be an array of tables ([[imports]] entries)")
+    for i, imp in enumerate(imports_raw, 1):
         where = f"{path}: [[imports]] #{i}"
         if not isinstance(imp, dict) or "table" not in imp:
             raise SteerscaleError(f"{where}: missing key 'table' (a CSV/JSON file or a built-in table name)")
         for k in imp:
             if k not in IMPORT_KEYS:
                 raise SteerscaleError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(IMPORT_KEYS))})")
-        imports.append({"table": _resolve(base, str(imp["table"])), "include_in_fit": bool(imp.get("include_in_fit", True))})
+        own = from_section(ImportSection, imp, where, lambda k: f"{where}: {k}")  # include_in_fit must be a bool
+        imports.append({"table": _resolve(base, own.table), "include_in_fit": own.include_in_fit})
     return ReproduceConfig(str(path), run, data, sweep, models, imports, openended, showcase)
 
 

@@ -28,13 +28,27 @@ from .guards import csv_cell
 from .store import atomic_write_text
 
 
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """The CSV text of `rows` (every CSV steerscale writes comes from here): lines end in LF, and a cell holding
+    a comma, a quote, LF *or CR* is quoted, so any string reads back as written (the row count is right)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:  # string cells are defused against spreadsheet formulas (guards.csv_cell); numbers never
-        w.writerow({k: csv_cell(_fmt(r.get(k))) if isinstance(r.get(k), str) else _fmt(r.get(k)) for k in columns})
-    atomic_write_text(path, buf.getvalue())
+    # quoting is decided against CRLF (so a lone CR or LF in a cell is quoted); each row's CRLF becomes LF
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    lines = []
+    for r in [None, *rows]:  # string cells are defused against spreadsheet formulas (guards.csv_cell)
+        buf.seek(0)
+        buf.truncate()
+        if r is None:
+            w.writeheader()
+        else:
+            w.writerow({k: csv_cell(_fmt(r.get(k))) if isinstance(r.get(k), str) else _fmt(r.get(k))
+                        for k in columns})
+        lines.append(buf.getvalue()[:-2] + "\n")
+    return "".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    atomic_write_text(path, csv_text(rows, columns))
 
 
 def write_json(path: Path, obj) -> None:

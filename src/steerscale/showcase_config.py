@@ -57,6 +57,7 @@ class ShowcaseConfig:
     seed: int = _help(0, "bootstrap and split seed")
 
     def validate(self) -> "ShowcaseConfig":
+        from .config import MAX_BATCH, MAX_BOOTSTRAP, MAX_MULTIPLIER, MAX_SEED
         from .steering import POSITIONS
         from .vectors import NORMALIZATIONS
 
@@ -68,8 +69,8 @@ class ShowcaseConfig:
                 fail("panels", p, f"any of {', '.join(PANELS)}")
         for name in ("dose_multipliers", "ablation_multipliers"):
             vals = getattr(self, name)
-            if not isinstance(vals, list) or not all(_num(m) for m in vals):
-                fail(name, vals, "a list of finite numbers")
+            if not isinstance(vals, list) or not all(_num(m) and abs(m) <= MAX_MULTIPLIER for m in vals):
+                fail(name, vals, f"a list of finite numbers within +-{MAX_MULTIPLIER:g}")
         for name in ("dose_layers", "ablation_candidates"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, list) and v and all(_int(l, 0) for l in v)):
@@ -83,9 +84,10 @@ class ShowcaseConfig:
             fail("dose_normalize", self.dose_normalize, f"one of {', '.join(NORMALIZATIONS)}")
         if self.positions not in POSITIONS:
             fail("positions", self.positions, f"one of {', '.join(POSITIONS)}")
-        for name, low in (("batch_size", 1), ("n_bootstrap", 0), ("seed", 0), ("n_neutral", 0)):
-            if not _int(getattr(self, name), low):
-                fail(name, getattr(self, name), f"an integer >= {low}")
+        for name, low, high in (("batch_size", 1, MAX_BATCH), ("n_bootstrap", 0, MAX_BOOTSTRAP), ("seed", 0, MAX_SEED),
+                                ("n_neutral", 0, 100_000)):
+            if not (_int(getattr(self, name), low) and getattr(self, name) <= high):
+                fail(name, getattr(self, name), f"an integer {low}..{high}")
         if not (_num(self.val_fraction) and 0 < self.val_fraction < 1):
             fail("val_fraction", self.val_fraction, "a number in (0, 1)")
         mults = sorted({float(m) + 0.0 for m in self.dose_multipliers} | {0.0})

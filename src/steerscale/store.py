@@ -61,6 +61,8 @@ def _write_all(f, data: bytes) -> None:
     f.write(data)
     f.flush()
     os.fsync(f.fileno())
+    if os.fstat(f.fileno()).st_size != len(data):  # a short write the library did not report
+        raise OSError(errno.ENOSPC, "No space left on device (short write)")
 
 
 def os_error(path, e: OSError, action: str = "cannot write") -> SteerscaleError:
@@ -129,14 +131,18 @@ def check_writable_folder(folder) -> Path:
             if not parent.is_dir():
                 raise SteerscaleError(f"output folder {folder}: {parent} is a file, not a folder")
             break
+    probe = folder / f".steerscale-write-test.{host_name()}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".steerscale-write-test.{host_name()}.{os.getpid()}.{secrets.token_hex(4)}"
         with open(probe, "wb") as f:
             _write_all(f, b"ok")
-        probe.unlink()
     except OSError as e:
         raise os_error(f"output folder {folder}", e, "not writable") from None
+    finally:  # a failed probe (full disk, quota) leaves no file behind
+        try:
+            probe.unlink()
+        except OSError:
+            pass
     return folder
 
 

@@ -215,6 +215,7 @@ def merge(folder, progress: bool = False):
             if want is not None and r.get("versions") is not None:
                 check_versions(r["versions"], want, f"{folder}: shard {r['unit']['index']}/{plan.n_shards} "
                                f"(host {r.get('host')})")
+        _check_record_unchanged(folder, store.run_hash)
         rows, agg = build_tables(store, identity, plan, str(folder))
     finally:
         store.close()
@@ -232,6 +233,23 @@ def merge(folder, progress: bool = False):
     result = SweepResult(rows, agg, manifest)
     result.save(folder)
     return result
+
+
+def _check_record_unchanged(folder: Path, run_hash: str, sample: int = 64) -> None:
+    """Points exist but none names this run.json's hash: run.json was edited after they were written. Re-running
+    shards would be refused (the record no longer matches the command), so say what does work."""
+    points = sorted((folder / "points").glob("*.json"))[:sample] if (folder / "points").is_dir() else []
+    seen = set()
+    for p in points:
+        try:
+            seen.add(json.loads(p.read_text(encoding="utf-8")).get("run"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    seen.discard(None)
+    if seen and run_hash not in seen:
+        raise SteerscaleError(f"{folder / 'run.json'}: changed after its points were written (the points name run "
+                              f"{sorted(seen)[0]}, run.json now hashes to {run_hash}); restore the original run.json "
+                              f"(the points are intact) and merge again, or re-run the sweep into a new --out folder")
 
 
 __all__ = ["run_unit", "collect_rows", "build_tables", "merge", "package_versions", "check_versions", "plan_for",

@@ -8,9 +8,9 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import SweepConfig, VectorOptions
+from ..config import SweepConfig, VectorOptions, check_multiplier
 from ..errors import SteerscaleError
-from ..guards import check_context, check_output_file, check_output_folder, short
+from ..guards import check_context, check_layers_present, check_output_file, check_output_folder, short
 from ..steering import POSITIONS
 from ..store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
@@ -119,6 +119,8 @@ def cmd_sweep(args) -> int:
     out_path = check_output_folder(args.out)
     items = load_dataset(args.data, limit=args.limit)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
+    if vecs is not None:
+        check_layers_present(vecs, config.layers)  # imported vectors: only the layers their file covers
     train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
     out = check_writable_folder(out_path)
     if vecs is not None:  # before any model load: a confounded 'none' file is refused up front
@@ -186,12 +188,17 @@ def cmd_generate(args) -> int:
     layers = parse_layers(args.layers)
     if layers is None:
         raise SteerscaleError("--layers: give the layer(s) to steer, e.g. 13 or 12-14")
-    mults = list(dict.fromkeys(m + 0.0 for m in parse_floats(args.multipliers))) if vecs is not None else []
+    mults = list(dict.fromkeys(check_multiplier(m) + 0.0 for m in parse_floats(args.multipliers))) \
+        if vecs is not None else []
+    if vecs is not None:
+        check_layers_present(vecs, layers)
     ablated = direction_from_file(args.ablate, args.direction_layer) if args.ablate else None
     model, tok, info = load(args)
     if vecs is not None:
         check_vectors(args, vecs, model, info)
     layers = [l + info.n_layers if -info.n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
+    if ablated is not None:  # the direction file obeys the same rule as --vectors (shape, model it was made on)
+        check_vectors(args, SteeringVectors.load(args.ablate), model, info)
     bad = [l for l in layers if not 0 <= l < info.n_layers] if vecs is not None else []  # --layers steers --vectors
     if bad:
         raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "

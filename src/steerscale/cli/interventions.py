@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import MAX_SEED, check_multiplier
+from ..errors import SteerscaleError
 from ..models import resolve_layers
-from ..store import check_writable_folder
-from .common import Command, load
+from ..outputs import check_out_file
+from .common import Command, check_out_folder, load
 from .options import model_args, out_arg, parse_floats, parse_layers, prompt_args
 
 
@@ -36,7 +38,11 @@ def _orthogonalize_args(p) -> None:
     p.add_argument("--direction", required=True, help="vectors file (e.g. directions.safetensors from 'ablation')")
     p.add_argument("--direction-layer", type=int, default=None, help="layer of the direction (default: the "
                    "file's selected_layer)")
-    out_arg(p, "output model folder")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder (atomically: the old "
+                   "folder stays intact until the new one is complete)")
+    p.add_argument("--allow-foreign-vectors", action="store_true",
+                   help="use a direction file whose metadata names another model")
+    out_arg(p, "output model folder (a new or empty folder; --force to replace one)")
 
 
 def _export_args(p) -> None:
@@ -62,8 +68,13 @@ def cmd_ablation(args) -> int:
     harmful, harmless = load_prompt_records(args.harmful), load_prompt_records(args.harmless)
     neutral = load_neutral_text(args.neutral)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
-    mults = parse_floats(args.multipliers)
-    out = check_writable_folder(Path(args.out))
+    mults = [check_multiplier(m, "--multipliers value") for m in parse_floats(args.multipliers)]
+    for flag, v in (("--seed", args.seed), ("--split-seed", args.split_seed)):
+        if not 0 <= v <= MAX_SEED:
+            raise SteerscaleError(f"{flag} {v}: expected an integer 0..{MAX_SEED}")
+    if not (args.prune == args.prune and 0 <= args.prune < 1):
+        raise SteerscaleError(f"--prune {args.prune}: expected a fraction of layers in [0, 1)")
+    out = check_out_folder(args.out)
     model, tok, info = load(args)
     if vecs is not None:
         vecs.check_model(model)
@@ -92,11 +103,23 @@ def cmd_orthogonalize(args) -> int:
     from ..interventions import direction_from_file
     from ..orthogonalization import save_orthogonalized
 
+    from ..guards import check_foreign_vectors
+    from ..models import resolve_spec
+    from ..outputs import check_out_folder_target
+    from ..vectors import SteeringVectors
+
     d, layer = direction_from_file(args.direction, args.direction_layer)
-    out = check_writable_folder(Path(args.out))
+    path, kw = resolve_spec(args.model)
+    if "gguf_file" in kw:  # refused before loading and projecting: the edited model could not be saved
+        raise SteerscaleError(f"orthogonalize --model {args.model}: a GGUF (quantised) model cannot be saved as an "
+                              f"edited safetensors folder; use the original safetensors model (hub id or folder)")
+    sources = [path] if Path(path).exists() else []
+    out = check_out_folder_target(args.out, args.force, sources)  # before the load; checked again when writing
     model, tok, info = load(args)
-    save_orthogonalized(model, tok, d, out, meta={"source_model": info.spec, "direction_file": str(args.direction),
-                                                  "direction_layer": layer})
+    check_foreign_vectors(SteeringVectors.load(args.direction), info, args.allow_foreign_vectors)
+    out = save_orthogonalized(model, tok, d, out, meta={"source_model": info.spec,
+                                                        "direction_file": str(args.direction),
+                                                        "direction_layer": layer}, force=args.force, sources=sources)
     summary = json.loads((out / "steerscale_orthogonalize.json").read_text())
     print(f"wrote {out}: {info.name} with the layer-{layer} direction projected out of "
           f"{len(summary['edited_parameters'])} weights"
@@ -106,12 +129,10 @@ def cmd_orthogonalize(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..interop import export_llama_cpp
     from ..vectors import SteeringVectors
 
     vecs = SteeringVectors.load(args.vectors)
-    out = Path(args.output)
-    check_writable_folder(out.parent if str(out.parent) else Path("."))
+    out = check_out_file(args.output, "export: output", "a .gguf file name", suffix=".gguf")
     vecs.export_gguf(out, parse_layers(args.layers), args.multiplier, args.model_hint)  # -1 = the last layer
     print(f"wrote {out}: llama.cpp control vector, direction.L = {args.multiplier:g} x vector[L]; "
           f"use: llama-cli -m MODEL.gguf --control-vector {out}")
@@ -121,9 +142,8 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from ..interop import import_vectors
 
+    out = check_out_file(args.out, "--out", "a .safetensors file name")
     vecs = import_vectors(args.input, n_layers=args.n_layers)
-    out = Path(args.out)
-    check_writable_folder(out.parent if str(out.parent) else Path("."))
     vecs.save(out)
     print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, vectors at layers {vecs.meta['layers_present']}")
     return 0

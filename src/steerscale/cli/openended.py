@@ -7,9 +7,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import JudgeOptions, OpenEndedConfig, OpenEndedSection
+from ..config import JudgeOptions, OpenEndedConfig, OpenEndedSection, check_multiplier
 from ..errors import SteerscaleError
-from ..guards import check_context, short
+from ..guards import check_context, check_layers_present, short
 from ..models import resolve_layers
 from .common import Command, check_out_folder, check_vectors, load, run_vectors
 from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_layers, prompt_args,
@@ -56,7 +56,7 @@ def cmd_openended(args) -> int:
     out = check_out_folder(args.out)
     model, tok, info = load(args)
     config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded
-    config.points(info.n_layers)  # layers and windows against the model, before any work
+    points = config.points(info.n_layers)  # layers and windows against the model, before any work
     for source, prompts in ((args.harmful, harmful), (args.harmless, harmless)):  # the prompts this run uses
         check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], args.template,
                       args.system, extra=1, what=f"{source}: prompt")
@@ -64,6 +64,7 @@ def cmd_openended(args) -> int:
                       args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
     if vecs is not None:
         check_vectors(args, vecs, model, info)
+        check_layers_present(vecs, sorted({l for a, b in points for l in range(a, b + 1)}))
     if args.judge_model:
         from ..models import load_model
 
@@ -157,13 +158,13 @@ def cmd_transfer(args) -> int:
     from ..openended import transfer_effect
     from ..vectors import SteeringVectors
 
-    if not (args.multiplier == args.multiplier and abs(args.multiplier) != float("inf")):
-        raise SteerscaleError(f"--multiplier {args.multiplier}: expected a finite number")
+    check_multiplier(args.multiplier, "--multiplier")
     vecs = SteeringVectors.load(args.vectors)
     layers = parse_layers(args.layers)
     if layers is None:
         raise SteerscaleError("--layers: give the source layer(s) to steer, e.g. 15 or 12-14")
     layers = resolve_layers(layers, vecs.n_layers, "--layers")  # source layers; -1 = the last
+    check_layers_present(vecs, layers)
     prompts = load_prompts(args.prompts, limit=args.limit)
     src = load_model(args.source_model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     tgt = load(args)

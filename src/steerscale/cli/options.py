@@ -184,7 +184,7 @@ def check_options(args) -> None:
 
             check_limit(getattr(args, name), flag_of(name))  # N >= 1 or a fraction in (0, 1)
             continue
-        if f.metadata.get("min") is None or getattr(args, name, None) in (None, "auto"):
+        if all(f.metadata.get(k) is None for k in ("min", "max", "pattern")) or getattr(args, name, None) in (None, "auto"):
             continue
         value = getattr(args, name)
         why = problem(f, value, cli=True)

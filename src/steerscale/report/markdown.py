@@ -2,7 +2,8 @@
 
 Contract: every string of the document goes through ``guards.md_text`` (``<``, ``>``, ``&`` become entities, so
 raw HTML in a model name or a generation shows as text; newlines become spaces, so a cell or a line cannot
-end early); table cells also escape ``|``, image alt text escapes ``[``/``]``. Figures link their PNG relative
+end early; a ``]`` that would close a link is escaped, so ``[x](javascript:...)`` is text; bidi controls show as
+code points); table cells also escape ``|``, image alt text escapes ``[``/``]``. Figures link their PNG relative
 to the report's folder. Each block is followed by one blank line; a title of level n is n ``#``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..guards import md_text as _m
+from ..guards import no_bidi
 from .document import (ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted, Section,
                        Strong, Table, Verdicts, shown)
 
@@ -23,7 +25,7 @@ def _inline(parts) -> str:
         elif isinstance(p, Strong):
             out.append(f"**{_m(p.text)}**")
         elif isinstance(p, Code):
-            out.append(f"`{p.text}`")  # a code span shows its text literally; Code refuses backticks
+            out.append(f"`{no_bidi(p.text)}`")  # a code span shows its text literally; Code refuses backticks
         else:
             out.append(_m(p))
     return "".join(out)
@@ -31,7 +33,7 @@ def _inline(parts) -> str:
 
 def _alt(caption) -> str:
     """Image alt text: HTML escaped, brackets escaped so a caption cannot close the link."""
-    return _m(caption).replace("[", "\\[").replace("]", "\\]")
+    return _m(str(caption).replace("[", "\\[").replace("]", "\\]"))
 
 
 def _cell(c) -> str:
@@ -74,7 +76,7 @@ def _block(b, base: Path) -> list[str]:
         return [table_md(b.header, [[v.claim, v.model, v.verdict, v.why, v.numbers] for v in b.items]), ""]
     if isinstance(b, Preformatted):
         fence = "`" * max(3, _longest_run(b.text, "`") + 1)
-        return [fence, b.text, fence, ""]
+        return [fence, no_bidi(b.text), fence, ""]
     if isinstance(b, Details):
         lines = [_m(b.summary), ""]
         for c in b.blocks:

@@ -4,6 +4,7 @@ and one scaling point per imported model."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -147,7 +148,7 @@ def load_results_table(source) -> list[dict]:
         if isinstance(data, dict) and isinstance(data.get("rows"), list):
             data = data["rows"]
         return validate_table(data, str(path))
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted line breaks stay inside their cell
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [k for k in IMPORT_REQUIRED if k not in header]
     if missing:
