@@ -91,3 +91,152 @@ def test_left_padded_batches_give_the_same_gradients(arch, positions):
     assert st.forward_calls == st.backward_calls == 2 and st.head_rows == 5
     assert st.forward_layer_tokens == st.backward_layer_tokens > 0
     assert all(not p.requires_grad for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- the screened sweep
+
+from steerscale import screening  # noqa: E402
+from steerscale.analysis import analyze, mark_screened  # noqa: E402
+from steerscale.sweep import run_sweep  # noqa: E402
+from steerscale.verdicts import check_depth_claim  # noqa: E402
+
+
+def _world(n_layers=8, scale=0.3, seed=1):
+    """A tiny Llama of `n_layers` layers with small random vectors (first order roughly holds at |m| <= 1)."""
+    model = make_model("llama", num_hidden_layers=n_layers)
+    info = model_info(model, name="tiny-screen")
+    torch.manual_seed(seed)
+    vecs = torch.randn(info.n_layers, info.hidden_size) * scale
+    return model, TinyTokenizer(), info, vecs
+
+
+def _cfg(**kw):
+    return SweepConfig(**dict(dict(template="plain", batch_size=4, n_bootstrap=50), **kw))
+
+
+def test_planted_direction_ranks_its_layer_first_and_only_measured_layers_are_reported():
+    """Identity blocks (the residual is the embedding), unembedding = embedding: the letter direction A - B planted
+    at layer 5 (noise elsewhere) is first in the screen's ranking for both signs; with K = 1 and no spot check only
+    layer 5 is measured, and it is the peak of both signs, flagged as the best of 1 measured layer."""
+    from test_vectors import identity_llama, items as planted_items
+
+    torch.manual_seed(0)
+    direction = torch.randn(32)
+    model, tok = identity_llama(direction)
+    info = model_info(model, name="tiny-planted")
+    torch.manual_seed(2)
+    vecs = torch.randn(info.n_layers, info.hidden_size) * 0.05
+    vecs[2] += direction * 0.2
+    items = planted_items(12, 1.0)
+    res = run_sweep(model, tok, vecs, items, _cfg(screen="grad", confirm_top=1, spot_check=0), info=info,
+                    progress=False)
+    sc = res.manifest["screen"]
+    for sign in ("negative", "positive"):
+        assert sc["signs"][sign]["layers"][0]["layer"] == 2
+        assert sc["signs"][sign]["confirmed"] == [2]
+    assert sc["measured_layers"] == [2] and sc["not_measured"] == [0, 1, 3]
+    assert sorted({r["layer"] for r in res.rows}) == [2] and sorted({r["layer"] for r in res.aggregate}) == [2]
+    a = mark_screened(analyze(res.rows, n_boot=50), sc)
+    assert {p.layer for p in a.peaks.values()} == {2}
+    assert all(p.screened and p.n_measured == 1 for p in a.peaks.values())
+    assert "best of 1 exactly measured layers" in check_depth_claim(a, "positive")["numbers"]
+    assert a.peaks["positive"].delta > 0 > a.peaks["negative"].delta  # the planted direction moves p both ways
+
+
+def test_screened_out_layers_are_never_measured_or_peaks():
+    model, tok, info, vecs = _world()
+    items = varied_items(12)
+    res = run_sweep(model, tok, vecs, items, _cfg(screen="grad", confirm_top=2, spot_check=1), info=info,
+                    progress=False)
+    sc = res.manifest["screen"]
+    measured = set(sc["measured_layers"])
+    assert set(sc["not_measured"]) == set(range(8)) - measured and sc["not_measured"]
+    assert {r["layer"] for r in res.rows} == measured == {r["layer"] for r in res.aggregate}
+    a = analyze(res.rows, n_boot=50)
+    assert {p.layer for p in a.peaks.values()} <= measured
+    assert {e["layer"] for e in a.effects} <= measured
+    assert res.manifest["resume"]["points_total"] == len(measured) * 3
+
+
+def test_a_wrong_screen_is_caught_by_the_spot_check(monkeypatch, caplog):
+    """The screen forced to rank layers in the reverse of the exact order (the worst first): the spot check warns,
+    K widens, and the final peaks equal the full exact sweep's."""
+    model, tok, info, vecs = _world()
+    items = varied_items(12)
+    full = run_sweep(model, tok, vecs, items, _cfg(), info=info, progress=False)
+    fa = analyze(full.rows, n_boot=50)
+    val = screening.validation_indices(len(items), _cfg().validate(8))
+    # exact validation movement under +1 per layer (the positive sign's multiplier)
+    rows = [r for r in full.rows if r["multiplier"] == 1.0]
+    base = {r["item"]: r["score"] for r in full.rows if r["multiplier"] == 0.0 and r["layer"] == 0}
+    ids = [items[i].id for i in val]
+    move = {l: np.mean([r["score"] - base[r["item"]] for r in rows if r["layer"] == l and r["item"] in ids])
+            for l in range(8)}
+    fake = {l: -rank for rank, l in enumerate(sorted(range(8), key=lambda l: move[l]))}  # best layer: lowest
+
+    class WrongScreen(GradScreen):
+        def gradients(self, model, tokenizer, vectors, encoded, config, layers=None):
+            res = super().gradients(model, tokenizer, vectors, encoded, config, layers)
+            res.grad = np.array([[fake[l]] * res.grad.shape[1] for l in res.layers], dtype=float)
+            return res
+
+    monkeypatch.setattr(screening, "GradScreen", WrongScreen)
+    with caplog.at_level("WARNING"):
+        res = run_sweep(model, tok, vecs, items, _cfg(screen="grad", confirm_top=2, spot_check=2), info=info,
+                        progress=False)
+    sc = res.manifest["screen"]
+    assert sc["widened"] and sc["spot_findings"]
+    assert any("spot check" in r.getMessage() for r in caplog.records)
+    assert sc["signs"]["positive"]["confirm_top_final"] > 2
+    sa = analyze(res.rows, n_boot=50)
+    assert {s: p.layer for s, p in sa.peaks.items()} == {s: p.layer for s, p in fa.peaks.items()}
+
+
+def test_a_killed_screened_run_resumes_without_recomputing(monkeypatch, tmp_path):
+    model, tok, info, vecs = _world()
+    items = varied_items(12)
+    cfg = _cfg(screen="grad", confirm_top=2, spot_check=1)
+    real_unit = screening.run_unit
+    calls = {"screen": 0, "units": 0}
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # killed after the screen was stored, before any exact point
+
+    monkeypatch.setattr(screening, "run_unit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(model, tok, vecs, items, cfg, info=info, out_dir=tmp_path, progress=False)
+    assert list(tmp_path.glob("points/*record-screen*")) and not list(tmp_path.glob("points/*__L*"))
+    real_grad = GradScreen.gradients
+
+    def counting(self, *a, **k):
+        calls["screen"] += 1
+        return real_grad(self, *a, **k)
+
+    monkeypatch.setattr(GradScreen, "gradients", counting)
+    monkeypatch.setattr(screening, "run_unit", real_unit)
+    first = run_sweep(model, tok, vecs, items, cfg, info=info, out_dir=tmp_path, progress=False)
+    assert calls["screen"] == 0 and first.manifest["screen"]["reused"]
+    assert first.manifest["resume"]["points_computed_now"] > 0
+    again = run_sweep(model, tok, vecs, items, cfg, info=info, out_dir=tmp_path, progress=False)
+    assert calls["screen"] == 0 and again.manifest["resume"]["points_computed_now"] == 0
+    assert again.rows == first.rows
+    fresh = run_sweep(model, tok, vecs, items, cfg, info=info, progress=False)  # uninterrupted, in memory
+    assert fresh.rows == first.rows and fresh.manifest["screen"]["gradient"] == first.manifest["screen"]["gradient"]
+
+
+def test_the_screen_refuses_shards_and_needs_the_baseline():
+    from steerscale.errors import SteerscaleError
+
+    model, tok, info, vecs = _world(n_layers=4)
+    items = varied_items(12)
+    with pytest.raises(SteerscaleError, match="one process"):
+        run_sweep(model, tok, vecs, items, _cfg(screen="grad"), info=info, progress=False, shards=2)
+    with pytest.raises(SteerscaleError, match="must include 0"):
+        run_sweep(model, tok, vecs, items, _cfg(screen="grad", multipliers=[-1.0, 1.0]), info=info, progress=False)
+
+
+def test_run_identity_without_a_screen_is_unchanged():
+    """Run folders and reproduce keys made before the screen existed stay valid: no screen fields then."""
+    ident = SweepConfig().validate(4).identity()
+    assert not {"screen", "confirm_top", "spot_check", "val_fraction"} & set(ident)
+    assert {"screen", "confirm_top"} <= set(SweepConfig(screen="grad").validate(4).identity())

@@ -39,6 +39,7 @@ from .vectors import NORMALIZATIONS
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
+SCREEN_FIELDS = ("screen", "confirm_top", "spot_check", "val_fraction")  # dropped from identities without a screen
 SCALING_Y = ("max", "negative", "positive")
 
 
@@ -85,6 +86,17 @@ OPTIONS: dict[str, dict] = {
                      help="report the largest multiplier per point whose CE increase stays <= this (nats/token)"),
     "limit": dict(default=None, min=1, expected="a positive number of items (leave it out to use all)",
                   help="use only the first N items"),
+    "val_fraction": dict(default=0.5, help="share of evaluation items used to choose the peak layer (the validation "
+                         "split; the gradient screen runs on these items too)"),
+    "screen": dict(default="none", choices=("none", "grad"),
+                   help="grad: rank every layer by d(score)/dm at m = 0 (one forward + backward pass per batch on the "
+                   "validation items), then sweep exactly only the top --confirm-top layers of each sign (default none: "
+                   "every layer exactly)"),
+    "confirm_top": dict(default=5, min=1, expected="a positive number of layers",
+                        help="with --screen grad: layers of each sign the exact engine sweeps (default 5)"),
+    "spot_check": dict(default=3, min=0, expected="a number of layers >= 0",
+                       help="with --screen grad: screened-out layers computed exactly as a check (seeded); one that "
+                       "beats the K-th confirmed layer widens K (default 3)"),
     "openended_multipliers": dict(factory=lambda: [-4.0, -2.0, 0.0, 2.0, 4.0], cli="floats",
                                   help="comma list (default -4,-2,0,2,4)"),
 }
@@ -240,6 +252,19 @@ class SweepConfig:
                          "scores to 1e-5 in float32) or naive (one hooked full forward pass per point, the reference)")
     n_bootstrap: int = opt("n_bootstrap")
     seed: int = opt("seed")
+    screen: str = opt("screen")
+    confirm_top: int = opt("confirm_top")
+    spot_check: int = opt("spot_check")
+    val_fraction: float = opt("val_fraction")
+
+    def identity(self) -> dict:
+        """``asdict`` for run identities: without the screen's fields when no screen runs, so run folders and
+        result keys made before the screen existed stay valid."""
+        d = asdict(self)
+        if d.get("screen", "none") == "none":
+            for k in SCREEN_FIELDS:
+                d.pop(k, None)
+        return d
 
     def validate(self, n_layers: int) -> "SweepConfig":
         """A checked copy for a model of `n_layers` layers: layers every layer for None, sorted and unique;
@@ -255,7 +280,9 @@ class SweepConfig:
         if bad:
             shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
             raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
-        check_fields(self, ("batch_size", "seed"))
+        check_fields(self, ("batch_size", "seed", "screen", "confirm_top", "spot_check"))
+        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
+            raise SteerscaleError(f"val_fraction {self.val_fraction!r}: expected a number between 0 and 1")
         # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
         # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
         mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
@@ -363,7 +390,7 @@ class RunSection:
 
     seed: int = option(0, min=0, help="bootstrap and validation/test split seed")
     n_bootstrap: int = opt("n_bootstrap")
-    val_fraction: float = option(0.5, help="share of evaluation items used to choose the peak layer")
+    val_fraction: float = opt("val_fraction")
     scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
     protocol: str = option("steerscale-default", help="protocol preset (reproduce.PROTOCOL_PRESETS)")
 
@@ -405,10 +432,14 @@ class SweepSection:
     normalize: str = opt("normalize")
     system: str | None = opt("system")
     engine: str | None = option(None, choices=ENGINES, help="default: the fastest exact engine")
+    screen: str = opt("screen")
+    confirm_top: int = opt("confirm_top")
+    spot_check: int = opt("spot_check")
 
     def validate(self, label) -> None:
         _check_layer_list(self, label)
-        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine"), label)
+        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine", "screen",
+                            "confirm_top", "spot_check"), label)
 
 
 @dataclass

@@ -75,7 +75,8 @@ def _sweep_args(p) -> None:
     vector_args(p)
     p.add_argument("--data", default="refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in name")
     limit_arg(p, help="evaluate only the first N items")
-    add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed"])
+    add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed", "screen", "confirm_top",
+                                "spot_check", "val_fraction"])
     out_arg(p)
     add_cluster_args(p)  # --shard, --shards, --backend, --address, --workers, --store (cluster.py)
 
@@ -95,6 +96,9 @@ def cmd_sweep(args) -> int:
     train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
     out = check_writable_folder(out_path)
     if wants_cluster(args):
+        if config.screen != "none":
+            raise SteerscaleError(f"--screen {config.screen} runs in one process (the exact layers follow from the "
+                                  f"screen): drop --shard/--shards/--backend, or sweep without the screen")
         return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = load(args)
     config.validate(info.n_layers)
