@@ -240,3 +240,24 @@ def test_run_identity_without_a_screen_is_unchanged():
     ident = SweepConfig().validate(4).identity()
     assert not {"screen", "confirm_top", "spot_check", "val_fraction"} & set(ident)
     assert {"screen", "confirm_top"} <= set(SweepConfig(screen="grad").validate(4).identity())
+
+
+def test_report_section_shows_the_screen_beside_the_exact_points(monkeypatch):
+    """The section names the measured and the unmeasured layers, the spot check's findings, and per measured layer
+    the exact/predicted ratio; unmeasured layers read "not measured" in both renderings."""
+    from steerscale.report.document import Document
+    from steerscale.report.markdown import render_markdown
+    from steerscale.report.screen_section import screen_section
+
+    model, tok, info, vecs = _world()
+    res = run_sweep(model, tok, vecs, varied_items(12), _cfg(screen="grad", confirm_top=2, spot_check=1), info=info,
+                    progress=False)
+    sc = res.manifest["screen"]
+    md = render_markdown(Document("t", [screen_section("tiny-screen", sc)]), ".")
+    assert f"measured {len(sc['measured_layers'])} of them" in md and "not measured" in md
+    for r in sc["signs"]["positive"]["layers"]:
+        if r["measured"]:
+            assert r["ratio"] == pytest.approx(r["exact_move_val"] / r["predicted_move"])
+            assert f"{r['ratio']:.2f}" in md
+        else:
+            assert r["exact_move_val"] is None and r["ratio"] is None
