@@ -256,7 +256,8 @@ def test_report_section_shows_the_screen_beside_the_exact_points(monkeypatch):
     md = render_markdown(Document("t", [screen_section("tiny-screen", sc)]), ".")
     assert f"measured {len(sc['measured_layers'])} of them" in md and "not measured" in md
     for r in sc["signs"]["positive"]["layers"]:
-        if r["measured"]:
+        if r["measured"] or r["spot_checked"]:  # spot-checked layers: exact at m_s only, not in the tables
+            assert r["measured"] == (r["layer"] in {x["layer"] for x in res.rows})
             assert r["ratio"] == pytest.approx(r["exact_move_val"] / r["predicted_move"])
             assert f"{r['ratio']:.2f}" in md
         else:

@@ -11,13 +11,15 @@
    run does not screen again.
 2. **Exact sweep** (``units.run_unit``, the configured engine) of the top ``confirm_top`` layers of each
    sign at every requested multiplier (and the baseline), on all items.
-3. **Spot check**: ``spot_check`` screened-out layers, drawn with a seeded generator, are computed exactly too.
-   When one moves p further (exact, validation items, at m_s) than the K-th confirmed layer of a sign, the
-   screen is wrong there: a warning, and K widens: the next K layers in screen order are confirmed (no
-   re-screening), again while a widening step adds a layer that beats the K-th best confirmed so far, until
-   stable or every layer is measured.
-4. **Tables** of the exactly measured layers only (confirmed and spot-checked). Every other layer is *not
-   measured*: no row, no interval, never a peak. The manifest's ``screen`` record holds the per-layer
+3. **Spot check**: ``spot_check`` screened-out layers, drawn with a seeded generator, are computed exactly at
+   each sign's m_s (all items; the baseline is shared). When one moves p further (exact, validation items, at
+   m_s) than the K-th confirmed layer of a sign, the screen is wrong there: a warning, that layer is
+   confirmed, and K widens: the next K layers in screen order are confirmed (no re-screening), again while a
+   widening step adds a layer that beats the K-th best confirmed so far, until stable or every layer is
+   measured. A spot-checked layer that does not beat the K-th confirmed one cannot be the peak of that sign.
+4. **Tables** of the confirmed layers only (every multiplier, exact). Every other layer is *not measured* in
+   the tables: no row, no interval, never a peak (spot-checked layers' exact movement at m_s is in the
+   manifest's screen record). The manifest's ``screen`` record holds the per-layer
    gradient, the ranking, K, J, what the spot check found and the exact/predicted ratio per measured layer.
 
 The screen runs in one process (``--shards``/``--shard``/cluster backends are refused with one line).
@@ -121,18 +123,22 @@ def screened_sweep(model, tokenizer, vectors, items, config, info, identity, sto
     rng = np.random.default_rng(config.seed + SPOT_SEED_OFFSET)
     spot = sorted(int(x) for x in rng.choice(out, size=min(config.spot_check, len(out)), replace=False)) if out else []
 
-    reports, measured = [], []
+    reports, measured, checked = [], [], []
 
-    def compute(new_layers):
-        new = sorted(set(new_layers) - set(measured))
+    def compute(new_layers, spot_only=False):
+        """Exact points of `new_layers`: every multiplier (confirmed), or only the signs' m_s (spot check)."""
+        done = checked if spot_only else measured
+        new = sorted(set(new_layers) - set(done) - set(measured))
         if not new:
             return
-        measured.extend(new)
-        stage = replace(config, layers=sorted(measured))
+        done.extend(new)
+        mults = [0.0] + [signs[s] for s in sorted(signs)] if spot_only else config.multipliers
+        stage = replace(config, layers=sorted(set(measured) | set(checked)), multipliers=mults)
         unit = make_plan(n, new, info.n_layers, config.positions, 1, config.batch_size).units[0]
         reports.append(run_unit(model, tokenizer, vectors, items, stage, info, unit, store, progress, engine))
 
-    compute([l for c in confirmed.values() for l in c] + spot)
+    compute([l for c in confirmed.values() for l in c])
+    compute(spot, spot_only=True)
     exact = {s: {} for s in signs}
 
     def move(s, l):
@@ -154,6 +160,7 @@ def screened_sweep(model, tokenizer, vectors, items, config, info, identity, sto
                     ", ".join(map(str, beaters)), signs[s], k, kth)
         widened[s] = True
         confirmed[s] = confirmed[s] + [l for l in beaters if l not in confirmed[s]]
+        compute(beaters)  # a spot-checked layer that beats the K-th is confirmed: every multiplier
         while True:
             rest = [l for l in order[s] if l not in confirmed[s]]
             if not rest:
@@ -169,7 +176,8 @@ def screened_sweep(model, tokenizer, vectors, items, config, info, identity, sto
     plan = make_plan(n, final, info.n_layers, config.positions, 1, config.batch_size)
     rows, aggregate = build_tables(store, run_id, plan, where)
     record = screen_record(config, rec, grad, pred, order, confirmed, spot, findings, widened, final, layers,
-                           {s: {l: move(s, l) for l in final} for s in signs}, signs, k, len(val_idx))
+                           {s: {l: move(s, l) for l in sorted(set(final) | set(spot))} for s in signs}, signs, k,
+                           len(val_idx))
     return reports, rows, aggregate, record
 
 
@@ -195,7 +203,7 @@ def screen_record(config, rec, grad, pred, order, confirmed, spot, findings, wid
         "mean over the validation items; predicted movement s·Δ at the sign's multiplier m_s = s · m_s · gradient",
         "val_fraction": config.val_fraction, "seed": config.seed, "n_val_items": n_val,
         "confirm_top": config.confirm_top, "confirm_top_used": k, "spot_check": config.spot_check,
-        "spot_layers": spot, "spot_findings": findings, "widened": any(widened.values()),
+        "spot_layers": spot, "spot_multipliers": [signs[s] for s in sorted(signs)], "spot_findings": findings, "widened": any(widened.values()),
         "gradient": {str(l): grad[l] for l in layers}, "signs": per_sign, "measured_layers": final,
         "not_measured": sorted(set(layers) - set(final)), "work": rec.get("work", {}), "reused": rec.get("reused", False),
     }
