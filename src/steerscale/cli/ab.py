@@ -112,6 +112,11 @@ def cmd_sweep(args) -> int:
     result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     print_summary(result)
+    sc = result.manifest.get("screen")
+    if sc:
+        print(f"  gradient screen: {len(sc['measured_layers'])} of {len(config.validate(info.n_layers).layers)} "
+              f"layers measured exactly ({', '.join(map(str, sc['measured_layers']))}); the others were not measured "
+              f"and are never a peak{'; the spot check widened K' if sc['widened'] else ''} (manifest.json: screen)")
     warn_saturated("sweep", result.rows)
     print(f"wrote {out}/items.csv, aggregate.csv, manifest.json, layer_sweep.png")
     return 0
