@@ -288,3 +288,26 @@ def test_smollm2_screen_ranks_layers_like_the_exact_sweep():
         top3 = list(np.argsort(-s * m * g)[:3])
         assert rho >= 0.9, (m, rho)
         assert int(np.argmax(s * exact)) in top3, (m, int(np.argmax(s * exact)), top3)
+
+
+def test_reproduce_reads_the_screen_from_its_sweep_section(tmp_path):
+    """[sweep] screen / confirm_top / spot_check reach the SweepConfig (with [run]'s val_fraction and seed); the
+    result key of a config without a screen is what it was before the screen existed (no screen keys in it)."""
+    from steerscale.reproduce import config_hash, load_config, sweep_config
+
+    base = '[run]\nval_fraction = 0.4\nseed = 3\n[[models]]\nspec = "smollm2-135m"\nname = "m"\n'
+    plain = tmp_path / "plain.toml"
+    plain.write_text(base)
+    screened = tmp_path / "screened.toml"
+    screened.write_text(base + '[sweep]\nscreen = "grad"\nconfirm_top = 4\nspot_check = 2\n')
+    c0, c1 = load_config(plain), load_config(screened)
+    sc = sweep_config(c1, c1.models[0].sweep, [0, 1, 2])
+    assert (sc.screen, sc.confirm_top, sc.spot_check, sc.val_fraction, sc.seed) == ("grad", 4, 2, 0.4, 3)
+    assert sweep_config(c0, c0.models[0].sweep, [0, 1]).screen == "none"
+    assert config_hash(c0, c0.models[0]) != config_hash(c1, c1.models[0])
+    m0 = c0.models[0]
+    legacy = dict(m0.sweep)
+    for k in ("screen", "confirm_top", "spot_check"):
+        legacy.pop(k)
+    m0_legacy = type(m0)(**dict(m0.__dict__, sweep=legacy))
+    assert config_hash(c0, m0) == config_hash(c0, m0_legacy)
