@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # this 2-core CPU, most of it in (a) and (b)); BENCH_ARGS="--items 16 --layers 0-29:3" for a run of ~8 minutes (estimated).
 BENCH_ARGS ?= --threads 1
 
-.PHONY: install demo test test-fast test-oldest bench clean
+.PHONY: install demo test test-fast test-oldest bench bench-screen clean
 
 # The oldest transformers pyproject.toml declares (keep the two in step: tests/test_versions.py checks),
 # with the tokenizers and huggingface-hub it needs, installed into an ignored folder beside the venv's
@@ -52,6 +52,12 @@ test-oldest: $(OLDEST_DIR)/.installed
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps steering-vectors
 	$(BIN)/python benchmarks/bench_sweep.py $(BENCH_ARGS)
+
+# the gradient screen (docs/screen.md): exact passes of a full sweep vs screen + top-K, same peaks; the modelled
+# 80-layer saving. BENCH_SCREEN_ARGS="--items 12 --threads 1" is the run in docs/screen.md.
+BENCH_SCREEN_ARGS ?= --threads 1
+bench-screen: $(STAMP)
+	$(BIN)/python benchmarks/bench_screen.py $(BENCH_SCREEN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OLDEST_DIR) results build src/*.egg-info

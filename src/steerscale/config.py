@@ -49,6 +49,7 @@ MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (guards.check_c
 MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by guards.saturated_points), short of float32 overflow
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # numpy's seeds
+SCREEN_FIELDS = ("screen", "confirm_top", "spot_check", "val_fraction")  # dropped from identities without a screen
 SCALING_Y = ("max", "negative", "positive")
 
 
@@ -109,6 +110,17 @@ OPTIONS: dict[str, dict] = {
                            "passes), none (CAA's raw mean; carries s_bar x the letter direction)"),
     "allow_letter_imbalance": dict(default=False, help="steer with a 'none' vector whose letter-imbalance term is "
                                    "over 10 percent of the vector at a swept layer (refused by default)"),
+    "val_fraction": dict(default=0.5, help="share of evaluation items used to choose the peak layer (the validation "
+                         "split; the gradient screen runs on these items too)"),
+    "screen": dict(default="none", choices=("none", "grad"),
+                   help="grad: rank every layer by d(score)/dm at m = 0 (one forward + backward pass per batch on the "
+                   "validation items), then sweep exactly only the top --confirm-top layers of each sign (default none: "
+                   "every layer exactly)"),
+    "confirm_top": dict(default=5, min=1, expected="a positive number of layers",
+                        help="with --screen grad: layers of each sign the exact engine sweeps (default 5)"),
+    "spot_check": dict(default=3, min=0, expected="a number of layers >= 0",
+                       help="with --screen grad: screened-out layers computed exactly as a check (seeded); one that "
+                       "beats the K-th confirmed layer widens K (default 3)"),
     "openended_multipliers": dict(factory=lambda: [-4.0, -2.0, 0.0, 2.0, 4.0], cli="floats",
                                   help="comma list (default -4,-2,0,2,4)"),
 }
@@ -314,6 +326,19 @@ class SweepConfig:
                          "scores to 1e-5 in float32) or naive (one hooked full forward pass per point, the reference)")
     n_bootstrap: int = opt("n_bootstrap")
     seed: int = opt("seed")
+    screen: str = opt("screen")
+    confirm_top: int = opt("confirm_top")
+    spot_check: int = opt("spot_check")
+    val_fraction: float = opt("val_fraction")
+
+    def identity(self) -> dict:
+        """``asdict`` for run identities: without the screen's fields when no screen runs, so run folders and
+        result keys made before the screen existed stay valid."""
+        d = asdict(self)
+        if d.get("screen", "none") == "none":
+            for k in SCREEN_FIELDS:
+                d.pop(k, None)
+        return d
 
     def validate(self, n_layers: int) -> "SweepConfig":
         """A checked copy for a model of `n_layers` layers: layers every layer for None, sorted and unique;
@@ -329,7 +354,9 @@ class SweepConfig:
         if bad:
             shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
             raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
-        check_fields(self, ("batch_size", "seed"))
+        check_fields(self, ("batch_size", "seed", "screen", "confirm_top", "spot_check"))
+        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
+            raise SteerscaleError(f"val_fraction {self.val_fraction!r}: expected a number between 0 and 1")
         # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
         # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
         mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
@@ -447,7 +474,7 @@ class RunSection:
 
     seed: int = option(0, min=0, max=MAX_SEED, help="bootstrap and validation/test split seed")
     n_bootstrap: int = opt("n_bootstrap")
-    val_fraction: float = option(0.5, help="share of evaluation items used to choose the peak layer")
+    val_fraction: float = opt("val_fraction")
     scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
     protocol: str = option("steerscale-default", help="protocol preset (reproduce.PROTOCOL_PRESETS)")
 
@@ -502,11 +529,14 @@ class SweepSection:
     engine: str | None = option(None, choices=ENGINES, help="default: the fastest exact engine")
     letter_balance: str = opt("letter_balance")
     allow_letter_imbalance: bool = opt("allow_letter_imbalance")
+    screen: str = opt("screen")
+    confirm_top: int = opt("confirm_top")
+    spot_check: int = opt("spot_check")
 
     def validate(self, label) -> None:
         _check_layer_list(self, label)
         check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine", "letter_balance",
-                            "allow_letter_imbalance"), label)
+                            "allow_letter_imbalance", "screen", "confirm_top", "spot_check"), label)
 
 
 @dataclass

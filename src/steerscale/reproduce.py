@@ -16,10 +16,10 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import PROTOCOL_PRESETS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig  # noqa: F401
+from .config import SCREEN_FIELDS, PROTOCOL_PRESETS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig  # noqa: F401
 from .reproduce_config import default_config_path, load_config, slug  # noqa: F401  (re-exported)
 from .errors import SteerscaleError
 from .store import atomic_write_text
@@ -49,9 +49,12 @@ def config_hash(cfg: ReproduceConfig, m: ModelSpec) -> str:
     from .models import model_files_fingerprint
 
     key = {"spec": m.spec, "files": model_files_fingerprint(m.spec), "dtype": m.dtype, "device": m.device,
-           "sweep": {k: v for k, v in m.sweep.items() if k != "engine"},
+           "sweep": {k: v for k, v in m.sweep.items() if k != "engine" and (m.sweep.get("screen", "none") != "none"
+                                                                          or k not in SCREEN_FIELDS)},
            "data": {k: v for k, v in cfg.data.items() if k != "test_sets"},  # extra test sets: own folders
            "seed": cfg.run["seed"], "n_bootstrap": cfg.run["n_bootstrap"]}
+    if m.sweep.get("screen", "none") != "none":  # the screen runs on the validation split
+        key["val_fraction"] = cfg.run["val_fraction"]
     return _hash(key)
 
 
@@ -192,7 +195,7 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
     check_imbalance(vecs.meta, sc.layers, bool(s.get("allow_letter_imbalance")), f"model {m.name}")
     # point by point into folder/points (resumable after a kill: only missing points are computed)
     result = run_sweep(model, tok, vecs, test, sc, info=info, out_dir=folder, progress=progress)
-    n_layers_swept = len(result.manifest["config"]["layers"])
+    n_layers_swept = len((result.manifest.get("screen") or {}).get("measured_layers") or result.manifest["config"]["layers"])
     result.manifest["reproduce"] = {
         "config_hash": chash, "config_file": cfg.path, "model_entry": m.__dict__, "data": cfg.data,
         "sampling": {"train": sampling_record(cfg.data["train_limit"], cfg.run["seed"]),
@@ -208,7 +211,8 @@ def sweep_config(cfg: ReproduceConfig, s: dict, layers: list[int]) -> SweepConfi
     (engine None = SweepConfig's default), with [run]'s seed and n_bootstrap."""
     kw = {f.name: s[f.name] for f in fields(SweepConfig) if s.get(f.name) is not None}
     return SweepConfig(**dict(kw, layers=layers, multipliers=[float(x) for x in s["multipliers"]],
-                              n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"]))
+                              n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"],
+                              val_fraction=cfg.run["val_fraction"]))
 
 
 def peak_selection(cfg: ReproduceConfig) -> str:
@@ -242,7 +246,7 @@ def _run_test_sets(cfg, m, folder, model, tok, info, chash, progress) -> str:
     for ts, ts_dir, h, items, layers in test_set_plan(cfg, m, folder, chash):
         if is_complete(ts_dir, h):
             continue
-        sc = sweep_config(cfg, s, layers)
+        sc = replace(sweep_config(cfg, s, layers), screen="none")  # the peak layers only: nothing to screen
         result = run_sweep(model, tok, vecs, items, sc, info=info, progress=progress)
         result.manifest["reproduce"] = {"config_hash": h, "test_set": ts, "peak_layers": layers,
                                         "expected_rows": len(layers) * len(s["multipliers"]) * len(items)}
@@ -331,7 +335,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
 
 def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None = None) -> dict:
     """Analyse the model folders under `out_dir` and write the report (also `steerscale report`)."""
-    from .analysis import analyze, check_asymmetry_claim, check_depth_claim, read_items_csv
+    from .analysis import analyze, check_asymmetry_claim, check_depth_claim, mark_screened, read_items_csv
     from .openended import read_openended
     from .report import write_report
     from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
@@ -374,6 +378,7 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             raise SteerscaleError(f"{folder / 'manifest.json'}: corrupt ({type(e).__name__}: {str(e)[:120]}); "
                                   f"re-run 'steerscale reproduce' for this model") from None
+        mark_screened(a, manifests[a.model].get("screen"))  # --screen grad: peaks are the best measured layers
         oe_dir = folder / "openended"
         if cfg.openended is not None and (oe_dir / "manifest.json").is_file():
             openended[a.model] = dict(read_openended(oe_dir), folder=oe_dir)
@@ -402,7 +407,8 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
                          config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows,
-                         sections=_showcase_sections(cfg, folders), sections_before="models")
+                         sections=_showcase_sections(cfg, folders) + _screen_sections(analyses),
+                         sections_before="models")
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,
                "models": [{"model": a.model, "baseline": a.baseline["p"],
@@ -455,3 +461,10 @@ def _showcase_sections(cfg: ReproduceConfig, folders: dict) -> list:
                           "caption says what it shows and what it does not (docs/showcase.md)."),
                 *[Figure(path, caption) for path, caption in figs]]))
     return sections
+
+
+def _screen_sections(analyses) -> list:
+    """One report section per model swept with ``screen = "grad"`` (report/screen_section.py)."""
+    from .report.screen_section import screen_section
+
+    return [screen_section(a.model, a.screen, anchor=f"screen-{slug(a.model)}") for a in analyses if a.screen]

@@ -163,6 +163,57 @@ def capture(model, layers: Iterable[int] | None = None, position: int = -1):
         yield store
 
 
+class LayerMultipliers(Steering):
+    """Steering with its own multiplier per layer and batch row: zero leaves that require grad.
+
+    The gradient screen's hook state (``steer_grad``): ``for_batch(batch)`` makes fresh zero tensors
+    ``multipliers[L]`` of shape [rows] (float64, requiring grad) for every steered layer, so one backward
+    pass gives d(output)/dm at m = 0 for every layer and item at once. The arithmetic is ``Steering.add``'s
+    (same vectors, same positions rule); only where the multiplier comes from differs.
+    """
+
+    def __init__(self, vectors: dict[int, torch.Tensor], positions: str = "all"):
+        super().__init__(vectors, 0.0, positions)
+        self.multipliers: dict[int, torch.Tensor] = {}
+
+    def for_batch(self, batch, instruction: bool = True) -> "LayerMultipliers":
+        super().for_batch(batch, instruction)
+        rows = batch.input_ids.shape[0]
+        self.multipliers = {l: torch.zeros(rows, dtype=torch.float64, device=batch.input_ids.device,
+                                           requires_grad=True) for l in self.vectors}
+        return self
+
+    def add(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        if layer not in self.multipliers:
+            raise SteerscaleError("steer_grad: call LayerMultipliers.for_batch(batch) before the forward pass")
+        self.multiplier = self.multipliers[layer]
+        return super().add(layer, h)
+
+
+@contextmanager
+def steer_grad(model, vectors, layers: Iterable[int], positions: str = "all"):
+    """Add ``m_L * vectors[L]`` at every layer L in `layers` with zero multipliers that require grad.
+
+    While active: grad is enabled, every parameter of the model has ``requires_grad=False`` (no weight
+    gradients are computed or kept; the previous flags come back in ``finally``) and each layer's hook adds
+    its own zero multiplier (``LayerMultipliers``; a zero multiplier leaves the forward pass unchanged).
+    Yields the LayerMultipliers: call ``for_batch(batch)`` before each forward pass, then differentiate the
+    output with respect to ``state.multipliers``.
+    """
+    if hasattr(vectors, "check_model"):
+        vectors.check_model(model)
+    state = LayerMultipliers(_layer_vectors(vectors, layers), positions)
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        with torch.enable_grad(), layer_hooks(model, {l: (lambda h, l=l: state.add(l, h)) for l in state.vectors}):
+            yield state
+    finally:
+        for p, f in flags:
+            p.requires_grad_(f)
+
+
 # ----------------------------------------------------------------------------- the output head
 
 

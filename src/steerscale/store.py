@@ -392,6 +392,31 @@ class ResultsStore:
         rec = dict(self._key(model, layer, m, part), rows=rows, sha256=_rows_digest(rows))
         return atomic_write_text(self._path(model, layer, m, part), json.dumps(rec) + "\n")
 
+    # ---------------------------------------------------------------- records (e.g. the gradient screen)
+    def _record_path(self, model: str, key: str) -> Path:
+        return inside(self.points, f"{safe_name(model)}__record-{safe_name(key)}.json")
+
+    def get_record(self, model: str, key: str) -> dict | None:
+        """A finished record of this run (``put_record``), or None when missing, damaged or of another run."""
+        p = self._record_path(model, key)
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+            ok = rec.get("sha256") == _rows_digest(rec["data"]) and rec.get("run") == self.run_hash \
+                and rec.get("record") == key
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            log.warning("%s: damaged record or one of another run, recomputing it", p)
+            return None
+        return rec["data"]
+
+    def put_record(self, model: str, key: str, data: dict) -> Path:
+        """Write a JSON record of this run atomically under `key` (checked like a point on ``get_record``)."""
+        rec = {"run": self.run_hash, "model": model, "record": key, "data": data, "sha256": _rows_digest(data)}
+        return atomic_write_text(self._record_path(model, key), json.dumps(rec) + "\n")
+
 
 def _diff(old, new, prefix: str = "") -> list[tuple[str, object, object]]:
     if isinstance(old, dict) and isinstance(new, dict):

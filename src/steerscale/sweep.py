@@ -55,7 +55,7 @@ def run_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vect
     """What must match for a run folder to be resumed: config, model (with ``weights_fingerprint``, so
     another checkpoint of the same name and shape is refused), dataset and vectors."""
     model = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
-    return {"config": asdict(config), "model": model, "dataset_hash": dataset_hash(items),
+    return {"config": config.identity(), "model": model, "dataset_hash": dataset_hash(items),
             "n_items": len(items), "vectors_hash": vectors_hash(vectors)}
 
 
@@ -70,6 +70,12 @@ class _MemoryStore:
 
     def put(self, model, layer, m, rows, part=None):
         self.d[(model, layer, None if m is None else float(m), part)] = rows
+
+    def get_record(self, model, key):
+        return self.d.get(("record", model, key))
+
+    def put_record(self, model, key, data):
+        self.d[("record", model, key)] = data
 
     def close(self):
         pass
@@ -115,6 +121,9 @@ def run_sweep(
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
     config, plan, identity = prepare_sweep(config, info, items, vectors, shards)
+    if config.screen != "none" and shards != 1:
+        raise SteerscaleError(f"--screen {config.screen} runs in one process (the exact layers follow from the "
+                              f"screen): drop --shards {shards}, or sweep without the screen")
     t0 = time.time()
     store = ResultsStore(out_dir, identity, lock=None) if out_dir is not None else _MemoryStore()
     try:
@@ -123,12 +132,22 @@ def run_sweep(
                 store.lock(f"shard-{u.index}of{u.n_shards}")
             store.clean_stale_temps()  # this process is the run's driver
         engine = get_engine(config.engine)
-        reports = [run_unit(model, tokenizer, vectors, items, config, info, u, store, progress, engine)
-                   for u in plan.units]
-        rows, aggregate = build_tables(store, identity, plan, str(out_dir))
+        screen = None
+        if config.screen != "none":  # screening.py: screen, exact sweep of the confirmed layers, spot check
+            from .screening import screened_sweep
+
+            reports, rows, aggregate, screen = screened_sweep(model, tokenizer, vectors, items, config, info,
+                                                              identity, store, progress, engine, str(out_dir))
+        else:
+            reports = [run_unit(model, tokenizer, vectors, items, config, info, u, store, progress, engine)
+                       for u in plan.units]
+            rows, aggregate = build_tables(store, identity, plan, str(out_dir))
     finally:
         store.close()
     manifest = sweep_manifest(config, info, items, vectors, plan, reports, t0)
+    if screen is not None:
+        manifest["screen"] = screen
+        manifest["resume"]["points_total"] = len(screen["measured_layers"]) * len(config.multipliers)
     result = SweepResult(rows, aggregate, manifest)
     if out_dir is not None:
         result.save(out_dir)
@@ -145,6 +164,9 @@ def run_shard(model, tokenizer, vectors, items, config: SweepConfig | None, info
     if hasattr(vectors, "check_model"):
         vectors.check_model(model)
     k, n = shard
+    if config is not None and config.screen != "none":
+        raise SteerscaleError(f"--screen {config.screen} runs in one process (the exact layers follow from the "
+                              f"screen): --shard, --shards and cluster backends cannot run it; sweep without the screen")
     config, plan, identity = prepare_sweep(config, info, items, vectors, n)
     unit = plan.unit(k)
     store = ResultsStore(out_dir, identity, lock=f"shard-{k}of{n}")

@@ -41,6 +41,8 @@ def check_depth_claim(a: "ModelAnalysis", sign: str = "negative") -> dict:
             f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}] on {p.n_test} items")
     if p.in_sample:
         nums += " (in-sample: layer chosen on the same items)"
+    if getattr(p, "screened", False):
+        nums += f"; layer: {p.selection_text}"
     if not p.right_way:
         verdict = "inconclusive"
         why = ("the chosen layer moves p the wrong way on test items" if p.significant else
@@ -78,6 +80,9 @@ def check_asymmetry_claim(a: "ModelAnalysis") -> dict:
             f"{s.diff:+.3f} [{s.diff_low:+.3f}, {s.diff_high:+.3f}]; in log-odds {s.logodds_negative:+.2f} vs "
             f"{s.logodds_positive:+.2f}, difference {s.logodds_diff:+.2f} [{s.logodds_diff_low:+.2f}, "
             f"{s.logodds_diff_high:+.2f}] on {s.n_test} test items")
+    if getattr(a, "screen", None):
+        nums += ("; both peaks are the best of the exactly measured layers (gradient screen; exact points only: the "
+                 "screen's first-order prediction is symmetric in m and says nothing about asymmetry)")
     neg = a.peaks.get("negative")
     p_above, p_below = s.diff_low > 0, s.diff_high < 0
     l_above, l_below = s.logodds_diff_low > 0, s.logodds_diff_high < 0

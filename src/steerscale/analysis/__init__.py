@@ -40,12 +40,12 @@ from ..verdicts import (DEPTH_BAND, DEPTH_CLAIM, DEPTH_TOLERANCE, check_asymmetr
 from .asymmetry import Asymmetry, asymmetry
 from .effects import baseline, effects, item_slopes, steerability
 from .items import ItemTable, read_items_csv
-from .model import SELECTIONS, ModelAnalysis, analyze, effects_at_peaks
+from .model import SELECTIONS, ModelAnalysis, analyze, effects_at_peaks, mark_screened
 from .peaks import Peak, find_peak, split_indices, wrong_way_layers
 
 __all__ = [
     "LEVEL", "bootstrap_weights", "percentile_ci", "DEPTH_BAND", "DEPTH_CLAIM", "DEPTH_TOLERANCE",
     "check_asymmetry_claim", "check_depth_claim", "check_openended", "Asymmetry", "asymmetry", "baseline", "effects",
     "item_slopes", "steerability", "ItemTable", "read_items_csv", "SELECTIONS", "ModelAnalysis", "analyze", "Peak",
-    "effects_at_peaks", "find_peak", "split_indices", "wrong_way_layers",
+    "effects_at_peaks", "mark_screened", "find_peak", "split_indices", "wrong_way_layers",
 ]

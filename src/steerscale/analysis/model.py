@@ -40,6 +40,7 @@ class ModelAnalysis:
     wrong_way: dict[str, list[dict]] = field(default_factory=dict)  # sign -> layers moving the wrong way
     selection: str = "held-out"  # "held-out" (validation/test halves) or "in-sample" (CAA protocol)
     protocol: str = "steerscale-default"  # label of the run protocol (scaling fits only like with like)
+    screen: dict | None = None  # the sweep manifest's gradient-screen record (mark_screened); None: no screen
 
     @property
     def n_params_b(self) -> float:
@@ -152,3 +153,22 @@ def effects_at_peaks(rows_or_table, a: ModelAnalysis, test_set: str, n_boot: int
                     "logodds_move": float(p.s * (_logit(sc.mean()) - _logit(table.baseline.mean()))),
                     "logodds_move_low": llo, "logodds_move_high": lhi})
     return out
+
+
+def mark_screened(a: ModelAnalysis, screen: dict | None) -> ModelAnalysis:
+    """Record a sweep's gradient screen (its manifest's ``screen``) on `a`: the peaks become "the best of the N
+    exactly measured layers" (``Peak.screened``), and a note says which layers were not measured. The analysis
+    itself already uses exact points only (screened-out layers have no rows). No-op for ``screen=None``."""
+    if not screen:
+        return a
+    a.screen = screen
+    for p in a.peaks.values():
+        p.screened, p.n_measured = True, len(a.layers)
+    skipped = screen.get("not_measured") or []
+    a.notes.append(f"gradient screen: {len(a.layers)} of {a.n_layers} layers measured exactly (the top "
+                   f"{screen.get('confirm_top')} of each sign by d(score)/dm at m = 0 on the validation items, and "
+                   f"{len(screen.get('spot_layers') or [])} spot-checked); {len(skipped)} layer(s) not measured: no "
+                   f"interval, never a peak; each peak is the best of the measured layers"
+                   + ("; the spot check found a screened-out layer beating the K-th confirmed one and widened K"
+                      if screen.get("widened") else ""))
+    return a

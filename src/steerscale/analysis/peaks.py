@@ -63,6 +63,17 @@ class Peak:
     n_val: int
     n_test: int
     in_sample: bool = False  # True: layer chosen and reported on the same items (CAA protocol), optimistic
+    screened: bool = False  # True: a gradient screen left layers unmeasured; the peak is the best measured layer
+    n_measured: int | None = None  # with a screen: layers measured exactly (confirmed + spot-checked), of n_layers
+
+    @property
+    def selection_text(self) -> str:
+        """'' without a screen; else how the layer was chosen, e.g. 'the best of 7 exactly measured layers of 30
+        (gradient screen; the other layers were not measured)'."""
+        if not self.screened:
+            return ""
+        return (f"the best of {self.n_measured} exactly measured layers (gradient screen; the other layers were "
+                f"not measured)")
 
     @property
     def s(self) -> int:

@@ -102,7 +102,8 @@ def _sweep_args(p) -> None:
     p.add_argument("--data", default="refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in "
                    "name ('list' lists them)")
     limit_arg(p, help="evaluate a seeded sample of N items (or a fraction in (0, 1)), stratified by matching letter")
-    add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed"])
+    add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed", "screen", "confirm_top",
+                                "spot_check", "val_fraction"])
     out_arg(p)
     add_cluster_args(p)  # --shard, --shards, --backend, --address, --workers, --store (cluster.py)
 
@@ -129,6 +130,9 @@ def cmd_sweep(args) -> int:
         if getattr(args, "batch_size_pending", False):
             raise SteerscaleError("--batch-size auto on an accelerator needs the model in this process; with "
                                   "--shard/--shards/--backend give a number")
+        if config.screen != "none":
+            raise SteerscaleError(f"--screen {config.screen} runs in one process (the exact layers follow from the "
+                                  f"screen): drop --shard/--shards/--backend, or sweep without the screen")
         return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = load(args)
     config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded
@@ -143,6 +147,11 @@ def cmd_sweep(args) -> int:
     result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     print_summary(result)
+    sc = result.manifest.get("screen")
+    if sc:
+        print(f"  gradient screen: {len(sc['measured_layers'])} of {len(config.validate(info.n_layers).layers)} "
+              f"layers measured exactly ({', '.join(map(str, sc['measured_layers']))}); the others were not measured "
+              f"and are never a peak{'; the spot check widened K' if sc['widened'] else ''} (manifest.json: screen)")
     warn_saturated("sweep", result.rows)
     print(f"wrote {out}/items.csv, aggregate.csv, manifest.json, layer_sweep.png")
     return 0
