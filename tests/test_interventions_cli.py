@@ -28,12 +28,17 @@ def test_cli_ablation_orthogonalize_generate(tmp_path, tiny_dir, capsys):
     neutral.write_text(json.dumps({"texts": ["A calm sentence about rivers and hills.", "Bees make honey in hives."]}))
     out = tmp_path / "abl"
     rc = cli.main(["ablation", "--model", str(tiny_dir), "--harmful", harmful, "--harmless", harmless,
-                   "--neutral", str(neutral), "--kl-threshold=-1", "--multipliers=-1,1", "--out", str(out)])
+                   "--neutral", str(neutral), "--kl-threshold=-1", "--induce-filter", "off", "--filter-prompts", "none",
+                   "--multipliers=-1,1", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     for f in ("aggregate.csv", "items.csv", "ce.csv", "selection.csv", "manifest.json", "directions.safetensors"):
         assert (out / f).is_file(), f
     text = capsys.readouterr().out
     assert "ablation: refusal log-odds harmful" in text and "actadd+1" in text
+    # the summary names the recipe and every way it differs from refusal_direction's
+    assert "recipe: custom" in text and "induce-refusal filter is off" in text and "not filtered" in text
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["recipe"]["settings"]["induce_filter"] == "off" and man["recipe"]["n_candidate_positions"] > 1
     layer = SteeringVectors.load(out / "directions.safetensors").meta["selected_layer"]
 
     orth = tmp_path / "orth"
