@@ -16,6 +16,7 @@ import torch
 
 from .activations import ActivationStats, cache_key, collect_activations
 from .data import ABItem, answer_scheme, dataset_hash, encode_items
+from .prompts import answer_record
 from .errors import SteerscaleError
 from .models import get_layers, model_info, weights_fingerprint
 from .tensorio import json_meta, read_safetensors, save_with_meta
@@ -131,6 +132,7 @@ def train_vectors(
     # Tokenising is cheap next to a forward pass: done even on a cache hit, to know the answer scheme.
     enc = encode_items(tokenizer, items, template, system)
     meta["answer_scheme"] = answer_scheme(enc)
+    meta.update(answer_record(tokenizer, enc))  # the answer opening and the first item's last prompt tokens
     stats = None
     cache_path = None
     if cache_dir is not None:
@@ -139,7 +141,8 @@ def train_vectors(
         cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
         if cache_path.is_file():
             cached = ActivationStats.load(cache_path)
-            same_scheme = cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
+            same_scheme = (cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
+                           and cached.meta.get("answer_opening", "(") == meta["answer_opening"])
             if same_scheme and (not keep_activations or cached.kept):
                 stats = cached
     if stats is None:
