@@ -366,7 +366,9 @@ class OpenEndedConfig:
 # several behaviours): multipliers can differ from CAA's by that per-layer factor.
 PROTOCOL_PRESETS = {
     "steerscale-default": {"sweep": {"positions": "all", "normalize": "none"}, "selection": "held-out"},
-    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none"}, "selection": "in-sample"},
+    # CAA's strings: "[INST] {question} [/INST] (A" (nrimsky/CAA utils/tokenize.py, tokenize_llama_chat)
+    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none", "template": "llama2"},
+            "selection": "in-sample"},
 }
 
 
