@@ -86,3 +86,18 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
     assert "selected_layer" in capsys.readouterr().err
     assert cli.main(["generate", "hello"]) == 2
     assert "--vectors" in capsys.readouterr().err
+
+
+def test_cli_ablation_recipe_errors_are_one_line(tmp_path, tiny_dir, capsys):
+    """docs/errors.md: ablation-prune-out-of-range (before any model work) and ablation-prompt-filter-empty
+    (refusal_direction's prompt filter on a random model that refuses nothing)."""
+    harmful, harmless = _prompts(tmp_path / "h.json", "hurt"), _prompts(tmp_path / "hl.json", "help")
+    base = ["ablation", "--model", str(tiny_dir), "--harmful", harmful, "--harmless", harmless, "--neutral",
+            "neutral-text"]
+    rc = cli.main(base + ["--prune", "1.5", "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].endswith("--prune 1.5: expected a fraction in [0, 1)") and "Traceback" not in "".join(err)
+    rc = cli.main(base + ["--out", str(tmp_path / "b")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and last.startswith("steerscale ablation: error: prompt filter by baseline refusal: ")
+    assert "nothing left to learn from" in last and "--filter-prompts none" in last

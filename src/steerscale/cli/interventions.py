@@ -55,6 +55,7 @@ def _import_args(p) -> None:
 
 def cmd_ablation(args) -> int:
     from ..data import load_neutral_text, load_prompt_records
+    from ..ablation_recipe import check_recipe
     from ..interventions import run_ablation_study
     from ..vectors import SteeringVectors
 
@@ -62,11 +63,12 @@ def cmd_ablation(args) -> int:
     neutral = load_neutral_text(args.neutral)
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
     mults = parse_floats(args.multipliers)
+    recipe = config_from_args(AblationRecipe, args)
+    check_recipe(recipe)
     out = check_writable_folder(Path(args.out))
     model, tok, info = load(args)
     if vecs is not None:
         vecs.check_model(model)
-    recipe = config_from_args(AblationRecipe, args)
     res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, args.layer, parse_layers(args.layers),
                                    mults, recipe, args.split_seed, args.template,
                                    args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
