@@ -96,7 +96,8 @@ def test_cli_ablation_recipe_errors_are_one_line(tmp_path, tiny_dir, capsys):
             "neutral-text"]
     rc = cli.main(base + ["--prune", "1.5", "--out", str(tmp_path / "a")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err[-1].endswith("--prune 1.5: expected a fraction in [0, 1)") and "Traceback" not in "".join(err)
+    assert rc == 2 and err[-1].endswith("--prune 1.5: expected a fraction in [0, 1)")
+    assert "Traceback" not in "".join(err)
     rc = cli.main(base + ["--out", str(tmp_path / "b")])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and last.startswith("steerscale ablation: error: prompt filter by baseline refusal: ")

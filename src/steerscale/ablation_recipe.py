@@ -129,5 +129,23 @@ def filter_by_refusal(harmful_scores, harmless_scores) -> tuple[list[int], list[
     return ([i for i, s in enumerate(harmful_scores) if s > 0], [i for i, s in enumerate(harmless_scores) if s < 0])
 
 
-__all__ = ["pruned", "post_instruction_count", "differences", "recipe_record", "filter_by_refusal",
+def filter_split(model, tokenizer, harmful, harmless, label, words, template, system, batch_size):
+    """refusal_direction's prompt filter on one split; returns (harmful kept, harmless kept, record)."""
+    from .measures.refusal import refusal_logodds
+
+    kw = dict(template=template, system=system, batch_size=batch_size)
+    sh = refusal_logodds(model, tokenizer, [p.text for p in harmful], words, **kw).logodds
+    shl = refusal_logodds(model, tokenizer, [p.text for p in harmless], words, **kw).logodds
+    ih, ihl = filter_by_refusal(sh, shl)
+    if not ih or not ihl:
+        raise SteerscaleError(
+            f"prompt filter by baseline refusal: {len(ih)} of {len(harmful)} harmful {label} prompts refused "
+            f"(log-odds > 0) and {len(ihl)} of {len(harmless)} harmless ones not refused (< 0); nothing left "
+            f"to learn from: give more prompts or --filter-prompts none")
+    rec = {f"harmful_{label}_dropped": [p.id for i, p in enumerate(harmful) if i not in set(ih)],
+           f"harmless_{label}_dropped": [p.id for i, p in enumerate(harmless) if i not in set(ihl)]}
+    return [harmful[i] for i in ih], [harmless[i] for i in ihl], rec
+
+
+__all__ = ["pruned", "post_instruction_count", "differences", "recipe_record", "filter_by_refusal", "filter_split",
            "check_recipe", "FIXED_DIFFERENCES", "REFERENCE"]

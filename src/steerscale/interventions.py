@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .ablation_recipe import (check_recipe, filter_by_refusal, post_instruction_count, pruned,
-                             recipe_record)
+from .ablation_recipe import check_recipe, filter_split, post_instruction_count, pruned, recipe_record
 from .batching import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, split_items
 from .config import AblationRecipe
@@ -355,22 +354,6 @@ def split_prompts(prompts, fractions=(0.5, 0.25), seed: int = 0):
     return train, val, test
 
 
-def _filter_split(model, tokenizer, harmful, harmless, label, words, template, system, batch_size):
-    """refusal_direction's prompt filter on one split; returns (harmful kept, harmless kept, record)."""
-    kw = dict(template=template, system=system, batch_size=batch_size)
-    sh = refusal_logodds(model, tokenizer, [p.text for p in harmful], words, **kw).logodds
-    shl = refusal_logodds(model, tokenizer, [p.text for p in harmless], words, **kw).logodds
-    ih, ihl = filter_by_refusal(sh, shl)
-    if not ih or not ihl:
-        raise SteerscaleError(
-            f"prompt filter by baseline refusal: {len(ih)} of {len(harmful)} harmful {label} prompts refused "
-            f"(log-odds > 0) and {len(ihl)} of {len(harmless)} harmless ones not refused (< 0); nothing left "
-            f"to learn from: give more prompts or --filter-prompts none")
-    rec = {f"harmful_{label}_dropped": [p.id for i, p in enumerate(harmful) if i not in set(ih)],
-           f"harmless_{label}_dropped": [p.id for i, p in enumerate(harmless) if i not in set(ihl)]}
-    return [harmful[i] for i in ih], [harmless[i] for i in ihl], rec
-
-
 def run_ablation_study(model, tokenizer, harmful, harmless, neutral=None, vectors=None, layer: int | None = None,
                        candidate_layers=None, multipliers=(-1.0, 1.0), recipe: AblationRecipe | None = None,
                        split_seed: int = 0, template: str = "chat", system: str | None = None, batch_size: int = 8,
@@ -390,10 +373,10 @@ def run_ablation_study(model, tokenizer, harmful, harmless, neutral=None, vector
     words = PhraseMatcher().opening_words()
     filtered = {}
     if recipe.filter_prompts == "baseline-refusal":
-        h_tr, hl_tr, rec = _filter_split(model, tokenizer, h_tr, hl_tr, "train", words, template, system, batch_size)
+        h_tr, hl_tr, rec = filter_split(model, tokenizer, h_tr, hl_tr, "train", words, template, system, batch_size)
         filtered.update(rec)
         if layer is None:
-            h_val, hl_val, rec = _filter_split(model, tokenizer, h_val, hl_val, "val", words, template, system,
+            h_val, hl_val, rec = filter_split(model, tokenizer, h_val, hl_val, "val", words, template, system,
                                                batch_size)
             filtered.update(rec)
     n_pos, position = 1, -1
@@ -450,5 +433,5 @@ def direction_from_file(path, layer: int | None = None) -> tuple[torch.Tensor, i
     return d.clone(), layer
 
 
-__all__ = ["candidate_directions", "refusal_directions", "select_layer", "compare_interventions", "run_ablation_study", "split_prompts",
-           "direction_from_file", "LayerSelection", "InterventionResult"]
+__all__ = ["candidate_directions", "refusal_directions", "select_layer", "compare_interventions", "run_ablation_study",
+           "split_prompts", "direction_from_file", "LayerSelection", "InterventionResult"]
