@@ -157,7 +157,7 @@ def train_vectors(
 
 
 RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "template", "system", "normalization",
-            "weights_fingerprint", "answer_scheme")
+            "weights_fingerprint", "answer_scheme", "answer_opening")
 
 
 def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: str = "chat", system: str | None = None,
@@ -183,9 +183,11 @@ def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: st
                 "dataset_hash": dataset_hash(items), "n_items": len(items), "template": template,
                 "system": system or "", "normalization": normalize,
                 "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
-                "answer_scheme": answer_scheme(encode_items(tokenizer, items, template, system))}
+                "answer_scheme": answer_scheme(enc := encode_items(tokenizer, items, template, system)),
+                "answer_opening": answer_record(tokenizer, enc)["answer_opening"]}
         old = SteeringVectors.load(path)
-        diffs = [f"{k}: {old.meta.get(k)!r} vs {v!r}" for k, v in want.items() if old.meta.get(k) != v]
+        had = dict({"answer_opening": "("}, **old.meta)  # files from before the opening was recorded: '('
+        diffs = [f"{k}: {had.get(k)!r} vs {v!r}" for k, v in want.items() if had.get(k) != v]
         if not diffs:
             return old
         if on_mismatch == "refuse":
