@@ -233,6 +233,8 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     sharded = run_sweep(model, tok, vecs, test, cfg, info=info, out_dir=tmp_path / "sharded", progress=False,
                         shards=2)
     assert sharded.manifest["answer_scheme"] == expected
+    assert sharded.manifest["answer_opening"] == ANSWER_OPENINGS[family]
+    assert sharded.manifest["last_prompt_tokens"] == man["last_prompt_tokens"]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(res.rows, sharded.rows)) <= 1e-5
 
 
