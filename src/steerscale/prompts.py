@@ -62,7 +62,8 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 SCHEMES = ("split", "merged")
 SCHEME_DEFINITIONS = {
-    "split": "the prompt prefilled up to '(', the choice letter as the answer token",
+    "split": "the prompt prefilled up to its answer opening ('(' or ' (', answer_opening), the choice letter as "
+             "the answer token",
     "merged": "nothing prefilled, the tokenizer's merged '(A' token (as it tokenises after the prompt) "
               "as the answer token",
 }
