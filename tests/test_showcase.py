@@ -170,6 +170,9 @@ def test_all_panels_and_figures(tmp_path, one_thread):
     assert len(chosen) == 1 and chosen[0]["ablation_logodds_harmful"] == min(r["ablation_logodds_harmful"] for r in sel)
     assert set(abl) == {"baseline", "ablation", "actadd-1", "actadd+1"}
     assert abl["ablation"]["layer"] == chosen[0]["layer"] == res.manifest["panels"]["ablation"]["layer"]
+    diffs = res.manifest["panels"]["ablation"]["recipe"]["differences_from_reference"]  # every one named
+    for word in ("last prompt token", "not filtered", "induce-refusal filter is off", "KL filter bound None"):
+        assert any(word in d for d in diffs), word
     assert abl["ablation"]["n_harmful"] == 20 and abl["ablation"]["ce_delta"] != 0  # the built-in test split
     made = plot_showcase(tmp_path, tmp_path / "fig")
     assert [p.name for p, _ in made] == ["showcase_dose.png", "showcase_openended_layers.png", "showcase_ablation.png"]

@@ -212,7 +212,15 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
                                 cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, selection=sel,
                                 progress=progress)
     passes += len(res.aggregate) * (len(h_te) + len(hl_te) + len(neutral))
-    meta = {"layer": layer, "layer_choice": "given" if sel is None else sel.config,
+    from .ablation_recipe import recipe_record
+    from .config import AblationRecipe
+
+    induce = cfg.ablation_induce_threshold
+    recipe = AblationRecipe(candidate_positions="last", filter_prompts="none", kl_threshold=cfg.ablation_kl_threshold,
+                            induce_filter="off" if induce is None else "on", induce_threshold=induce or 0.0)
+    meta = {"recipe": recipe_record(recipe, layer_given=sel is None,
+                                    candidate_layers=None if sel is None else sel.config["candidate_layers"]),
+            "layer": layer, "layer_choice": "given" if sel is None else sel.config,
             "direction_norm": float(d.vectors[layer].norm()),
             "n_prompts": {"train": [len(h_tr), len(hl_tr)], "validation": [len(h_val), len(hl_val)],
                           "test": [len(h_te), len(hl_te)], "neutral": len(neutral)},

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 from dataclasses import fields
+from pathlib import Path
 
 from ..config import AblationRecipe
 from ..store import check_writable_folder
