@@ -97,7 +97,7 @@ def differences(recipe: AblationRecipe, vectors_given: bool = False, layer_given
         out.append("train/validation prompts are not filtered by baseline refusal (refusal_direction keeps "
                    "harmful prompts with score > 0 and harmless ones with score < 0)")
     if layer_given:
-        out.append("the layer was given: no selection on validation prompts")
+        out.append("the layer was given: no selection on validation prompts (the last prompt position is used)")
     else:
         if recipe.kl_threshold != ref.kl_threshold:
             out.append(f"KL filter bound {recipe.kl_threshold} (refusal_direction: {ref.kl_threshold})")
