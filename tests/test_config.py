@@ -151,3 +151,19 @@ def test_vectors_for_run_reuses_refuses_and_retrains(tmp_path, monkeypatch):
     assert calls == [1] and unit.meta["normalization"] == "unit"
     assert torch.allclose(unit.norms(), torch.ones(unit.n_layers), atol=1e-5)
     assert vectors_mod.SteeringVectors.load(path).meta["normalization"] == "unit"
+
+
+def test_vectors_for_run_refuses_another_answer_opening(tmp_path):
+    """Vectors read after another answer opening (e.g. Llama-2's old '[/INST](') are not reused; files from
+    before the opening was recorded count as '('."""
+    model, tok = make_model("llama"), TinyTokenizer()
+    kw = dict(template="plain", info=model_info(model, name="tiny"), progress=False)
+    path = tmp_path / "vectors.safetensors"
+    first = vectors_for_run(model, tok, _items(), path, **kw)
+    assert first.meta["answer_opening"] == " ("  # the plain prompt ends in a space
+    for old in ("(", None):
+        meta = dict(first.meta, answer_opening=old) if old else {k: v for k, v in first.meta.items()
+                                                                  if k != "answer_opening"}
+        vectors_mod.SteeringVectors(first.vectors, meta).save(path)
+        with pytest.raises(SteerscaleError, match=r"answer_opening: '\(' vs ' \('"):
+            vectors_for_run(model, tok, _items(), path, **kw)

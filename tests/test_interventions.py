@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from steerscale.config import AblationRecipe
 from steerscale.data import Prompt
 from steerscale.errors import SteerscaleError
 from steerscale.interventions import (compare_interventions, direction_from_file, refusal_directions,
@@ -65,9 +66,10 @@ def test_select_layer_rule_and_filters(tiny_chat):
     model, tok, info = tiny_chat
     v = refusal_directions(model, tok, HARMFUL[:6], HARMLESS[:6], info=info)
     sel = select_layer(model, tok, v, HARMFUL[6:9], HARMLESS[6:9], kl_threshold=None, prune_fraction=0.2,
-                       progress=False)
+                       induce_threshold=None, progress=False)
     by = {r["layer"]: r for r in sel.rows}
-    assert by[4]["kept"] == 0 and "last" in by[4]["why_filtered"]  # int(5 * 0.8) = 4: layer 4 pruned
+    # refusal_direction prunes its index >= int(5 * 0.8) = 4, i.e. steerscale's layers 3 and 4
+    assert [l for l in by if not by[l]["kept"]] == [3, 4] and "last" in by[3]["why_filtered"]
     kept = [r for r in sel.rows if r["kept"]]
     assert sel.layer == min(kept, key=lambda r: r["ablation_logodds_harmful"])["layer"]
     assert sum(r["selected"] for r in sel.rows) == 1
@@ -77,7 +79,7 @@ def test_select_layer_rule_and_filters(tiny_chat):
     with ablate(model, v.vectors[sel.layer]):
         again = refusal_logodds(model, tok, HARMFUL[6:9], words).logodds.mean()
     assert abs(again - by[sel.layer]["ablation_logodds_harmful"]) < 1e-9
-    with pytest.raises(SteerscaleError, match="every candidate layer was filtered"):
+    with pytest.raises(SteerscaleError, match="every candidate was filtered"):
         select_layer(model, tok, v, HARMFUL[6:9], HARMLESS[6:9], kl_threshold=0.0, progress=False)
 
 
@@ -126,7 +128,8 @@ def test_planted_refusal_token_direction_moves_logodds(tiny_chat):
 
 def test_run_ablation_study_writes_directions_file(tiny_chat, tmp_path):
     model, tok, info = tiny_chat
-    res, vecs = run_ablation_study(model, tok, HARMFUL, HARMLESS, NEUTRAL, kl_threshold=None, n_bootstrap=100,
+    recipe = AblationRecipe(kl_threshold=None, induce_filter="off", filter_prompts="none")
+    res, vecs = run_ablation_study(model, tok, HARMFUL, HARMLESS, NEUTRAL, recipe=recipe, n_bootstrap=100,
                                    out_dir=tmp_path / "abl", progress=False)
     chosen = vecs.meta["selected_layer"]
     assert res.manifest["selection"]["layer"] == chosen

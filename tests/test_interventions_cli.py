@@ -28,12 +28,17 @@ def test_cli_ablation_orthogonalize_generate(tmp_path, tiny_dir, capsys):
     neutral.write_text(json.dumps({"texts": ["A calm sentence about rivers and hills.", "Bees make honey in hives."]}))
     out = tmp_path / "abl"
     rc = cli.main(["ablation", "--model", str(tiny_dir), "--harmful", harmful, "--harmless", harmless,
-                   "--neutral", str(neutral), "--kl-threshold=-1", "--multipliers=-1,1", "--out", str(out)])
+                   "--neutral", str(neutral), "--kl-threshold=-1", "--induce-filter", "off", "--filter-prompts", "none",
+                   "--multipliers=-1,1", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     for f in ("aggregate.csv", "items.csv", "ce.csv", "selection.csv", "manifest.json", "directions.safetensors"):
         assert (out / f).is_file(), f
     text = capsys.readouterr().out
     assert "ablation: refusal log-odds harmful" in text and "actadd+1" in text
+    # the summary names the recipe and every way it differs from refusal_direction's
+    assert "recipe: custom" in text and "induce-refusal filter is off" in text and "not filtered" in text
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["recipe"]["settings"]["induce_filter"] == "off" and man["recipe"]["n_candidate_positions"] > 1
     layer = SteeringVectors.load(out / "directions.safetensors").meta["selected_layer"]
 
     orth = tmp_path / "orth"
@@ -84,3 +89,19 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
     assert "selected_layer" in capsys.readouterr().err
     assert cli.main(["generate", "hello"]) == 2
     assert "--vectors" in capsys.readouterr().err
+
+
+def test_cli_ablation_recipe_errors_are_one_line(tmp_path, tiny_dir, capsys):
+    """docs/errors.md: ablation-prune-out-of-range (before any model work) and ablation-prompt-filter-empty
+    (refusal_direction's prompt filter on a random model that refuses nothing)."""
+    harmful, harmless = _prompts(tmp_path / "h.json", "hurt"), _prompts(tmp_path / "hl.json", "help")
+    base = ["ablation", "--model", str(tiny_dir), "--harmful", harmful, "--harmless", harmless, "--neutral",
+            "neutral-text"]
+    rc = cli.main(base + ["--prune", "1.5", "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].endswith("--prune 1.5: expected a fraction in [0, 1)")
+    assert "Traceback" not in "".join(err)
+    rc = cli.main(base + ["--out", str(tmp_path / "b")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and last.startswith("steerscale ablation: error: prompt filter by baseline refusal: ")
+    assert "nothing left to learn from" in last and "--filter-prompts none" in last

@@ -157,7 +157,7 @@ def test_all_panels_and_figures(tmp_path, one_thread):
                                        n_bootstrap=50), info=info, progress=False)
     oe.save(tmp_path / "openended")
     c = cfg(panels=["dose", "openended", "ablation"], dose_multipliers=[-0.5, 0.5], n_neutral=2, n_bootstrap=100,
-            ablation_kl_threshold=None)
+            ablation_kl_threshold=None, ablation_induce_threshold=None)
     res = run_showcase(model, tok, info, vecs, items(8), tmp_path, c, progress=False)
     assert {p["status"] for p in res.manifest["panels"].values()} == {"ran"}
     oe_rows = res.tables["openended_layers"]
@@ -167,11 +167,14 @@ def test_all_panels_and_figures(tmp_path, one_thread):
         assert r["delta_logodds_harmful"] == pytest.approx(src[(r["layer"], r["multiplier"])]["delta_logodds_harmful"])
     abl = {r["condition"]: r for r in res.tables["ablation"]}
     sel = res.tables["ablation_selection"]
-    assert [r["layer"] for r in sel] == [0, 1, 2]  # default candidates on 4 layers: below the last 20%
+    assert [r["layer"] for r in sel] == [0, 1]  # default candidates on 4 layers: refusal_direction prunes 2, 3
     chosen = [r for r in sel if r["selected"] == 1]
     assert len(chosen) == 1 and chosen[0]["ablation_logodds_harmful"] == min(r["ablation_logodds_harmful"] for r in sel)
     assert set(abl) == {"baseline", "ablation", "actadd-1", "actadd+1"}
     assert abl["ablation"]["layer"] == chosen[0]["layer"] == res.manifest["panels"]["ablation"]["layer"]
+    diffs = res.manifest["panels"]["ablation"]["recipe"]["differences_from_reference"]  # every one named
+    for word in ("last prompt token", "not filtered", "induce-refusal filter is off", "KL filter bound None"):
+        assert any(word in d for d in diffs), word
     assert abl["ablation"]["n_harmful"] == 20 and abl["ablation"]["ce_delta"] != 0  # the built-in test split
     made = plot_showcase(tmp_path, tmp_path / "fig")
     assert [p.name for p, _ in made] == ["showcase_dose.png", "showcase_openended_layers.png", "showcase_ablation.png"]

@@ -98,6 +98,10 @@ FAMILIES = {
     "deepseek-coder": ("llama", DEEPSEEK_CODER, "split"),
 }
 MERGED = [f for f, (_, _, s) in FAMILIES.items() if s == "merged"]
+# the answer opening each family's chat prompt gets: ' (' where '(' would merge with the prompt's last token
+# (Llama-2 '](', DeepSeek-LLM ':('), '(' after the newline other templates end with
+ANSWER_OPENINGS = {"llama-spm": " (", "llama-bpe": "(", "qwen2": "(", "phi-3": "(", "deepseek-llm": " (",
+                   "deepseek-coder": "("}
 
 pytestmark = [pytest.mark.usefixtures("one_thread")]
 
@@ -163,14 +167,17 @@ def test_scheme_is_what_the_tokenizer_does(real_tokenizer, family):
     for e, it in zip(enc, its):
         prompt = format_prompt(tok, it.question, "chat")
         assert e.scheme == expected, f"{family}: {answer_tokens(tok, e)}"
+        # the answer opening: the prompt (no trailing spaces) followed by '(' or ' (' (ANSWER_OPENINGS)
+        assert e.context == prompt.rstrip(" ") and e.opening == ANSWER_OPENINGS[family]
+        opened = e.context + e.opening
         # Independently of the detection: does the tokenizer keep '(' apart from the letter after this prompt?
-        apart = all(_encode(tok, prompt + "(" + c)[:-1] == _encode(tok, prompt + "(") for c in "AB")
+        apart = all(_encode(tok, opened + c)[:-1] == _encode(tok, opened) for c in "AB")
         assert apart == (expected == "split")
         for c in "AB":  # the prefix plus the answer token is exactly how the tokenizer reads prompt + "(c"
-            assert e.prefix_ids + [e.letter_ids[c]] == _encode(tok, prompt + "(" + c)
+            assert e.prefix_ids + [e.letter_ids[c]] == _encode(tok, opened + c)
         spelled = {c: tok.decode([e.letter_ids[c]]) for c in "AB"}
         if expected == "split":
-            assert e.prefix_ids == _encode(tok, prompt + "(") and spelled == {"A": "A", "B": "B"}
+            assert e.prefix_ids == _encode(tok, opened) and spelled == {"A": "A", "B": "B"}
         else:
             assert e.prefix_ids == _encode(tok, prompt) and spelled == {"A": "(A", "B": "(B"}
         # CAA's steering start: the last prompt token that the prefix shares with the prompt alone
@@ -191,8 +198,8 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     arch, _, expected = FAMILIES[family]
     # The answer tokens, independently of the scheme detection: in either scheme the answer token is the
     # last token of the prompt followed by '(A' (split: 'A' after '('; merged: '(A').
-    prompt = format_prompt(tok, items(1)[0].question, "chat")
-    answer_ids = {c: _encode(tok, prompt + "(" + c)[-1] for c in "AB"}
+    prompt = format_prompt(tok, items(1)[0].question, "chat").rstrip(" ") + ANSWER_OPENINGS[family]
+    answer_ids = {c: _encode(tok, prompt + c)[-1] for c in "AB"}
     torch.manual_seed(0)
     d = torch.randn(32) * 0.5
     model = planted_model(tok, arch, answer_ids, d)
@@ -209,6 +216,9 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     res = run_sweep(model, tok, vecs, test, cfg, info=info, out_dir=tmp_path, progress=False)
     man = json.loads((tmp_path / "manifest.json").read_text())
     assert man["answer_scheme"] == expected and man["vectors"]["answer_scheme"] == expected
+    assert man["answer_opening"] == man["vectors"]["answer_opening"] == ANSWER_OPENINGS[family]
+    enc0 = encode_items(tok, test[:1], "chat")[0]
+    assert man["last_prompt_tokens"] == tok.convert_ids_to_tokens(enc0.prefix_ids[-8:])
     assert man["answer_tokens"] == {c: tok.convert_ids_to_tokens(answer_ids[c]) for c in "AB"}
     is_a = np.array([it.matching == "A" for it in test])
     for layer in (1, 3):
@@ -224,6 +234,8 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     sharded = run_sweep(model, tok, vecs, test, cfg, info=info, out_dir=tmp_path / "sharded", progress=False,
                         shards=2)
     assert sharded.manifest["answer_scheme"] == expected
+    assert sharded.manifest["answer_opening"] == ANSWER_OPENINGS[family]
+    assert sharded.manifest["last_prompt_tokens"] == man["last_prompt_tokens"]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(res.rows, sharded.rows)) <= 1e-5
 
 
@@ -249,6 +261,65 @@ def test_fast_matches_naive_on_merged_scheme(real_tokenizer, family, positions):
                 assert diff <= 1e-5, f"{family} {positions} layer {layer} m {m} {f}: {diff:.2e}"
             moved = max(moved, float(np.max(np.abs(ref[m].score - base.score))))
     assert moved > 1e-3  # the vectors change the scores, so the comparison means something
+
+
+@pytest.mark.slow  # first run: fetches and converts the vocab files (minutes)
+def test_llama2_chat_opens_the_answer_as_caa_does(real_tokenizer):
+    """Llama-2's real tokenizer + its official chat template: the default 'chat' template's encoding ends
+    with ``▁[ / INST ] ▁(`` and the letter, exactly as --template llama2 (CAA's "[INST] ... [/INST] (")."""
+    tok = family_tokenizer(real_tokenizer, "llama-spm")
+    its = items(4)
+    chat, caa_fmt = encode_items(tok, its, "chat"), encode_items(tok, its, "llama2")
+    for c, l, it in zip(chat, caa_fmt, its):
+        assert c.opening == l.opening == " ("
+        assert tok.convert_ids_to_tokens(c.prefix_ids[-5:]) == ["▁[", "/", "INST", "]", "▁("]
+        # identical after the first '[': the official template writes '<s>[INST]', which this tokenizer reads
+        # as '<s>' '[' (no word-start marker after a special token), CAA's string BOS + '▁['
+        assert c.prefix_ids[2:] == l.prefix_ids[2:] and c.letter_ids == l.letter_ids
+        assert tok.convert_ids_to_tokens(c.prefix_ids[:2]) == ["<s>", "["]
+        assert tok.convert_ids_to_tokens(l.prefix_ids[:2]) == ["<s>", "▁["]
+        assert tok.convert_ids_to_tokens([c.letter_ids["A"], c.letter_ids["B"]]) == ["A", "B"]
+        # --template llama2 is CAA's string exactly (nrimsky/CAA utils/tokenize.py tokenize_llama_chat)
+        assert l.prefix_ids + [l.letter_ids["A"]] == _encode(tok, f"[INST] {it.question.strip()} [/INST] (A")
+        # what the old rule wrote, and must not: the merged token '](' across the boundary
+        old = _encode(tok, format_prompt(tok, it.question, "chat") + "(")
+        assert "](" in tok.convert_ids_to_tokens(old[-2:]) and "](" not in tok.convert_ids_to_tokens(c.prefix_ids)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", MERGED)
+def test_merged_scheme_unchanged(real_tokenizer, family):
+    """Llama-3 / Qwen2 chat prompts end in a newline: the opening stays '(' and the merged '(A' token is the
+    answer after the prompt exactly as before."""
+    tok = family_tokenizer(real_tokenizer, family)
+    for e, it in zip(encode_items(tok, items(4), "chat"), items(4)):
+        prompt = format_prompt(tok, it.question, "chat")
+        assert e.scheme == "merged" and e.opening == "("
+        assert e.prefix_ids == _encode(tok, prompt)
+        assert {c: e.prefix_ids + [e.letter_ids[c]] for c in "AB"} == {c: _encode(tok, prompt + "(" + c) for c in "AB"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("template", ["chat", "llama2", "plain"])
+def test_no_token_crosses_the_prompt_answer_boundary(real_tokenizer, family, template):
+    """Every real tokenizer, every template: the prompt's own tokens (without trailing spaces) are a prefix
+    of what the model reads up to and including the answer token, for every choice; and the boundary
+    check itself catches the merge the old rule made on Llama-2."""
+    from steerscale.prompts import Encoded, boundary_is_clean
+
+    tok = family_tokenizer(real_tokenizer, family)
+    for e in encode_items(tok, items(6), template):
+        base = _encode(tok, e.context)
+        for c in "AB":
+            full = e.prefix_ids + [e.letter_ids[c]]
+            assert full[: len(base)] == base and len(full) > len(base), (family, template, c)
+        assert boundary_is_clean(tok, e)
+    if family == "llama-spm" and template == "chat":
+        prompt = format_prompt(tok, items(1)[0].question, "chat")
+        merged = _encode(tok, prompt + "(")
+        bad = Encoded(merged, {"A": _encode(tok, prompt + "(A")[-1]}, 0, context=prompt)
+        assert not boundary_is_clean(tok, bad)
 
 
 # ------------------------------------------------------------- synthetic merges (no download needed)

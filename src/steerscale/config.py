@@ -306,6 +306,31 @@ class ClusterOptions:
                                         "fit the memory limits (accelerate offload_folder; allows spilling)")
 
 
+@dataclass
+class AblationRecipe:
+    """How `steerscale ablation` finds its refusal direction. The defaults are refusal_direction's recipe
+    (Arditi et al. 2024, andyrdt/refusal_direction, pipeline/run_pipeline.py and submodules/select_direction.py);
+    every field is one way to differ from it, and the run records each difference (ablation_recipe.py)."""
+
+    candidate_positions: str = option("post-instruction", choices=("post-instruction", "last"),
+                                      help="candidate directions at every post-instruction token of the template "
+                                      "(refusal_direction) or at the last prompt token only")
+    filter_prompts: str = option("baseline-refusal", choices=("baseline-refusal", "none"),
+                                 help="keep train/validation harmful prompts the model refuses (refusal log-odds "
+                                 "> 0) and harmless ones it does not (< 0), as refusal_direction does; none: keep all")
+    kl_threshold: float | None = option(0.1, help="drop candidates whose ablation moves harmless next-token "
+                                        "distributions by more KL (default 0.1; <0: no bound)")
+    induce_filter: str = option("on", choices=("on", "off"),
+                                help="drop candidates whose addition (x1 at their layer) leaves harmless refusal "
+                                "log-odds below --induce-threshold (on, as refusal_direction)")
+    induce_threshold: float = option(0.0, help="the induce-refusal filter's bound (default 0.0)")
+    prune: float = option(0.2, help="drop candidates from the last fraction of the model (default 0.2)")
+    prune_rule: str = option("refusal_direction", choices=("refusal_direction", "output-index"),
+                             help="refusal_direction: their rule on their layer index (input of block L+1 = "
+                             "output of layer L); output-index: the same formula on steerscale's index "
+                             "(prunes one layer fewer)")
+
+
 # ------------------------------------------------------------------------------------------------ experiments
 
 
@@ -448,8 +473,9 @@ class OpenEndedConfig:
 PROTOCOL_PRESETS = {
     "steerscale-default": {"sweep": {"positions": "all", "normalize": "none", "letter_balance": "balanced"},
                            "selection": "held-out"},
-    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none", "letter_balance": "none",
-                      "allow_letter_imbalance": True}, "selection": "in-sample"},
+    # CAA's strings: "[INST] {question} [/INST] (A" (nrimsky/CAA utils/tokenize.py, tokenize_llama_chat)
+    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none", "template": "llama2",
+                      "letter_balance": "none", "allow_letter_imbalance": True}, "selection": "in-sample"},
 }
 
 

@@ -1,18 +1,21 @@
 """Ablation beside addition: refusal-direction candidates, layer selection on a validation split, and a
 comparison of baseline, directional ablation and activation addition on the same test items.
 
-Recipe (after Arditi et al. 2024, andyrdt/refusal_direction; steerscale's own code):
+Recipe (refusal_direction's by default, after Arditi et al. 2024, andyrdt/refusal_direction; steerscale's own
+code; the rules, their sources and every difference a run records: ablation_recipe.py, config.AblationRecipe):
 
-* **candidates** (`refusal_directions`): per layer L, mean over harmful prompts minus mean over harmless
-  prompts of the output of decoder layer L at the last token of the formatted prompt (the last
-  post-instruction token). (refusal_direction reads the *input* of block L, i.e. steerscale's L - 1.) A/B
-  CAA vectors (`train_vectors`) are an equally valid candidate set.
-* **selection** (`select_layer`), on validation prompts only: for each candidate layer not in the last
-  `prune_fraction` of the model, (a) mean refusal log-odds on harmful prompts under ablation of the
-  candidate at every layer, (b) mean KL(unablated || ablated) of the next-token distribution after harmless
-  prompts, (c) mean refusal log-odds on harmless prompts with the candidate *added* at its layer (x1).
-  Layers with KL > `kl_threshold` (or (c) < `induce_threshold`, when set) are filtered; the layer with the
-  lowest (a) wins.
+* **prompt filter**: train and validation harmful prompts the model does not refuse (refusal log-odds <= 0)
+  and harmless prompts it refuses (>= 0) are dropped (`filter_prompts`).
+* **candidates** (`candidate_directions`): per prompt position p among the post-instruction tokens of the
+  template and per layer L, mean over harmful prompts minus mean over harmless prompts of the output of
+  decoder layer L at p. (refusal_direction reads the *input* of block L, i.e. steerscale's L - 1.) A/B
+  CAA vectors (`train_vectors`) are an equally valid candidate set (one position).
+* **selection** (`select_layer`), on validation prompts only: for each candidate whose layer is not pruned
+  (`ablation_recipe.pruned`: refusal_direction's last-20% rule on their index), (a) mean refusal log-odds on
+  harmful prompts under ablation of the candidate at every layer, (b) mean KL(unablated || ablated) of the
+  next-token distribution after harmless prompts, (c) mean refusal log-odds on harmless prompts with the
+  candidate *added* at its layer (x1). Candidates with KL > `kl_threshold` or (c) < `induce_threshold`
+  (induce-refusal filter) are filtered; the lowest (a) wins.
 * **comparison** (`compare_interventions`), on test prompts: baseline, ablation (every layer, the chosen
   direction) and actadd (``multiplier x vector[L]`` added to the output of layer L, every position) for each
   multiplier. Measures come from steerscale.measures (refusal, capability): refusal log-odds at the first
@@ -32,8 +35,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .ablation_recipe import check_recipe, filter_split, post_instruction_count, pruned, recipe_record
 from .batching import batches, model_device, pad_id_of, pad_left
 from .data import Prompt, _encode, format_prompt, split_items
+from .config import AblationRecipe
 from .errors import SteerscaleError
 from .guards import short
 from .evaluate import last_logits
@@ -57,9 +62,10 @@ def _batch(tokenizer, texts, template, system, dev):
 
 
 @torch.no_grad()
-def refusal_directions(model, tokenizer, harmful, harmless, template: str = "chat", system: str | None = None,
-                       batch_size: int = 8, info=None) -> SteeringVectors:
-    """Candidate refusal directions: mean(harmful) - mean(harmless) of each layer's output at the last prompt token."""
+def candidate_directions(model, tokenizer, harmful, harmless, template: str = "chat", system: str | None = None,
+                         batch_size: int = 8, info=None, n_positions: int = 1) -> torch.Tensor:
+    """[n_positions, n_layers, hidden]: mean(harmful) - mean(harmless) of each layer's output at each of the
+    last `n_positions` prompt tokens (index 0 is position -n_positions, the last index position -1)."""
     harmful, harmless = _records(harmful), _records(harmless)
     if not harmful or not harmless:
         raise SteerscaleError("refusal directions need at least one harmful and one harmless prompt")
@@ -67,24 +73,40 @@ def refusal_directions(model, tokenizer, harmful, harmless, template: str = "cha
     dev = model_device(model)
 
     def mean_acts(prompts):
-        total = torch.zeros(info.n_layers, info.hidden_size, dtype=torch.float64)
+        total = torch.zeros(n_positions, info.n_layers, info.hidden_size, dtype=torch.float64)
         for idx in batches(len(prompts), batch_size):
             b = _batch(tokenizer, [prompts[i].text for i in idx], template, system, dev)
-            with capture(model, position=-1) as store:
+            with capture(model, position=slice(-n_positions, None)) as store:
                 model(**b.model_inputs(), use_cache=False)
             for l in range(info.n_layers):
-                total[l] += store[l][0].double().sum(0).cpu()
+                total[:, l] += store[l][0].double().sum(0).cpu()
         return total / len(prompts)
 
-    diff = (mean_acts(harmful) - mean_acts(harmless)).float()
-    meta = {"model": info.name, "model_spec": info.spec, "model_type": info.model_type, "n_layers": info.n_layers,
+    return (mean_acts(harmful) - mean_acts(harmless)).float()
+
+
+def refusal_directions(model, tokenizer, harmful, harmless, template: str = "chat", system: str | None = None,
+                       batch_size: int = 8, info=None, position: int = -1, n_positions: int | None = None
+                       ) -> SteeringVectors:
+    """Candidate refusal directions at one prompt position (default the last token): mean(harmful) -
+    mean(harmless) of each layer's output. `n_positions` (>= -position) reuses `candidate_directions`."""
+    harmful, harmless = _records(harmful), _records(harmless)
+    info = info or model_info(model)
+    n_positions = max(n_positions or 0, -position)
+    diff = candidate_directions(model, tokenizer, harmful, harmless, template, system, batch_size, info,
+                                n_positions)[n_positions + position]
+    return SteeringVectors(diff, _direction_meta(info, template, system, harmful, harmless, position))
+
+
+def _direction_meta(info, template, system, harmful, harmless, position: int) -> dict:
+    where = "last token" if position == -1 else f"token {position}"
+    return {"model": info.name, "model_spec": info.spec, "model_type": info.model_type, "n_layers": info.n_layers,
             "hidden_size": info.hidden_size, "kind": "refusal direction candidates",
-            "read_at": "output of decoder layer L, last token of the formatted prompt",
+            "read_at": f"output of decoder layer L, {where} of the formatted prompt", "position": position,
             "definition": "mean over harmful prompts - mean over harmless prompts", "template": template,
             "system": system or "", "n_harmful": len(harmful), "n_harmless": len(harmless),
             "harmful_ids": [p.id for p in harmful], "harmless_ids": [p.id for p in harmless],
             "normalization": "none"}
-    return SteeringVectors(diff, meta)
 
 
 @torch.no_grad()
@@ -104,25 +126,34 @@ def _kl(base_lp: torch.Tensor, new_lp: torch.Tensor) -> float:
 
 @dataclass
 class LayerSelection:
-    """The chosen layer, its raw candidate vector, and one row per candidate layer (filtered ones say why)."""
+    """The chosen (position, layer), its raw candidate vector, and one row per candidate (filtered ones say why)."""
 
     layer: int
     direction: torch.Tensor
     rows: list[dict]
     config: dict = field(default_factory=dict)
+    position: int = -1
 
 
-SELECTION_COLUMNS = ["layer", "depth", "ablation_logodds_harmful", "kl_harmless", "actadd_logodds_harmless",
-                     "baseline_logodds_harmful", "baseline_logodds_harmless", "kept", "why_filtered", "selected"]
+SELECTION_COLUMNS = ["position", "layer", "depth", "ablation_logodds_harmful", "kl_harmless",
+                     "actadd_logodds_harmless", "baseline_logodds_harmful", "baseline_logodds_harmless", "kept",
+                     "why_filtered", "selected"]
 
 
 def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: list[int] | None = None,
-                 kl_threshold: float | None = 0.1, prune_fraction: float = 0.2, induce_threshold: float | None = None,
+                 kl_threshold: float | None = 0.1, prune_fraction: float = 0.2, induce_threshold: float | None = 0.0,
                  template: str = "chat", system: str | None = None, batch_size: int = 8,
-                 phrases: PhraseMatcher | None = None, progress: bool = True) -> LayerSelection:
-    """Pick the candidate layer whose ablation lowers refusal most on validation prompts (see module doc)."""
+                 phrases: PhraseMatcher | None = None, progress: bool = True,
+                 prune_rule: str = "refusal_direction") -> LayerSelection:
+    """Pick the candidate whose ablation lowers refusal most on validation prompts (see module doc).
+
+    `vectors`: SteeringVectors or a [n_layers, hidden] tensor (one candidate per layer, position -1), or a
+    [n_positions, n_layers, hidden] tensor from `candidate_directions` (positions -n_positions .. -1).
+    Pruning: `ablation_recipe.pruned` with `prune_rule`; `induce_threshold=None` turns that filter off.
+    """
     v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
-    n = v.shape[0]
+    v = v[None] if v.ndim == 2 else v
+    n_pos, n = v.shape[0], v.shape[1]
     harmful_val, harmless_val = [p.text for p in _records(harmful_val)], [p.text for p in _records(harmless_val)]
     if not harmful_val or not harmless_val:
         raise SteerscaleError("layer selection needs validation harmful and harmless prompts")
@@ -137,21 +168,23 @@ def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: l
     base_h = refusal_logodds(model, tokenizer, harmful_val, words, **kw).logodds.mean()
     base_hl = refusal_logodds(model, tokenizer, harmless_val, words, **kw).logodds.mean()
     base_lp = _last_logprobs(model, tokenizer, harmless_val, template, system, batch_size)
-    cutoff = int(n * (1.0 - prune_fraction))
     rows = []
-    for l in tqdm(layers, desc="select layer", disable=not progress):
-        row = {"layer": l, "depth": l / n, "baseline_logodds_harmful": float(base_h),
+    cands = [(p, l) for p in range(n_pos) for l in layers]  # refusal_direction's order: position-major
+    for p, l in tqdm(cands, desc="select direction", disable=not progress):
+        d = v[p, l]
+        row = {"position": p - n_pos, "layer": l, "depth": l / n, "baseline_logodds_harmful": float(base_h),
                "baseline_logodds_harmless": float(base_hl), "selected": 0}
-        if l >= cutoff:
-            rows.append(dict(row, kept=0, why_filtered=f"in the last {prune_fraction:.0%} of layers"))
+        if pruned(l, n, prune_fraction, prune_rule):
+            rows.append(dict(row, kept=0, why_filtered=f"in the last {prune_fraction:.0%} of layers ({prune_rule} "
+                                                       f"rule)"))
             continue
-        if float(v[l].norm()) == 0.0:
+        if float(d.norm()) == 0.0:
             rows.append(dict(row, kept=0, why_filtered="zero vector"))
             continue
-        with ablate(model, v[l]):
+        with ablate(model, d):
             abl = refusal_logodds(model, tokenizer, harmful_val, words, **kw).logodds.mean()
             kl = _kl(base_lp, _last_logprobs(model, tokenizer, harmless_val, template, system, batch_size))
-        with steer(model, {l: v[l]}, [l], 1.0):
+        with steer(model, {l: d}, [l], 1.0):
             add = refusal_logodds(model, tokenizer, harmless_val, words, **kw).logodds.mean()
         why = []
         if not all(math.isfinite(x) for x in (abl, kl, add)):
@@ -159,21 +192,24 @@ def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: l
         if kl_threshold is not None and kl > kl_threshold:
             why.append(f"KL {kl:.3g} > {kl_threshold:g}")
         if induce_threshold is not None and add < induce_threshold:
-            why.append(f"actadd log-odds {add:.3g} < {induce_threshold:g}")
+            why.append(f"induce-refusal: actadd log-odds {add:.3g} < {induce_threshold:g}")
         rows.append(dict(row, ablation_logodds_harmful=float(abl), kl_harmless=float(kl),
                          actadd_logodds_harmless=float(add), kept=int(not why), why_filtered="; ".join(why)))
     kept = [r for r in rows if r["kept"]]
     if not kept:
-        reasons = "; ".join(f"L{r['layer']}: {r['why_filtered']}" for r in rows[:6])
-        raise SteerscaleError(f"layer selection: every candidate layer was filtered ({reasons}); raise "
-                              f"kl_threshold or lower prune_fraction")
+        reasons = "; ".join(f"L{r['layer']}@{r['position']}: {r['why_filtered']}" for r in rows[:6])
+        raise SteerscaleError(f"layer selection: every candidate was filtered ({reasons}); raise "
+                              f"kl_threshold, turn off the induce-refusal filter or lower prune_fraction")
     best = min(kept, key=lambda r: r["ablation_logodds_harmful"])
     best["selected"] = 1
-    config = {"kl_threshold": kl_threshold, "prune_fraction": prune_fraction, "induce_threshold": induce_threshold,
-              "candidate_layers": layers, "n_harmful_val": len(harmful_val), "n_harmless_val": len(harmless_val),
-              "rule": "lowest mean refusal log-odds on harmful validation prompts under ablation, among layers "
-                      "kept by the filters"}
-    return LayerSelection(best["layer"], v[best["layer"]].clone(), rows, config)
+    pos = best["position"]
+    config = {"kl_threshold": kl_threshold, "prune_fraction": prune_fraction, "prune_rule": prune_rule,
+              "induce_threshold": induce_threshold, "candidate_layers": layers,
+              "candidate_positions": list(range(-n_pos, 0)), "selected_position": pos,
+              "n_harmful_val": len(harmful_val), "n_harmless_val": len(harmless_val),
+              "rule": "lowest mean refusal log-odds on harmful validation prompts under ablation, among candidates "
+                      "kept by the filters (ties: first in position-major, layer-minor order)"}
+    return LayerSelection(best["layer"], v[pos + n_pos, best["layer"]].clone(), rows, config, pos)
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -320,30 +356,62 @@ def split_prompts(prompts, fractions=(0.5, 0.25), seed: int = 0):
 
 
 def run_ablation_study(model, tokenizer, harmful, harmless, neutral=None, vectors=None, layer: int | None = None,
-                       candidate_layers=None, multipliers=(-1.0, 1.0), kl_threshold: float | None = 0.1,
-                       prune_fraction: float = 0.2, induce_threshold: float | None = None, split_seed: int = 0,
-                       template: str = "chat", system: str | None = None, batch_size: int = 8,
+                       candidate_layers=None, multipliers=(-1.0, 1.0), recipe: AblationRecipe | None = None,
+                       split_seed: int = 0, template: str = "chat", system: str | None = None, batch_size: int = 8,
                        n_bootstrap: int = 1000, seed: int = 0, info=None, out_dir=None,
                        progress: bool = True) -> tuple[InterventionResult, SteeringVectors]:
-    """The whole recipe: split prompts, candidate directions (harmful - harmless on the train split unless
-    `vectors` is given), layer selection on the validation split (unless `layer` is given), comparison on the
-    test split. Returns (result, candidate vectors with meta["selected_layer"])."""
+    """The whole recipe (`recipe`, default refusal_direction's: config.AblationRecipe): split prompts; filter
+    the train and validation splits by baseline refusal; candidate directions (harmful - harmless on the train
+    split at every post-instruction position, unless `vectors` is given); selection on the validation split
+    (unless `layer` is given); comparison on the test split. The manifest's ``recipe`` block records the
+    settings and every difference from refusal_direction (ablation_recipe.differences). Returns (result,
+    the candidate vectors at the selected position, with meta["selected_layer"] and ["selected_position"])."""
+    recipe, given = recipe or AblationRecipe(), vectors is not None
+    check_recipe(recipe)
     info = info or model_info(model)
     (h_tr, h_val, h_te), (hl_tr, hl_val, hl_te) = split_prompts(harmful, seed=split_seed), \
         split_prompts(harmless, seed=split_seed)
+    words = PhraseMatcher().opening_words()
+    filtered = {}
+    if recipe.filter_prompts == "baseline-refusal":
+        h_tr, hl_tr, rec = filter_split(model, tokenizer, h_tr, hl_tr, "train", words, template, system, batch_size)
+        filtered.update(rec)
+        if layer is None:
+            h_val, hl_val, rec = filter_split(model, tokenizer, h_val, hl_val, "val", words, template, system,
+                                               batch_size)
+            filtered.update(rec)
+    n_pos, position = 1, -1
     if vectors is None:
-        vectors = refusal_directions(model, tokenizer, h_tr, hl_tr, template, system, batch_size, info)
+        if recipe.candidate_positions == "post-instruction":
+            n_pos = post_instruction_count(tokenizer, h_tr[0].text, template, system)
+        cands = candidate_directions(model, tokenizer, h_tr, hl_tr, template, system, batch_size, info, n_pos)
+    else:
+        cands = vectors.vectors[None]
+    kl = recipe.kl_threshold
+    kl = None if kl is not None and kl < 0 else kl
     sel = None
     if layer is None:
-        sel = select_layer(model, tokenizer, vectors, h_val, hl_val, candidate_layers, kl_threshold, prune_fraction,
-                           induce_threshold, template, system, batch_size, progress=progress)
-        layer = sel.layer
-    vectors = SteeringVectors(vectors.vectors.clone(), dict(vectors.meta, selected_layer=int(layer)))
+        sel = select_layer(model, tokenizer, cands, h_val, hl_val, candidate_layers, kl, recipe.prune,
+                           recipe.induce_threshold if recipe.induce_filter == "on" else None, template, system,
+                           batch_size, progress=progress, prune_rule=recipe.prune_rule)
+        layer, position = sel.layer, sel.position
+    if vectors is None:
+        meta = _direction_meta(info, template, system, h_tr, hl_tr, position)
+    else:
+        meta = dict(vectors.meta)
+    chosen = cands[n_pos + position]
+    vectors = SteeringVectors(chosen.clone(), dict(meta, selected_layer=int(layer), selected_position=int(position),
+                                                   candidate_positions=n_pos))
     res = compare_interventions(model, tokenizer, vectors, layer, h_te, hl_te, neutral, multipliers, template, system,
                                 batch_size, n_bootstrap, seed, info=info, selection=sel, progress=progress)
     res.manifest["split"] = {"seed": split_seed, "fractions": [0.5, 0.25, 0.25],
                              "harmful_train_ids": [p.id for p in h_tr], "harmful_val_ids": [p.id for p in h_val],
-                             "harmless_train_ids": [p.id for p in hl_tr], "harmless_val_ids": [p.id for p in hl_val]}
+                             "harmless_train_ids": [p.id for p in hl_tr], "harmless_val_ids": [p.id for p in hl_val],
+                             "filtered_by_baseline_refusal": filtered}
+    res.manifest["recipe"] = dict(recipe_record(recipe, vectors_given=given, layer_given=sel is None,
+                                                candidate_layers=None if candidate_layers is None
+                                                else list(candidate_layers)),
+                                  n_candidate_positions=n_pos, selected_position=int(position))
     if out_dir is not None:
         res.save(out_dir)
         vectors.save(Path(out_dir) / "directions.safetensors")
@@ -368,5 +436,5 @@ def direction_from_file(path, layer: int | None = None) -> tuple[torch.Tensor, i
     return d.clone(), layer
 
 
-__all__ = ["refusal_directions", "select_layer", "compare_interventions", "run_ablation_study", "split_prompts",
-           "direction_from_file", "LayerSelection", "InterventionResult"]
+__all__ = ["candidate_directions", "refusal_directions", "select_layer", "compare_interventions", "run_ablation_study",
+           "split_prompts", "direction_from_file", "LayerSelection", "InterventionResult"]

@@ -11,6 +11,14 @@ scheme* for all of them, from how the tokenizer really splits the prompt followe
 A scheme fits only if the tokenizer's own tokens of prompt + ``(L`` are exactly the prefix plus one token,
 a different token for each letter; when neither fits, a one-line SteerscaleError names the tokenizer,
 template, item and letter. Items are ``data.ABItem``s.
+
+The *answer opening* (``answer_opening``) follows each model's own convention: ``"("`` or ``" ("`` after the
+prompt (without its trailing spaces), whichever the tokenizer reads as a clean extension of the prompt's
+own tokens, i.e. no token crosses the prompt/answer boundary. Llama-2-chat's template ends with
+``[/INST]``: ``"("`` would merge into ``](``, so its answers open with ``" ("`` (``▁[ / INST ] ▁(``, CAA's
+string); ChatML (SmolLM2, Qwen2) and Llama-3 prompts end in a newline and keep ``"("``. The same rule holds
+for both schemes; the opening is recorded in each encoding, the vectors' metadata and every sweep manifest
+(with the last prompt tokens, ``answer_record``). docs/prompts.md.
 """
 
 from __future__ import annotations
@@ -54,7 +62,8 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 SCHEMES = ("split", "merged")
 SCHEME_DEFINITIONS = {
-    "split": "the prompt prefilled up to '(', the choice letter as the answer token",
+    "split": "the prompt prefilled up to its answer opening ('(' or ' (', answer_opening), the choice letter as "
+             "the answer token",
     "merged": "nothing prefilled, the tokenizer's merged '(A' token (as it tokenises after the prompt) "
               "as the answer token",
 }
@@ -77,6 +86,8 @@ class Encoded:
     instruction_end: int  # index of the last token of the formatted instruction (CAA's steering start)
     item: ABItem = field(repr=False, default=None)
     scheme: str = "split"
+    opening: str = "("  # the answer opening after the prompt without its trailing spaces (answer_opening)
+    context: str = field(repr=False, default="")  # that prompt without its trailing spaces
 
 
 class _NoFit(Exception):
@@ -129,6 +140,37 @@ def _fit_merged(tokenizer, prompt: str, letters, where: str) -> tuple[list[int],
 
 
 _FITS = {"split": _fit_split, "merged": _fit_merged}
+OPENINGS = ("(", " (")
+
+
+def _clean_extension(tokenizer, context: str, text: str) -> bool:
+    base = _encode(tokenizer, context)
+    full = _encode(tokenizer, context + text)
+    return len(full) > len(base) and full[: len(base)] == base
+
+
+def answer_opening(tokenizer, prompt: str) -> tuple[str, str]:
+    """(context, opening): the prompt without its trailing spaces and the answer opening after it.
+
+    The opening is ``"("`` or ``" ("``, the first (the prompt's own spacing first: ``" ("`` when the prompt
+    ends in a space) whose tokens after the context are a clean extension of the context's tokens, for
+    ``(`` and for ``(A`` (no token crosses the boundary, like Llama-2's ``](``). When neither is clean, the
+    prompt's own spacing (a boundary merge the tokenizer forces; `boundary_is_clean` says so).
+    """
+    context = prompt.rstrip(" ")
+    order = (" (", "(") if context != prompt else ("(", " (")
+    for opening in order:
+        if all(_clean_extension(tokenizer, context, opening + tail) for tail in ("", "A")):
+            return context, opening
+    return context, order[0]
+
+
+def boundary_is_clean(tokenizer, e: "Encoded") -> bool:
+    """Whether no token of the encoding crosses the prompt/answer boundary: the tokens of the prompt
+    without its trailing spaces are a prefix of prefix + answer token, for every choice."""
+    base = _encode(tokenizer, e.context)
+    return all((full := list(e.prefix_ids) + [t])[: len(base)] == base and len(full) > len(base)
+               for t in e.letter_ids.values())
 
 
 def tokenizer_name(tokenizer) -> str:
@@ -136,6 +178,8 @@ def tokenizer_name(tokenizer) -> str:
 
 
 def _encode_with(tokenizer, prompt: str, item: ABItem, scheme: str) -> Encoded:
+    context, opening = answer_opening(tokenizer, prompt)
+    prompt = context + opening[:-1]  # the fits append '(' (and the letter) to it
     prefix_ids, letters = _FITS[scheme](tokenizer, prompt, item.choices, f"item {item.id or '?'}")
     prompt_ids = _encode(tokenizer, prompt.rstrip(" "))
     n_common = 0
@@ -143,7 +187,8 @@ def _encode_with(tokenizer, prompt: str, item: ABItem, scheme: str) -> Encoded:
         if a != b:
             break
         n_common += 1
-    return Encoded(prefix_ids, letters, instruction_end=max(n_common - 1, 0), item=item, scheme=scheme)
+    return Encoded(prefix_ids, letters, instruction_end=max(n_common - 1, 0), item=item, scheme=scheme,
+                   opening=opening, context=context)
 
 
 def encode_items(tokenizer, items, template="chat", system=None, scheme: str = "auto") -> list[Encoded]:
@@ -190,3 +235,13 @@ def answer_tokens(tokenizer, e: Encoded) -> dict[str, str]:
     """Each choice letter's answer token as the tokenizer spells it (e.g. ``{"A": "(A", "B": "(B"}``)."""
     letters = list(e.item.choices) if e.item is not None else list(e.letter_ids)
     return dict(zip(letters, _tok_strs(tokenizer, [e.letter_ids[c] for c in letters])))
+
+
+def answer_record(tokenizer, encoded: list[Encoded], n_last: int = 8) -> dict:
+    """What the manifests record about where the answer starts: the opening(s) used, and the last
+    `n_last` token strings the model reads before the answer token, for the first item."""
+    if not encoded:
+        return {"answer_opening": None, "last_prompt_tokens": []}
+    openings = sorted({e.opening for e in encoded})
+    return {"answer_opening": openings[0] if len(openings) == 1 else openings,
+            "last_prompt_tokens": _tok_strs(tokenizer, encoded[0].prefix_ids[-n_last:])}

@@ -179,7 +179,9 @@ def _openended(folder: Path) -> tuple[dict, dict] | str:
 def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
     if cfg.ablation_candidates is not None:
         return sorted(set(cfg.ablation_candidates))
-    return list(range(n_layers // 5, int(n_layers * 0.8), max(1, n_layers // 10))) or [0]
+    from .ablation_recipe import pruned  # refusal_direction's last-20% rule
+
+    return [l for l in range(n_layers // 5, n_layers, max(1, n_layers // 10)) if not pruned(l, n_layers, 0.2)] or [0]
 
 
 def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
@@ -196,7 +198,8 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     if layer is None:
         cands = ablation_candidates(info.n_layers, cfg)
         try:
-            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2, None,
+            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2,
+                               cfg.ablation_induce_threshold,
                                cfg.template, cfg.system, cfg.batch_size, progress=progress)
         except SteerscaleError as e:  # every candidate filtered: this model has no panel, the run goes on
             return f"skipped: {e}"
@@ -209,7 +212,15 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
                                 cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, selection=sel,
                                 progress=progress)
     passes += len(res.aggregate) * (len(h_te) + len(hl_te) + len(neutral))
-    meta = {"layer": layer, "layer_choice": "given" if sel is None else sel.config,
+    from .ablation_recipe import recipe_record
+    from .config import AblationRecipe
+
+    induce = cfg.ablation_induce_threshold
+    recipe = AblationRecipe(candidate_positions="last", filter_prompts="none", kl_threshold=cfg.ablation_kl_threshold,
+                            induce_filter="off" if induce is None else "on", induce_threshold=induce or 0.0)
+    meta = {"recipe": recipe_record(recipe, layer_given=sel is None,
+                                    candidate_layers=None if sel is None else sel.config["candidate_layers"]),
+            "layer": layer, "layer_choice": "given" if sel is None else sel.config,
             "direction_norm": float(d.vectors[layer].norm()),
             "n_prompts": {"train": [len(h_tr), len(hl_tr)], "validation": [len(h_val), len(hl_val)],
                           "test": [len(h_te), len(hl_te)], "neutral": len(neutral)},

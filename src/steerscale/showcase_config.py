@@ -41,6 +41,9 @@ class ShowcaseConfig:
     ablation_kl_threshold: float | None = _help(0.5, "capability bound of the choice: candidates whose ablation "
                                                      "moves harmless next-token distributions by more KL are "
                                                      "dropped (refusal_direction uses 0.1, too tight for 135M)")
+    ablation_induce_threshold: float | None = _help(0.0, "induce-refusal filter of the choice (refusal_direction's): "
+                                                         "candidates whose addition (x1) leaves harmless refusal "
+                                                         "log-odds below this are dropped; None = filter off")
     ablation_multipliers: list[float] = _help([-1.0, 1.0], "actadd multipliers (x the raw direction) in the "
                                                            "ablation panel")
     harmful: str = _help("harmful-prompts", "harmful prompts (built-in name or JSON/JSONL file)")
@@ -80,6 +83,8 @@ class ShowcaseConfig:
         if self.ablation_kl_threshold is not None and not (_num(self.ablation_kl_threshold)
                                                            and self.ablation_kl_threshold > 0):
             fail("ablation_kl_threshold", self.ablation_kl_threshold, "a number > 0, or None (no bound)")
+        if self.ablation_induce_threshold is not None and not _num(self.ablation_induce_threshold):
+            fail("ablation_induce_threshold", self.ablation_induce_threshold, "a number, or None (filter off)")
         if self.dose_normalize not in NORMALIZATIONS:
             fail("dose_normalize", self.dose_normalize, f"one of {', '.join(NORMALIZATIONS)}")
         if self.positions not in POSITIONS:

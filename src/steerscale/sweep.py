@@ -199,11 +199,17 @@ def sweep_manifest(config, info, items, vectors, plan, reports: list[dict], t0: 
                     "sampling": "a limit takes a seeded (seed 0; reproduce: [run] seed), letter-stratified sample"},
         "answer_scheme": scheme,
         "answer_tokens": reports[0]["answer_tokens"] if reports else None,
+        "answer_opening": reports[0].get("answer_opening") if reports else None,
+        "last_prompt_tokens": reports[0].get("last_prompt_tokens") if reports else None,
         "definitions": {
             "steered_at": "output of decoder layer L (residual stream after the MLP), "
             + ("every token position" if config.positions == "all" else "token positions from the last instruction token on"),
             "score": "p(matching answer token) / sum of p(the choices' answer tokens), where the answer starts",
             "answer_scheme": SCHEME_DEFINITIONS.get(scheme, ""),
+            "answer_opening": "what follows the prompt (without its trailing spaces) before the answer letter: '(' "
+                              "or ' (', whichever the tokenizer reads with no token across the boundary "
+                              "(prompts.answer_opening); last_prompt_tokens: the first item's last tokens before "
+                              "the answer token",
             "depth": "layer / n_layers (depth_alt = layer / (n_layers - 1))",
             "baseline": "multiplier 0 is the unsteered model, computed once and repeated at every layer",
         },

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data import answer_scheme, answer_tokens, encode_items
+from .prompts import answer_record
 from .engines import Engine, get_engine
 from .errors import SteerscaleError
 from .evaluate import ABScores
@@ -100,7 +101,8 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     engine = engine or get_engine(config.engine)
     engine.progress = progress
     # Encoded over all items (tokenising only), so every unit of a run gets the same answer scheme.
-    encoded = encode_items(tokenizer, items, config.template, config.system)[unit.item_start : unit.item_stop]
+    all_encoded = encode_items(tokenizer, items, config.template, config.system)
+    encoded = all_encoded[unit.item_start : unit.item_stop]
     scheme = answer_scheme(encoded)
     steered = [m for m in config.multipliers if m != 0.0]
     zero = [l for l in config.layers if unit.owns_baseline and 0.0 in config.multipliers
@@ -135,6 +137,7 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     return {"unit": unit.to_dict(), "points_computed": n_computed, "seconds": round(time.time() - t0, 3),
             "engine_prepare_s": round(engine.stats.prepare_s - prep0, 3), "baseline_s": round(t_base, 3),
             "answer_scheme": scheme, "answer_tokens": answer_tokens(tokenizer, encoded[0]) if encoded else {},
+            **answer_record(tokenizer, all_encoded),  # the run's opening and its first item's last tokens
             "engine": engine.describe(), "versions": package_versions(), "host": platform.node()}
 
 
@@ -224,6 +227,8 @@ def merge(folder, progress: bool = False):
         "git_revision": git_revision(), "versions": versions(), "model": identity["model"],
         "config": identity["config"], "dataset": {"n_items": identity["n_items"], "hash": identity["dataset_hash"]},
         "answer_scheme": "/".join(sorted({str(r.get("answer_scheme")) for r in reports})),  # one: shards agree
+        "answer_opening": reports[0].get("answer_opening") if reports else None,
+        "last_prompt_tokens": reports[0].get("last_prompt_tokens") if reports else None,
         "plan": dict(plan.to_dict(), units=[u.to_dict() for u in plan.units]),
         "shards": sorted(({"index": r["unit"]["index"], "host": r.get("host"), "seconds": r.get("seconds"),
                            "points_computed": r.get("points_computed")} for r in reports), key=lambda r: r["index"]),

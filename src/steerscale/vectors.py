@@ -21,6 +21,7 @@ import torch
 
 from .activations import ActivationStats, cache_key, collect_activations
 from .data import ABItem, answer_scheme, dataset_hash, encode_items, letter_counts, swap_item
+from .prompts import answer_record
 from .errors import SteerscaleError
 from .letters import (ESTIMATORS, LetterFigures, check_balanceable, decompose, item_cells, letter_figures,
                       warn_imbalance)
@@ -194,6 +195,7 @@ def train_vectors(
     # Tokenising is cheap next to a forward pass: done even on a cache hit, to know the answer scheme.
     enc = encode_items(tokenizer, items, template, system)
     meta["answer_scheme"] = answer_scheme(enc)
+    meta.update(answer_record(tokenizer, enc))  # the answer opening and the first item's last prompt tokens
     run = dict(model=model, tokenizer=tokenizer, info=info, template=template, system=system, batch_size=batch_size,
                cache_dir=cache_dir, progress=progress, meta=meta)
     stats = _activations(items, enc, keep=keep_activations, **run)
@@ -239,7 +241,8 @@ def _activations(items, enc, *, model, tokenizer, info, template, system, batch_
         cache_path = Path(cache_dir) / f"activations-{key}.safetensors"
         if cache_path.is_file():
             cached = ActivationStats.load(cache_path)
-            same_scheme = cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
+            same_scheme = (cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
+                           and cached.meta.get("answer_opening", "(") == meta["answer_opening"])
             if same_scheme and cached.has_cells and cached.n_items == len(items) and (not keep or cached.kept):
                 return cached
     keep_dir = cache_path.with_suffix(".shards") if (keep and cache_path is not None) else None
@@ -265,7 +268,7 @@ def _merge(a: ActivationStats, b: ActivationStats) -> ActivationStats:
 
 
 RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "template", "system", "normalization",
-            "weights_fingerprint", "answer_scheme", "letter_balance")
+            "weights_fingerprint", "answer_scheme", "answer_opening", "letter_balance")
 
 
 def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: str = "chat", system: str | None = None,
@@ -295,11 +298,13 @@ def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: st
                 "dataset_hash": dataset_hash(items), "n_items": len(items), "template": template,
                 "system": system or "", "normalization": normalize,
                 "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
-                "answer_scheme": answer_scheme(encode_items(tokenizer, items, template, system)),
+                "answer_scheme": answer_scheme(enc := encode_items(tokenizer, items, template, system)),
+                "answer_opening": answer_record(tokenizer, enc)["answer_opening"],
                 "letter_balance": letter_balance}
         old = SteeringVectors.load(path)
         old.meta.setdefault("letter_balance", "none (no letter figures: trained before the letter estimators)")
-        diffs = [f"{k}: {old.meta.get(k)!r} vs {v!r}" for k, v in want.items() if old.meta.get(k) != v]
+        had = dict({"answer_opening": "("}, **old.meta)  # files from before the opening was recorded: '('
+        diffs = [f"{k}: {had.get(k)!r} vs {v!r}" for k, v in want.items() if had.get(k) != v]
         if not diffs:
             return old
         if on_mismatch == "refuse":

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
-from ..config import MAX_SEED, check_multiplier
+from ..config import MAX_SEED, AblationRecipe, check_multiplier
 from ..errors import SteerscaleError
 from ..models import resolve_layers
 from ..outputs import check_out_file
 from .common import Command, check_out_folder, load
-from .options import model_args, out_arg, parse_floats, parse_layers, prompt_args
+from .options import add_fields, config_from_args, model_args, out_arg, parse_floats, parse_layers, prompt_args
 
 
 def _ablation_args(p) -> None:
@@ -23,10 +24,7 @@ def _ablation_args(p) -> None:
     p.add_argument("--neutral", default="neutral-text", help="neutral paragraphs for cross-entropy")
     p.add_argument("--layers", default="all", help="candidate layers (default all)")
     p.add_argument("--layer", type=int, default=None, help="skip selection and use this layer")
-    p.add_argument("--kl-threshold", type=float, default=0.1, help="max KL on harmless prompts (<0: no bound)")
-    p.add_argument("--prune", type=float, default=0.2, help="drop candidates in the last fraction of layers")
-    p.add_argument("--induce-threshold", type=float, default=None,
-                   help="drop candidates whose addition leaves harmless refusal log-odds below this")
+    add_fields(p, AblationRecipe, [f.name for f in fields(AblationRecipe)])  # refusal_direction's recipe
     p.add_argument("--multipliers", default="-1,1", help="actadd multipliers (default -1,1)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the selection/evaluation split of the prompts")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -62,6 +60,7 @@ def _import_args(p) -> None:
 
 def cmd_ablation(args) -> int:
     from ..data import load_neutral_text, load_prompt_records
+    from ..ablation_recipe import check_recipe
     from ..interventions import run_ablation_study
     from ..vectors import SteeringVectors
 
@@ -72,22 +71,27 @@ def cmd_ablation(args) -> int:
     for flag, v in (("--seed", args.seed), ("--split-seed", args.split_seed)):
         if not 0 <= v <= MAX_SEED:
             raise SteerscaleError(f"{flag} {v}: expected an integer 0..{MAX_SEED}")
-    if not (args.prune == args.prune and 0 <= args.prune < 1):
-        raise SteerscaleError(f"--prune {args.prune}: expected a fraction of layers in [0, 1)")
+    recipe = config_from_args(AblationRecipe, args)
+    check_recipe(recipe)
     out = check_out_folder(args.out)
     model, tok, info = load(args)
     if vecs is not None:
         vecs.check_model(model)
-    kl = None if args.kl_threshold is not None and args.kl_threshold < 0 else args.kl_threshold
     cands, layer = parse_layers(args.layers), args.layer  # -1 = the last layer
     cands = None if cands is None else resolve_layers(cands, info.n_layers, "--layers")
     layer = None if layer is None else resolve_layers([layer], info.n_layers, "--layer")[0]
     res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, layer, cands,
-                                   mults, kl, args.prune, args.induce_threshold, args.split_seed, args.template,
+                                   mults, recipe, args.split_seed, args.template,
                                    args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
-    layer = vecs.meta["selected_layer"]
-    print(f"{info.name}: direction from layer {layer} (output of decoder layer {layer}); test prompts "
+    layer, pos = vecs.meta["selected_layer"], vecs.meta["selected_position"]
+    rec = res.manifest["recipe"]
+    print(f"{info.name}: direction from layer {layer} (output of decoder layer {layer}), prompt position {pos} "
+          f"(of {rec['n_candidate_positions']} candidate positions); test prompts "
           f"{res.aggregate[0]['n_harmful']} harmful, {res.aggregate[0]['n_harmless']} harmless")
+    print(f"recipe: {'refusal_direction' if rec['is_reference_recipe'] else 'custom'}; differences from "
+          f"{rec['reference']}:")
+    for d in rec["differences_from_reference"]:
+        print(f"  - {d}")
     for r in res.aggregate:
         ce = f", CE change {r['ce_delta']:+.3f} [{r['ce_delta_low']:+.3f}, {r['ce_delta_high']:+.3f}]" \
             if r.get("ce_delta") is not None else ""
@@ -151,10 +155,13 @@ def cmd_import(args) -> int:
 COMMANDS = {
     "ablation": Command(
         "refusal direction: candidates, layer selection, ablation vs actadd comparison", _ablation_args, cmd_ablation,
-        "Split the harmful/harmless prompts into train/validation/test (seeded). Candidates: "
-        "mean(harmful) - mean(harmless) of each layer's output at the last prompt token (train split), or the "
-        "--vectors file. Selection (validation split): lowest refusal log-odds on harmful prompts under ablation, "
-        "among layers with KL <= --kl-threshold on harmless prompts and outside the last --prune fraction. "
+        "refusal_direction's recipe by default (Arditi et al. 2024; each difference is an option, and the "
+        "manifest and summary list every one). Split the harmful/harmless prompts into train/validation/test "
+        "(seeded); keep train/validation prompts by baseline refusal (--filter-prompts). Candidates: "
+        "mean(harmful) - mean(harmless) of each layer's output at each post-instruction token (train split), or "
+        "the --vectors file. Selection (validation split): lowest refusal log-odds on harmful prompts under "
+        "ablation, among candidates with KL <= --kl-threshold on harmless prompts, whose addition makes harmless "
+        "prompts refused (--induce-filter) and outside the last --prune fraction (--prune-rule). "
         "Comparison (test split): baseline, ablation (every layer), actadd (multiplier x vector at the layer): "
         "refusal log-odds on harmful and harmless prompts, CE on neutral text, with bootstrap intervals. Writes "
         "aggregate.csv, items.csv, ce.csv, selection.csv, manifest.json and directions.safetensors."),
