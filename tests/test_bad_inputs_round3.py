@@ -208,7 +208,7 @@ CATALOGUE = [
                                             "--out", str(c.tmp / "abl")],
      "--multipliers value 1e+31: expected a number between"),
     ("ablation-prune-nan", lambda c: ["ablation", "--model", str(c.b["model"]), "--prune", "nan", "--out",
-                                      str(c.tmp / "abl")], "--prune nan: expected a fraction of layers in [0, 1)"),
+                                      str(c.tmp / "abl")], "--prune nan: expected a fraction in [0, 1)"),
     ("toml-showcase-multiplier-huge", lambda c: c.toml("[showcase]\ndose_multipliers = [0, 1e31]\n"),
      "showcase dose_multipliers [0, 1e+31]: expected a list of finite numbers within +-1e+30"),
     ("shards-zero", lambda c: c.sweep("--shards", "0"), "--shards 0: expected a positive number"),
