@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from steerscale import cli, store
+from steerscale.errors import SteerscaleError
 from steerscale.vectors import SteeringVectors
 from tinydir import caa, save_tiny_model, write_dataset
 
@@ -490,3 +491,17 @@ def test_merge_after_edited_run_json_gives_advice_that_works(base, tmp_path, cap
     assert "changed after its points were written" in last and "restore the original run.json" in last
     record.write_text(original)  # the advice works
     assert cli.main(["merge", str(out)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folder,refused", [("/etc/steerscale-run", True), ("/usr/local/steerscale-run", True),
+                                            ("/usr", True), ("/sys/x", True), ("/var/tmp/steerscale-run", False),
+                                            ("results/run1", False)])
+def test_no_output_below_system_folders(folder, refused):
+    """Not only the system folders themselves: nothing below /etc, /usr, /bin, ... is an output folder."""
+    from steerscale.guards import check_output_folder
+
+    if refused:
+        with pytest.raises(SteerscaleError, match="a system folder"):
+            check_output_folder(folder)
+    else:
+        assert check_output_folder(folder) == Path(folder)

@@ -158,7 +158,8 @@ def loads_json(text: str, where) -> object:
 
 _SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr",
                    "/var")
-_NEVER_UNDER = ("/dev", "/proc", "/sys")
+# nothing is written below these either (/var and /run are not here: /var/tmp, /run/media hold real work)
+_NEVER_UNDER = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr")
 
 
 def check_output_folder(folder, flag: str = "--out") -> Path:
