@@ -1,0 +1,71 @@
+"""Issue 20 figures: no interval is clipped, a zero line, and the paper's curve only inside its fitted range."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from steerscale.report import plots
+from steerscale.scaling import fit_scaling
+from steerscale.scaling.points import ScalingPoint
+
+
+@pytest.fixture
+def figs(monkeypatch):
+    """Capture each figure a plot function saves (the files are still written)."""
+    got = []
+    orig = plots.save_figure
+
+    def keep(fig, path):
+        got.append((fig, [a.get_ylim() for a in fig.axes], [t.get_text() for a in fig.axes for t in a.texts],
+                    [a.get_title() for a in fig.axes], [a.get_legend_handles_labels()[1] for a in fig.axes],
+                    [[ln.get_ydata() for ln in a.lines] for a in fig.axes]))
+        return orig(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    return got
+
+
+def test_interval_ylim_contains_every_end_and_zero():
+    lo, hi = plots.interval_ylim([0.4, 0.9, 1.7, float("nan"), None])
+    assert lo < 0 < 0.4 and hi > 1.7
+    lo, hi = plots.interval_ylim([-0.6, -0.2])
+    assert lo < -0.6 and hi > 0
+
+
+def _peak(move, lo, hi):
+    return SimpleNamespace(move=move, move_ci=(lo, hi))
+
+
+def test_asymmetry_limits_contain_wide_intervals(tmp_path, figs):
+    # an interval far above the estimate (the old 1.3 × max(estimate) limit clipped it) and one below zero
+    a = SimpleNamespace(model="tiny", asymmetry=SimpleNamespace(move_negative=0.10, move_positive=0.05, ratio=2.0,
+                                                                ratio_low=0.5, ratio_high=float("inf")),
+                        peaks={"negative": _peak(0.10, -0.30, 0.80), "positive": _peak(0.05, -0.02, 0.12)})
+    plots.plot_asymmetry([a], tmp_path / "asym")
+    (y0, y1), = figs[-1][1]
+    assert y0 < -0.30 and y1 > 0.80
+    assert len(set(figs[-1][4][0])) == len(figs[-1][4][0]) == 2  # distinct legend labels per sign
+    assert any(all(v == 0 for v in ys) for ys in figs[-1][5][0])  # the zero line
+
+
+def test_scaling_small_model_paper_curve_only_in_range(tmp_path, figs):
+    pts = [ScalingPoint("SmolLM2-135M", 0.135, 0.12, -0.05, 0.45), ScalingPoint("Qwen-0.5B", 0.5, -0.08, -0.20, 0.04)]
+    res = fit_scaling(pts, n_boot=20)
+    plots.plot_scaling(res, tmp_path / "scaling")
+    fig, ylims, texts, titles, labels, _ = figs[-1]
+    (y0, y1), = ylims
+    assert y0 < -0.20 and y1 > 0.45
+    note = plots.paper_extrapolation_note(0.135)
+    assert note in texts and "extrapolation" in note and "0.135B" in note
+    paper_line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("paper"))
+    xs = paper_line.get_xdata()
+    assert min(xs) >= 7.0 and max(xs) <= 70.0
+    assert "no fit" in titles[0] or "our fits" in titles[0]
+    if not any(f.ok for f in res.fits.values()):
+        assert "our fits" not in titles[0]
+
+
+def test_scaling_in_range_has_no_extrapolation_note(tmp_path, figs):
+    res = fit_scaling([ScalingPoint("A-7B", 7.0, 0.5, 0.3, 0.7), ScalingPoint("B-13B", 13.0, 0.3, 0.1, 0.5)], n_boot=20)
+    plots.plot_scaling(res, tmp_path / "scaling")
+    assert not any("extrapolation" in t for t in figs[-1][2])
