@@ -69,3 +69,26 @@ def test_scaling_in_range_has_no_extrapolation_note(tmp_path, figs):
     res = fit_scaling([ScalingPoint("A-7B", 7.0, 0.5, 0.3, 0.7), ScalingPoint("B-13B", 13.0, 0.3, 0.1, 0.5)], n_boot=20)
     plots.plot_scaling(res, tmp_path / "scaling")
     assert not any("extrapolation" in t for t in figs[-1][2])
+
+
+def test_showcase_openended_legend_tells_every_series_apart(tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from steerscale import showcase_plots
+
+    got = []
+    orig = showcase_plots._save_png
+    monkeypatch.setattr(showcase_plots, "_save_png", lambda fig, path: (got.append(
+        [(ln.get_label(), to_hex(ln.get_color()), ln.get_linestyle(), ln.get_marker()) for ln in fig.axes[0].lines
+         if not ln.get_label().startswith("_")]), orig(fig, path))[1])
+    rows = [{"model": "tiny", "layer": layer, "multiplier": m,
+             **{f"delta_logodds_{s}{e}": v for s in ("harmful", "harmless")
+                for e, v in (("", 0.1 * m), ("_low", 0.1 * m - 0.2), ("_high", 0.1 * m + 0.2))}}
+            for layer in (1, 2) for m in (-4.0, -2.0, 2.0, 4.0)]
+    showcase_plots.plot_openended(rows, tmp_path / "oe.png")
+    series = got[-1]
+    assert len(series) == 8
+    assert len({s[0] for s in series}) == 8  # labels
+    assert len({s[1] for s in series}) == 8  # colours
+    minus4, plus4 = (next(s for s in series if s[0] == f"harmful prompts, m = {m}") for m in ("-4", "+4"))
+    assert minus4[1] != plus4[1] and minus4[2] != plus4[2] and minus4[3] != plus4[3]
