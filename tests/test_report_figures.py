@@ -92,3 +92,27 @@ def test_showcase_openended_legend_tells_every_series_apart(tmp_path, monkeypatc
     assert len({s[1] for s in series}) == 8  # colours
     minus4, plus4 = (next(s for s in series if s[0] == f"harmful prompts, m = {m}") for m in ("-4", "+4"))
     assert minus4[1] != plus4[1] and minus4[2] != plus4[2] and minus4[3] != plus4[3]
+
+
+def test_found_box_at_the_top_from_the_numbers(tmp_path):
+    """The "What this run found" box: above the claims in both formats, the largest effect with its interval,
+    inconclusive claims with their reason, and the small-sample note when an interval rests on < 10 items."""
+    from synth import bump, make_rows
+
+    from steerscale.analysis import analyze, check_asymmetry_claim, check_depth_claim
+    from steerscale.report import write_report
+
+    a = analyze(make_rows(n_items=12, layers=[0, 2, 4], n_layers=6, effect=bump(2, 0.3), model="m"), n_boot=50)
+    scaling = fit_scaling([ScalingPoint("m", 0.135, a.peaks["positive"].move)], n_boot=10)
+    claims = [check_depth_claim(a), check_asymmetry_claim(a)]
+    paths = write_report(tmp_path / "out", [a], scaling, claims)
+    html, md = paths["html"].read_text(), paths["md"].read_text()
+    assert html.index("What this run found") < html.index("<h2 id='claims'>")
+    assert md.index("## What this run found") < md.index("## Claims")
+    best = max(a.peaks.values(), key=lambda p: abs(p.move))
+    lo, hi = best.move_ci
+    assert f"{best.move:+.3f} [{lo:+.3f}, {hi:+.3f}]" in md
+    for c in claims:
+        if c["verdict"] == "inconclusive":
+            assert c["why"].split(";")[0] in md
+    assert best.n_test < 10 and "small sample" in md  # 12 items split in halves: 6 test items
