@@ -290,9 +290,19 @@ def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     return "ran"
 
 
-def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False) -> dict:
-    """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary."""
+def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False,
+              only: str | None = None) -> dict:
+    """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary.
+
+    ``only``: run just the model of that name into its per-model folder and write no report (one node of a
+    cluster run, docs/scaling_out.md); returns ``{"runs": [...], "report_html": None, ...}``. A later full
+    ``reproduce`` or ``steerscale report DIR`` gathers the per-model folders without recomputing them."""
     cfg = config if isinstance(config, ReproduceConfig) else load_config(config)
+    if only is not None:
+        names = [m.name for m in cfg.models]
+        if only not in names:
+            raise SteerscaleError(f"--only {only!r}: no model of that name in the config (expected one of "
+                                  f"{', '.join(names)})")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -305,6 +315,8 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
     atomic_write_text(out / "reproduce_config.json", json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
     runs = []
     for m in cfg.models:
+        if only is not None and m.name != only:
+            continue
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
                     folder / "openended" / STORE_KEY, folder / "vectors.safetensors",
@@ -316,6 +328,9 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         elif force and cache.is_dir():
             shutil.rmtree(cache)
         runs.append(run_model(cfg, m, folder, progress))
+    if only is not None:
+        log.info("%s: done; run 'steerscale report %s' once every model has run", only, out)
+        return {"runs": runs, "models": [], "claims": [], "report_html": None, "report_md": None}
     summary = render(out, cfg, runs)
     return summary
 
@@ -370,6 +385,9 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
             openended[a.model] = dict(read_openended(oe_dir), folder=oe_dir)
         elif cfg.openended is not None:
             log.warning("%s: no open-ended results in %s; left out of the report", m.name, oe_dir)
+    known = {slug(m.name) for m in cfg.models} | {"figures"}
+    for d in sorted(x for x in out.iterdir() if x.is_dir() and x.name not in known):
+        log.warning("%s: ignored (not a model of this config: %s)", d, ", ".join(m.name for m in cfg.models))
     if not analyses and not cfg.imports:
         raise SteerscaleError(f"{out}: no model results to report")
     imported_rows, points = [], []

@@ -14,6 +14,8 @@ def _reproduce_args(p) -> None:
     p.add_argument("--out", "-o", default="results/reproduce", help="output folder (default results/reproduce)")
     p.add_argument("--force", action="store_true", help="run every model again even if its results are complete")
     p.add_argument("--print-config", action="store_true", help="print the default config and exit")
+    p.add_argument("--only", default=None, metavar="NAME",
+                   help="run only the model NAME into its folder, no report (one cluster node; docs/scaling_out.md)")
 
 
 def print_findings(summary: dict) -> None:
@@ -38,7 +40,12 @@ def cmd_reproduce(args) -> int:
     if args.config is not None:
         check_input_file(args.config, "a TOML config file")
     check_output_folder(args.out)
-    print_findings(reproduce(args.config, args.out, force=args.force))
+    summary = reproduce(args.config, args.out, force=args.force, only=args.only)
+    if args.only is not None:
+        for r in summary["runs"]:
+            print(f"{r['model']}: {r['status']} ({r['folder']})")
+        return 0
+    print_findings(summary)
     return 0
 
 
