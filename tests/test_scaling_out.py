@@ -39,3 +39,26 @@ def test_only_names_an_unknown_model(tmp_path, tiny_loader):  # noqa: F811
     with pytest.raises(SteerscaleError, match="--only 'nope': no model of that name in the config .*tiny a, tiny-b"):
         reproduce(_tiny_config(tmp_path), tmp_path / "out", progress=False, only="nope")
     assert tiny_loader == []
+
+
+def test_progress_stage_lines_plain_on_non_tty_and_quiet(tmp_path, tiny_loader, caplog, capsys):  # noqa: F811
+    """reproduce logs a line per stage with "model k of N"; stderr that is not a terminal gets no carriage
+    returns or escape codes (no tqdm bars); --quiet leaves only the results paths on stdout and no info lines."""
+    from steerscale.cli import main
+
+    cfg = _tiny_config(tmp_path)
+    with caplog.at_level(logging.INFO, logger="steerscale.reproduce"):
+        assert main(["reproduce", "--config", str(cfg), "--out", str(tmp_path / "a")]) == 0
+    msgs = [r.getMessage() for r in caplog.records]
+    for stage in ("model 1 of 2: tiny a: training vectors, then the A/B sweep",
+                  "model 2 of 2: tiny-b: training vectors, then the A/B sweep", "report: analysing 2"):
+        assert any(stage in m for m in msgs), stage
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        assert main(["--quiet", "reproduce", "--config", str(cfg), "--out", str(tmp_path / "b")]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines() == [f"wrote {tmp_path / 'b' / 'report.html'} and {tmp_path / 'b' / 'report.md'}"]
+    assert "\r" not in err and "\x1b" not in err
+    assert not [r for r in caplog.records if r.name == "steerscale.reproduce" and r.levelno < logging.WARNING]

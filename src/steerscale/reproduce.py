@@ -108,10 +108,11 @@ def is_complete(folder: Path, chash: str, table: str = "items.csv") -> bool:
     return n_rows == meta.get("expected_rows")
 
 
-def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool = True) -> dict:
+def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool = True, position: str = "") -> dict:
     """Train vectors and sweep one model into `folder` (and, with [openended], run the open-ended sweep on the
     same vectors into `folder/openended`); each part whose results are complete for its config is kept.
-    Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None)."""
+    Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None). Each stage logs one
+    INFO line "<position>NAME: stage" (position e.g. "model 1 of 3: ")."""
     from . import load_dataset, load_model
     from .vectors import SteeringVectors
 
@@ -132,7 +133,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     if sc is not None:
         status["showcase"] = "reused"
     if ab_done and oe_done and ts_done and sc_done:
-        log.info("%s: complete results for this config in %s; not run again", m.name, folder)
+        log.info("%s%s: complete results for this config in %s; not run again", position, m.name, folder)
         return status
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -141,6 +142,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
                                     load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
     sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
+    log.info("%s%s: loading the model", position, m.name)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
     from .guards import check_model_layers
@@ -148,13 +150,16 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     check_model_layers(info)
     try:
         if ab_data is not None:
+            log.info("%s%s: training vectors, then the A/B sweep", position, m.name)
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
             status.update(status="ran", seconds=round(time.time() - t0, 1))
         if not ts_done:
+            log.info("%s%s: OOD split (test sets at the peak layers)", position, m.name)
             t1 = time.time()
             status["test_sets"] = _run_test_sets(cfg, m, folder, model, tok, info, chash, progress)
             status["test_sets_seconds"] = round(time.time() - t1, 1)
         if oe_data is not None:
+            log.info("%s%s: open-ended sweep", position, m.name)
             t1 = time.time()
             status["openended"] = _run_openended(cfg, m, folder, model, tok, info, oe_data, progress)
             status["openended_seconds"] = round(time.time() - t1, 1)
@@ -162,6 +167,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
             from .showcase import run_showcase
             from .vectors import SteeringVectors as _SV
 
+            log.info("%s%s: showcase", position, m.name)
             t1 = time.time()
             run_showcase(model, tok, info, _SV.load(folder / "vectors.safetensors"), sc_items, folder, sc,
                          progress=progress)
@@ -314,7 +320,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         load_results_table(imp["table"])
     atomic_write_text(out / "reproduce_config.json", json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
     runs = []
-    for m in cfg.models:
+    for k, m in enumerate(cfg.models, 1):
         if only is not None and m.name != only:
             continue
         folder = out / slug(m.name)
@@ -327,10 +333,11 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
             cache.unlink()
         elif force and cache.is_dir():
             shutil.rmtree(cache)
-        runs.append(run_model(cfg, m, folder, progress))
+        runs.append(run_model(cfg, m, folder, progress, position=f"model {k} of {len(cfg.models)}: "))
     if only is not None:
         log.info("%s: done; run 'steerscale report %s' once every model has run", only, out)
         return {"runs": runs, "models": [], "claims": [], "report_html": None, "report_md": None}
+    log.info("report: analysing %d model folder(s) in %s", len(cfg.models), out)
     summary = render(out, cfg, runs)
     return summary
 
