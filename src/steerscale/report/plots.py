@@ -210,7 +210,7 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
         ax.text(0.5, 0.5, "no ±m pair swept", ha="center", transform=ax.transAxes)
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("movement s·Δ p(refusal) at the peak (test items)")
-    ax.set_title("Asymmetry: negative vs positive steering at each sign's peak layer")
+    ax.set_title("Asymmetry: negative vs positive steering\nat each sign's peak layer", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
