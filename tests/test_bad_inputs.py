@@ -500,6 +500,8 @@ CATALOGUE = [
     ("reproduce-out-root", lambda c: ["reproduce", "--out", "/"], "--out /: the filesystem root"),
     ("reproduce-config-fifo", lambda c: ["reproduce", "--config", _fifo(c, "cfg.toml"), "--out", str(c.tmp / "r")],
      "cfg.toml: is a FIFO (named pipe), not a regular file; expected a TOML config file"),
+    ("reproduce-only-unknown", lambda c: ["reproduce", "--out", str(c.tmp / "r"), "--only", "nope"],
+     "--only 'nope': no model of that name in the config (expected one of"),
     # --- report on a damaged reproduce folder
     ("report-folder-missing", lambda c: ["report", str(c.tmp / "nope")], "nope: no such folder"),
     ("report-corrupt-config", lambda c: ["report", _report_folder(

@@ -256,7 +256,8 @@ def tiny_loader(monkeypatch):
 
 
 def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
-    from steerscale.reproduce import render, reproduce
+    from steerscale.reproduce import reproduce
+    from steerscale.reproduce_report import render
 
     cfg = _tiny_config(tmp_path)
     out = tmp_path / "out"

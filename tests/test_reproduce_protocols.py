@@ -21,7 +21,8 @@ def _ood_items(path, n):
 
 
 def test_extra_test_set_is_swept_at_the_peaks_and_reported(tmp_path, tiny_loader):  # noqa: F811
-    from steerscale.reproduce import render, reproduce
+    from steerscale.reproduce import reproduce
+    from steerscale.reproduce_report import render
 
     _ood_items(tmp_path / "ood.json", 6)
     cfg = _tiny_config(tmp_path)

@@ -20,7 +20,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from .config import SCREEN_FIELDS, PROTOCOL_PRESETS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig  # noqa: F401
-from .reproduce_config import default_config_path, load_config, slug  # noqa: F401  (re-exported)
+from .reproduce_config import default_config_path, load_config, peak_selection, slug  # noqa: F401  (re-exported)
 from .errors import SteerscaleError
 from .store import atomic_write_text
 
@@ -111,10 +111,11 @@ def is_complete(folder: Path, chash: str, table: str = "items.csv") -> bool:
     return n_rows == meta.get("expected_rows")
 
 
-def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool = True) -> dict:
+def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool = True, position: str = "") -> dict:
     """Train vectors and sweep one model into `folder` (and, with [openended], run the open-ended sweep on the
     same vectors into `folder/openended`); each part whose results are complete for its config is kept.
-    Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None)."""
+    Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None). Each stage logs one
+    INFO line "<position>NAME: stage" (position e.g. "model 1 of 3: ")."""
     from . import load_dataset, load_model
     from .vectors import SteeringVectors
 
@@ -135,7 +136,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     if sc is not None:
         status["showcase"] = "reused"
     if ab_done and oe_done and ts_done and sc_done:
-        log.info("%s: complete results for this config in %s; not run again", m.name, folder)
+        log.info("%s%s: complete results for this config in %s; not run again", position, m.name, folder)
         return status
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -146,6 +147,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
     sc_items = None if sc_done else (ab_data[1] if ab_data else
                                      load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
+    log.info("%s%s: loading the model", position, m.name)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
     from .guards import check_model_layers, check_reproduce_fits
@@ -154,13 +156,16 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data)  # the CLI's context checks, before any work
     try:
         if ab_data is not None:
+            log.info("%s%s: training vectors, then the A/B sweep", position, m.name)
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
             status.update(status="ran", seconds=round(time.time() - t0, 1))
         if not ts_done:
+            log.info("%s%s: OOD split (test sets at the peak layers)", position, m.name)
             t1 = time.time()
             status["test_sets"] = _run_test_sets(cfg, m, folder, model, tok, info, chash, progress)
             status["test_sets_seconds"] = round(time.time() - t1, 1)
         if oe_data is not None:
+            log.info("%s%s: open-ended sweep", position, m.name)
             t1 = time.time()
             status["openended"] = _run_openended(cfg, m, folder, model, tok, info, oe_data, progress)
             status["openended_seconds"] = round(time.time() - t1, 1)
@@ -168,6 +173,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
             from .showcase import run_showcase
             from .vectors import SteeringVectors as _SV
 
+            log.info("%s%s: showcase", position, m.name)
             t1 = time.time()
             run_showcase(model, tok, info, _SV.load(folder / "vectors.safetensors"), sc_items, folder, sc,
                          progress=progress)
@@ -213,10 +219,6 @@ def sweep_config(cfg: ReproduceConfig, s: dict, layers: list[int]) -> SweepConfi
     return SweepConfig(**dict(kw, layers=layers, multipliers=[float(x) for x in s["multipliers"]],
                               n_bootstrap=cfg.run["n_bootstrap"], seed=cfg.run["seed"],
                               val_fraction=cfg.run["val_fraction"]))
-
-
-def peak_selection(cfg: ReproduceConfig) -> str:
-    return PROTOCOL_PRESETS[cfg.run.get("protocol", "steerscale-default")]["selection"]
 
 
 def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) -> list[tuple]:
@@ -303,9 +305,19 @@ def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     return "ran"
 
 
-def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False) -> dict:
-    """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary."""
+def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False,
+              only: str | None = None) -> dict:
+    """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary.
+
+    ``only``: run just the model of that name into its per-model folder and write no report (one node of a
+    cluster run, docs/scaling_out.md); returns ``{"runs": [...], "report_html": None, ...}``. A later full
+    ``reproduce`` or ``steerscale report DIR`` gathers the per-model folders without recomputing them."""
     cfg = config if isinstance(config, ReproduceConfig) else load_config(config)
+    if only is not None:
+        names = [m.name for m in cfg.models]
+        if only not in names:
+            raise SteerscaleError(f"--only {only!r}: no model of that name in the config (expected one of "
+                                  f"{', '.join(names)})")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -317,7 +329,9 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         load_results_table(imp["table"])
     atomic_write_text(out / "reproduce_config.json", json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")
     runs = []
-    for m in cfg.models:
+    for k, m in enumerate(cfg.models, 1):
+        if only is not None and m.name != only:
+            continue
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
                     folder / "openended" / STORE_KEY, folder / "vectors.safetensors",
@@ -328,143 +342,12 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
             cache.unlink()
         elif force and cache.is_dir():
             shutil.rmtree(cache)
-        runs.append(run_model(cfg, m, folder, progress))
+        runs.append(run_model(cfg, m, folder, progress, position=f"model {k} of {len(cfg.models)}: "))
+    if only is not None:
+        log.info("%s: done; run 'steerscale report %s' once every model has run", only, out)
+        return {"runs": runs, "models": [], "claims": [], "report_html": None, "report_md": None}
+    log.info("report: analysing %d model folder(s) in %s", len(cfg.models), out)
+    from .reproduce_report import render
+
     summary = render(out, cfg, runs)
     return summary
-
-
-def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None = None) -> dict:
-    """Analyse the model folders under `out_dir` and write the report (also `steerscale report`)."""
-    from .analysis import analyze, check_asymmetry_claim, check_depth_claim, mark_screened, read_items_csv
-    from .openended import read_openended
-    from .report import write_report
-    from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
-                          point_from_analysis)
-
-    out = Path(out_dir)
-    if cfg is None:
-        saved = out / "reproduce_config.json"
-        if not saved.is_file():
-            raise SteerscaleError(f"{out}: no reproduce_config.json; is this a 'steerscale reproduce' output folder?")
-        try:
-            d = json.loads(saved.read_text(encoding="utf-8"))
-            cfg = ReproduceConfig(d["path"], d["run"], d["data"], d["sweep"],
-                                  [ModelSpec(**m) for m in d["models"]], d["imports"], d.get("openended"),
-                                  d.get("showcase"))
-            for k in ("n_bootstrap", "seed"):
-                if isinstance(cfg.run[k], bool) or not isinstance(cfg.run[k], int) or cfg.run[k] < 0:
-                    raise ValueError(f"run.{k} {cfg.run[k]!r}")
-            cfg.run.setdefault("protocol", "steerscale-default")
-            cfg.data.setdefault("test_sets", [])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-            raise SteerscaleError(f"{saved}: corrupt or not written by 'steerscale reproduce' "
-                                  f"({type(e).__name__}: {str(e)[:120]}); re-run 'steerscale reproduce'") from None
-    run = cfg.run
-    analyses, folders, manifests, openended, split_rows = [], {}, {}, {}, []
-    for m in cfg.models:
-        folder = out / slug(m.name)
-        if not (folder / "items.csv").is_file() or not (folder / "manifest.json").is_file():
-            log.warning("%s: no results in %s; left out of the report", m.name, folder)
-            continue
-        a = analyze(read_items_csv(folder / "items.csv"), n_boot=run["n_bootstrap"], seed=run["seed"],
-                    val_fraction=run["val_fraction"], selection=peak_selection(cfg), protocol=m.protocol)
-        analyses.append(a)
-        split_rows.extend(_split_rows(cfg, a, folder))
-        folders[a.model] = folder
-        try:
-            manifests[a.model] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-            if not isinstance(manifests[a.model], dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise SteerscaleError(f"{folder / 'manifest.json'}: corrupt ({type(e).__name__}: {str(e)[:120]}); "
-                                  f"re-run 'steerscale reproduce' for this model") from None
-        mark_screened(a, manifests[a.model].get("screen"))  # --screen grad: peaks are the best measured layers
-        oe_dir = folder / "openended"
-        if cfg.openended is not None and (oe_dir / "manifest.json").is_file():
-            openended[a.model] = dict(read_openended(oe_dir), folder=oe_dir)
-        elif cfg.openended is not None:
-            log.warning("%s: no open-ended results in %s; left out of the report", m.name, oe_dir)
-    if not analyses and not cfg.imports:
-        raise SteerscaleError(f"{out}: no model results to report")
-    imported_rows, points = [], []
-    for a in analyses:
-        p = point_from_analysis(a, run["scaling_y"])
-        if p is not None:
-            points.append(p)
-    for imp in cfg.imports:
-        rows = load_results_table(imp["table"])
-        imported_rows.extend(rows)
-        points.extend(imported_points(rows, imp["include_in_fit"], run["scaling_y"]))
-    scaling = fit_scaling(points, n_boot=run["n_bootstrap"], seed=run["seed"],
-                          y_definition=f"peak |Δ| ({run['scaling_y']} of the two signs)" if run["scaling_y"] == "max"
-                          else f"peak |Δ| of {run['scaling_y']} steering")
-    claims = []
-    for a in analyses:
-        claims.append(check_depth_claim(a, "negative"))
-        claims.append(check_depth_claim(a, "positive"))
-        claims.append(check_asymmetry_claim(a))
-    claims.append(check_scaling_claim(scaling))
-    paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
-                         imported=imported_summary(imported_rows) if imported_rows else [],
-                         config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows,
-                         sections=_showcase_sections(cfg, folders) + _screen_sections(analyses),
-                         sections_before="models")
-    summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
-               "runs": runs or [], "claims": claims,
-               "models": [{"model": a.model, "baseline": a.baseline["p"],
-                           "peaks": {k: {"layer": p.layer, "depth": p.depth, "delta": p.delta,
-                                         "ci": [p.ci_low, p.ci_high]} for k, p in a.peaks.items()}}
-                          for a in analyses],
-               "openended": paths["openended"], "test_sets": split_rows}
-    return summary
-
-
-def _split_rows(cfg: ReproduceConfig, a, folder: Path) -> list[dict]:
-    """The effect at each peak on the main test split (its held-out part) and on every extra test set."""
-    from .analysis import effects_at_peaks, read_items_csv
-
-    rows = []
-    for sign, p in a.peaks.items():
-        lo, hi = p.move_ci
-        rows.append({"model": a.model, "test_set": f"{cfg.data['test']} ({'all items, in-sample' if p.in_sample else 'test half'})",
-                     "sign": sign, "layer": p.layer, "multiplier": p.multiplier, "n_items": p.n_test,
-                     "delta": p.delta, "delta_low": p.ci_low, "delta_high": p.ci_high, "move": p.move,
-                     "move_low": lo, "move_high": hi})
-    for ts in cfg.data.get("test_sets") or []:
-        ts_dir = folder / "tests" / slug(Path(ts).stem if Path(ts).suffix else ts)
-        if not (ts_dir / "items.csv").is_file():
-            log.warning("%s: no results for test set %s in %s; left out of the report", a.model, ts, ts_dir)
-            continue
-        try:
-            rows.extend(effects_at_peaks(read_items_csv(ts_dir / "items.csv"), a, ts, cfg.run["n_bootstrap"],
-                                         cfg.run["seed"]))
-        except SteerscaleError as e:
-            log.warning("%s: %s; run reproduce again to refresh it", a.model, e)
-    return rows
-
-
-def _showcase_sections(cfg: ReproduceConfig, folders: dict) -> list:
-    """One report section per model with showcase panels: each figure with its caption built from the numbers."""
-    if cfg.showcase is None:
-        return []
-    from .report.document import Figure, Paragraph, Section
-    from .showcase import plot_showcase
-
-    sections = []
-    for model, folder in folders.items():
-        if not (folder / "showcase" / "manifest.json").is_file():
-            continue
-        figs = plot_showcase(folder, folder / "showcase")
-        if figs:
-            sections.append(Section(f"What this model shows: {model}", anchor=f"showcase-{slug(model)}", blocks=[
-                Paragraph("Each panel is measured on held-out items or prompts with bootstrap 95% intervals; its "
-                          "caption says what it shows and what it does not (docs/showcase.md)."),
-                *[Figure(path, caption) for path, caption in figs]]))
-    return sections
-
-
-def _screen_sections(analyses) -> list:
-    """One report section per model swept with ``screen = "grad"`` (report/screen_section.py)."""
-    from .report.screen_section import screen_section
-
-    return [screen_section(a.model, a.screen, anchor=f"screen-{slug(a.model)}") for a in analyses if a.screen]

@@ -152,3 +152,8 @@ def read_showcase(table, where: str) -> dict:
             raise SteerscaleError(f"{where} unknown key {k!r} (known: {', '.join(known)})")
     ShowcaseConfig.from_dict(dict(table), where)
     return dict(table)
+
+
+def peak_selection(cfg) -> str:
+    """How the config's protocol chooses peak layers: "held-out" (validation items) or "in-sample" (CAA)."""
+    return PROTOCOL_PRESETS[cfg.run.get("protocol", "steerscale-default")]["selection"]

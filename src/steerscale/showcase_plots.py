@@ -131,12 +131,19 @@ def plot_dose(rows: list[dict], path: Path, behaviour: str = "refusal") -> Path:
 
 def plot_openended(rows: list[dict], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
-    colors = {"delta_logodds_harmful": "#c0392b", "delta_logodds_harmless": "#2c6fbb"}
-    for m in sorted({r["multiplier"] for r in rows}):
+    # every series differs from every other by colour (a shade per multiplier within the prompt set's colour
+    # family), line style and marker (solid ● for m > 0, dashed ▼ for m < 0) and label
+    cmaps = {"delta_logodds_harmful": plt.get_cmap("Reds"), "delta_logodds_harmless": plt.get_cmap("Blues")}
+    ms = sorted({r["multiplier"] for r in rows})
+    for i, m in enumerate(ms):
         rs = sorted([r for r in rows if r["multiplier"] == m], key=lambda r: r["layer"])
-        for k, c in colors.items():
-            _band(ax, [r["layer"] for r in rs], rs, k, color=c, ls="-" if m > 0 else "--",
-                  label=f"{k.split('_')[-1]} prompts, m = {m:+g}")
+        shade = 0.45 + 0.5 * (i / max(len(ms) - 1, 1))
+        for k, cmap in cmaps.items():
+            line = ax.plot([r["layer"] for r in rs], [r[k] for r in rs], color=cmap(shade),
+                           ls="-" if m > 0 else "--", marker="o" if m > 0 else "v", ms=4,
+                           label=f"{k.split('_')[-1]} prompts, m = {m:+g}")[0]
+            ax.fill_between([r["layer"] for r in rs], [r[k + "_low"] for r in rs], [r[k + "_high"] for r in rs],
+                            color=line.get_color(), alpha=0.15, lw=0)
     ax.axhline(0, color="black", lw=0.8)
     ax.set(xlabel="layer whose output is steered", ylabel="Δ refusal log-odds, first token",
            title=f"{rows[0]['model']}: open-ended refusal openings by layer")

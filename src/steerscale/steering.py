@@ -13,6 +13,10 @@ This module is the only place that touches the model's parts: forward hooks on d
 (``contiguous_head``), and decoder layers swapped for stand-ins during a partial forward pass
 (``partial_forward``, the fast engine's layer skipping). All of them are context managers that put the
 model back in ``finally``.
+
+Why this module is long: every model surgery lives in one place (house style), and it now holds the gradient
+screen's differentiable multipliers (``steer_grad``) beside the hooks they share; splitting it would put hooks on
+the same layers in two modules.
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     ap.add_argument("--debug", action="store_true", help="show full tracebacks")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress bars or info lines (warnings and errors still print; results paths too)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, c in SUBCOMMANDS.items():
         c.build(sub.add_parser(name, help=c.help, description=c.description, formatter_class=HelpFormatter))

@@ -14,9 +14,15 @@ def _reproduce_args(p) -> None:
     p.add_argument("--out", "-o", default="results/reproduce", help="output folder (default results/reproduce)")
     p.add_argument("--force", action="store_true", help="run every model again even if its results are complete")
     p.add_argument("--print-config", action="store_true", help="print the default config and exit")
+    p.add_argument("--only", default=None, metavar="NAME",
+                   help="run only the model NAME into its folder, no report (one cluster node; docs/scaling_out.md)")
 
 
-def print_findings(summary: dict) -> None:
+def print_findings(summary: dict, quiet: bool = False) -> None:
+    """The run's findings on stdout; with `quiet`, only the results paths."""
+    if quiet:
+        print(f"wrote {summary['report_html']} and {summary['report_md']}")
+        return
     for r in summary["runs"]:
         print(f"{r['model']}: {r['status']} ({r['folder']})")
     for m in summary["models"]:
@@ -26,6 +32,17 @@ def print_findings(summary: dict) -> None:
     for c in summary["claims"] + [v for oe in summary.get("openended", []) for v in oe["verdicts"]]:
         print(f"  [{c['verdict']}] {c['claim']} ({c.get('model', '')}): {c['why']}")
     print(f"wrote {summary['report_html']} and {summary['report_md']}")
+
+
+def _progress(args) -> bool:
+    """Stage lines (INFO, plain text) unless --quiet; tqdm bars only on a terminal, so a SLURM .out file holds
+    no carriage returns or cursor codes."""
+    import logging
+    import sys
+
+    quiet = getattr(args, "quiet", False)
+    logging.getLogger("steerscale.reproduce").setLevel(logging.WARNING if quiet else logging.INFO)
+    return not quiet and sys.stderr.isatty()
 
 
 def cmd_reproduce(args) -> int:
@@ -38,7 +55,12 @@ def cmd_reproduce(args) -> int:
     if args.config is not None:
         check_input_file(args.config, "a TOML config file")
     check_output_folder(args.out)
-    print_findings(reproduce(args.config, args.out, force=args.force))
+    summary = reproduce(args.config, args.out, force=args.force, only=args.only, progress=_progress(args))
+    if args.only is not None:
+        for r in summary["runs"]:  # the results path of this node's model (kept under --quiet)
+            print(f"{r['model']}: {r['status']} ({r['folder']})")
+        return 0
+    print_findings(summary, quiet=getattr(args, "quiet", False))
     return 0
 
 
@@ -47,13 +69,14 @@ def _report_args(p) -> None:
 
 
 def cmd_report(args) -> int:
-    from ..reproduce import render
+    from ..reproduce_report import render
 
     folder = Path(args.folder)
     if not folder.is_dir():
         raise SteerscaleError(f"{folder}: no such folder; expected a 'steerscale reproduce' output folder")
     check_output_folder(folder, "folder")
-    print_findings(render(folder))
+    _progress(args)
+    print_findings(render(folder), quiet=getattr(args, "quiet", False))
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..store import atomic_write_text
 from .document import (ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted, Section,
                        Strong, Table, Verdict)
+from .found import found_section
 from .html import render_html
 from .markdown import render_markdown
 from .openended_section import openended_block, openended_section
@@ -87,6 +88,7 @@ def findings_document(analyses, scaling, claims, model_figs: dict[str, list[Figu
     doc = Document(title)
     doc.add(Paragraph(INTRO_HTML, only="html"))
     doc.add(Paragraph(INTRO_MD, only="markdown"))
+    doc.add(found_section(analyses, claims))  # "What this run found", above the verdict badges
     notes = [f"{a.model}: {n}" for a in analyses for n in a.notes] + list(scaling.notes)
     doc.add(Section("Claims, one by one", anchor="claims", md_title="Claims", blocks=[
         ClaimsTable([Verdict(c["verdict"], c["claim"], c["why"], c.get("numbers", ""), c.get("model", ""))

@@ -44,6 +44,17 @@ def save_figure(fig, path) -> list[Path]:
 
 _save = save_figure  # the old private name (steerscale.report._save)
 
+PAPER_RANGE_B = (7.0, 70.0)  # the parameter range (billions) the paper's curve was fitted on
+
+
+def interval_ylim(values, margin: float = 0.08) -> tuple[float, float]:
+    """Y-limits that contain every value given (point estimates and interval ends) and zero, plus `margin` of the
+    span on each side: no interval is clipped. Non-finite values are skipped."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))] + [0.0]
+    lo, hi = min(vals), max(vals)
+    span = max(hi - lo, 1e-3)
+    return lo - margin * span, hi + margin * span
+
 
 # ---------------------------------------------------------------- sweeps
 
@@ -188,16 +199,18 @@ def plot_asymmetry(analyses, path, imported: list[dict] | None = None) -> list[P
     if labels:
         ax.bar(x - w / 2, neg, w, yerr=np.array(nerr).T, capsize=3, color=SIGN_COLORS["negative"], label="−Δ(−m)")
         ax.bar(x + w / 2, pos, w, yerr=np.array(perr).T, capsize=3, color=SIGN_COLORS["positive"], label="+Δ(+m)")
-        top = max(max(neg), max(pos), 1e-3)
+        ends = [v - e[0] for v, e in zip(neg + pos, nerr + perr)] + [v + e[1] for v, e in zip(neg + pos, nerr + perr)]
+        y0, y1 = interval_ylim(neg + pos + ends)
+        y1 += 0.12 * (y1 - y0)  # room for the ratio labels above the highest interval end
         for i, t in enumerate(ratios):
-            ax.text(x[i], top * 1.12, f"ratio {t}", ha="center", fontsize=7)
-        ax.set_ylim(min(0.0, min(neg), min(pos)) * 1.3, top * 1.3)
+            ax.text(x[i], y1 - 0.08 * (y1 - y0), f"ratio {t}", ha="center", fontsize=7)
+        ax.set_ylim(y0, y1)
         ax.axhline(0, color="black", lw=0.6)
     else:
         ax.text(0.5, 0.5, "no ±m pair swept", ha="center", transform=ax.transAxes)
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("movement s·Δ p(refusal) at the peak (test items)")
-    ax.set_title("Asymmetry: negative vs positive steering at each sign's peak layer")
+    ax.set_title("Asymmetry: negative vs positive steering\nat each sign's peak layer", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -210,6 +223,12 @@ def _move_err(p) -> tuple[float, float]:
     return max(p.move - lo, 0.0), max(hi - p.move, 0.0)
 
 
+def paper_extrapolation_note(n_params_b: float) -> str:
+    """The note put beside a model outside the paper's fitted range: its curve value there is an extrapolation."""
+    return (f"paper curve drawn only on its fitted range 7–70B; its value at {n_params_b:g}B "
+            f"({float(paper_curve(np.array([n_params_b]))[0]):.2f}) would be an extrapolation, not a prediction")
+
+
 def plot_scaling(scaling, path) -> list[Path]:
     """Peak movement s·Δ against parameters (log x): our points, imported points, fits with bands, and the paper's curve."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=130)
@@ -217,13 +236,21 @@ def plot_scaling(scaling, path) -> list[Path]:
     xs_all = [p.n_params_b for p in pts] or [0.1]
     lo_x, hi_x = min(xs_all + [0.05]) / 1.5, max(xs_all + [70.0]) * 1.5
     grid = np.geomspace(lo_x, hi_x, 200)
-    ax.plot(grid, paper_curve(grid), color="gray", ls="--", lw=1.5,
-            label="paper: 0.081 + 2.4·exp(−0.42·x)")
+    inside = (grid >= PAPER_RANGE_B[0]) & (grid <= PAPER_RANGE_B[1])
+    ax.plot(grid[inside], paper_curve(grid[inside]), color="gray", ls="--", lw=1.5,
+            label="paper: 0.081 + 2.4·exp(−0.42·x), fitted on 7–70B")
+    outside = [p for p in pts if not PAPER_RANGE_B[0] <= p.n_params_b <= PAPER_RANGE_B[1]]
+    if outside:
+        m = min(outside, key=lambda p: p.n_params_b)
+        ax.text(0.01, 0.01, paper_extrapolation_note(m.n_params_b), transform=ax.transAxes, fontsize=6.5,
+                va="bottom", color="dimgray")
     styles = {"exp": ("#8e44ad", "-"), "power": ("#16a085", "-."), "loglinear": ("#d35400", ":"),
               "linear": ("#2c3e50", (0, (5, 2, 1, 2)))}
+    n_fits = 0
     for name, fit in scaling.fits.items():
         if not fit.ok:
             continue
+        n_fits += 1
         c, ls = styles[name]
         label = f"ours: {MODELS[name][2]}" + (f" (AICc {fit.aicc:.1f})" if fit.aicc is not None else
                                                       f" (AIC {fit.aic:.1f}, too few points for AICc)"
@@ -245,12 +272,14 @@ def plot_scaling(scaling, path) -> list[Path]:
                     textcoords="offset points", xytext=(6, 6), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlim(lo_x, hi_x)
-    ymax = max([p.ci_high or p.y for p in pts] + [0.3])
-    ax.set_ylim(0, min(max(ymax * 1.3, 0.3), 1.05))
+    ends = [v for p in pts for v in (p.y, p.ci_low, p.ci_high)]
+    ax.set_ylim(*interval_ylim(ends + [0.3]))
+    ax.axhline(0, color="black", lw=0.6)
     ax.set_xlabel("parameters (billions, log scale)")
     ax.set_ylabel(f"{scaling.y_definition}")
     n_fit = sum(p.include_in_fit for p in pts)
-    ax.set_title(f"Scaling of the peak effect ({n_fit} point(s) in our fit; ● ours, ■ imported)")
+    ax.set_title(f"Scaling of the peak effect ({n_fit} point(s) in our fits; ● ours, ■ imported)" if n_fits else
+                 "Scaling of the peak effect (no fit: too few points; ● ours, ■ imported)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
