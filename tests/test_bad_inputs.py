@@ -90,6 +90,14 @@ def _q8k_gguf(c: Ctx) -> str:
     return str(p)
 
 
+def _none_meta() -> dict:
+    """Metadata of a 'none' (raw-mean) vector whose letter-imbalance term is half of it at every layer."""
+    from steerscale.letters import LetterFigures
+
+    fig = LetterFigures("none", {"A": 3, "B": 1}, 4, 0.5, [1.0, 1.0], [0.1, 0.1], [1.0, 1.0], [0.9, 0.9], [0.5, 0.5])
+    return {"steerscale": json.dumps({"model": "model", "letter": fig.to_meta()})}
+
+
 def _pickle_only_model(c: Ctx) -> str:
     d = c.tmp / "pickled"
     d.mkdir()
@@ -422,8 +430,17 @@ CATALOGUE = [
     ("model-zero-layers", lambda c: c.sweep(model=_zero_layers(c)), "has 0 decoder layers; nothing to steer"),
     # --- options checked before any model work
     ("limit-zero", lambda c: c.train(str(c.b["data"]), "--limit", "0"),
-     "--limit 0: expected a positive number of items (leave it out to use all)"),
+     "--limit 0: expected a positive number of items or a fraction in (0, 1) (leave it out to use all)"),
     ("limit-negative", lambda c: c.sweep("--limit", "-1"), "--limit -1: expected a positive number of items"),
+    ("limit-fraction-over-one", lambda c: c.sweep("--limit", "1.5"), "--limit 1.5: expected a positive number of "
+     "items or a fraction in (0, 1)"),
+    ("letter-never-matches",
+     lambda c: c.train(c.file("a.json", obj=[caa(0, match=0, nomatch=1), caa(1, match=0, nomatch=1)])),
+     "letter-balanced estimator: the items' matching letters are A: 2 (letter pairs A>B); a letter that never "
+     "matches cannot be balanced"),
+    ("letter-imbalanced-none-vectors", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32), meta=_none_meta())),
+     "letter-imbalance term is 50% of the vector at layer 0 (over 10% at 1 swept layer(s)); train with "
+     "--letter-balance balanced, or pass --allow-letter-imbalance"),
     ("train-limit-zero", lambda c: c.sweep("--train-limit", "0", vectors=False), "--train-limit 0: expected a positive"),
     ("transfer-limit-zero", lambda c: _transfer(c, "--limit", "0"), "--limit 0: expected a positive number"),
     ("seed-negative", lambda c: c.sweep("--seed", "-5"), "--seed -5: expected an integer >= 0"),

@@ -37,7 +37,8 @@ def planted(one_thread):
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32) * 0.5)
     info = model_info(model, name="tiny-planted")
-    vecs = train_vectors(model, tok, items(8, "train"), template="plain", progress=False, info=info)
+    vecs = train_vectors(model, tok, items(8, "train"), template="plain", progress=False, info=info,
+                         letter_balance="none")  # raw mean = the planted letter direction
     return model, tok, info, vecs
 
 
@@ -148,7 +149,8 @@ def test_all_panels_and_figures(tmp_path, one_thread):
 
     model, tok = make_model("llama"), TinyTokenizer()
     info = model_info(model, name="tiny")
-    vecs = train_vectors(model, tok, items(8, "train"), template="plain", progress=False, info=info)
+    vecs = train_vectors(model, tok, items(8, "train"), template="plain", progress=False, info=info,
+                         letter_balance="none")
     pr = lambda k: [Prompt(f"{k} request number {i}", str(i)) for i in range(6)]  # noqa: E731
     oe = run_openended(model, tok, vecs, pr("harmful"), pr("harmless"), None,
                        OpenEndedConfig(layers=[0, 2, 3], multipliers=[-4, 0, 4], template="plain", n_generate=0,

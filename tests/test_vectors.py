@@ -42,21 +42,27 @@ def items(n, frac_a):
 
 @pytest.mark.parametrize("frac_a", [1.0, 0.75, 0.5])
 def test_planted_direction_is_recovered(frac_a):
+    # identity_llama plants d as a pure letter direction (act(A) - act(B) = d): CAA's raw mean ('none') is
+    # s_bar * d, the letter-balanced default cancels it (0) wherever both letters match some item
     torch.manual_seed(0)
     d = torch.randn(32)
     model, tok = identity_llama(d)
-    vecs = train_vectors(model, tok, items(8, frac_a), template="plain", batch_size=4, progress=False)
+    vecs = train_vectors(model, tok, items(8, frac_a), template="plain", batch_size=4, progress=False,
+                         letter_balance="none")
     expected = (2 * frac_a - 1) * d
     for l in range(vecs.n_layers):
         torch.testing.assert_close(vecs[l], expected, atol=1e-5, rtol=1e-5)
+    if frac_a < 1:
+        bal = train_vectors(model, tok, items(8, frac_a), template="plain", batch_size=4, progress=False)
+        assert float(bal.vectors.abs().max()) < 1e-5
 
 
 def test_normalizations():
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32))
-    unit = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="unit", progress=False)
+    unit = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="unit", progress=False, letter_balance="none")
     torch.testing.assert_close(unit.norms(), torch.ones(unit.n_layers))
-    res = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="residual", progress=False)
+    res = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="residual", progress=False, letter_balance="none")
     mean_norm = torch.tensor(res.meta["mean_residual_norm"])
     torch.testing.assert_close(res.norms(), mean_norm, atol=1e-4, rtol=1e-4)
 
@@ -66,7 +72,7 @@ def test_planted_direction_steers_the_right_way():
     d = torch.randn(32) * 0.5
     model, tok = identity_llama(d)
     train = items(8, 1.0)  # A always matches: vector = E_A - E_B
-    vecs = train_vectors(model, tok, train, template="plain", progress=False)
+    vecs = train_vectors(model, tok, train, template="plain", progress=False, letter_balance="none")
     enc = encode_items(tok, items(6, 0.5), "plain")
     base = ab_scores(model, tok, enc).logit_diff
     shifts = []
@@ -112,20 +118,20 @@ def test_activation_cache_is_reused(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32))
     its = items(4, 1.0)
-    v1 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+    v1 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False, letter_balance="none")
     files = list(tmp_path.glob("activations-*.safetensors"))
     assert len(files) == 1
     real = vectors_mod.collect_activations
     with monkeypatch.context() as mp:  # same model and data: a cache hit, nothing collected
         mp.setattr(vectors_mod, "collect_activations", lambda *a, **k: pytest.fail("cache not reused"))
-        v2 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+        v2 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False, letter_balance="none")
     assert torch.equal(v1.vectors, v2.vectors) and vectors_mod.collect_activations is real
     with torch.no_grad():  # other weights of the same shape: the cache (keyed on the weights) is not used
         model.model.embed_tokens.weight.mul_(2)
-    v2b = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False)
+    v2b = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False, letter_balance="none")
     assert len(list(tmp_path.glob("activations-*.safetensors"))) == 2 and not torch.equal(v1.vectors, v2b.vectors)
     for f in tmp_path.glob("activations-*.safetensors"):
         if f not in files:
             f.unlink()
-    v3 = train_vectors(model, tok, its[:3], template="plain", cache_dir=tmp_path, progress=False)
+    v3 = train_vectors(model, tok, its[:3], template="plain", cache_dir=tmp_path, progress=False, letter_balance="none")
     assert len(list(tmp_path.glob("activations-*.safetensors"))) == 2 and not torch.equal(v1.vectors, v3.vectors)

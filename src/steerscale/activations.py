@@ -4,7 +4,9 @@ Read place: output of decoder layer L (after the MLP residual add), at the
 answer token (``Encoded.letter_ids``: the letter of ``(A`` / ``(B`` after a
 prefilled ``(``, or the merged ``(A`` token where the tokenizer merges it), once
 with the matching and once with the non-matching answer. Mean differences are accumulated in float64 as batches
-stream past, so memory does not grow with the number of items; per-item
+stream past, so memory does not grow with the number of items; they are kept per letter cell (matching
+letter, non-matching letter), so the letter-balanced estimator and the letter figures of ``letters.py`` come
+from the same single pass as CAA's raw mean; per-item
 activations are kept only when asked (``keep=True``), and then streamed to disk
 as one safetensors shard per batch rather than held in RAM.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,6 +45,9 @@ class ActivationStats:
     n_items: int
     meta: dict
     shard_dir: Path | None = None
+    # per letter cell "A>B" (matching letter > non-matching letter): (sum of diff [n_layers, hidden] float64,
+    # number of items); the cells' sums add up to n_items * mean_diff
+    cells: dict = field(default_factory=dict)
 
     def shards(self) -> list[Path]:
         if self.shard_dir is None:
@@ -77,7 +82,10 @@ class ActivationStats:
     def save(self, path: Path) -> None:
         path = Path(path)
         tensors = {"mean_diff": self.mean_diff.contiguous(), "mean_norm": self.mean_norm.contiguous()}
-        meta = dict(self.meta, n_items=self.n_items)
+        for key, (total, _) in self.cells.items():
+            tensors[f"cell_sum:{key}"] = total.double().contiguous()
+        meta = dict(self.meta, n_items=self.n_items, cell_counts={k: n for k, (_, n) in self.cells.items()},
+                    cache_version=CACHE_VERSION)
         if self.shard_dir is not None:
             sd = Path(self.shard_dir)
             meta["shard_dir"] = sd.name if sd.parent.resolve() == path.parent.resolve() else str(sd)
@@ -96,11 +104,30 @@ class ActivationStats:
                 raise SteerscaleError(f"{path}: no {k!r} tensor; expected an activation cache written by steerscale")
         sd = m.get("shard_dir")
         shard_dir = None if sd is None else (path.parent / sd if not Path(sd).is_absolute() else Path(sd))
-        return cls(t["mean_diff"], t["mean_norm"], int(m.get("n_items", 0)), m, shard_dir)
+        counts = m.get("cell_counts")
+        cells = {}
+        if isinstance(counts, dict):
+            for key, n in counts.items():
+                if f"cell_sum:{key}" not in t or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                    raise SteerscaleError(f"{path}: letter cell {key!r} has no sum tensor or a bad count {n!r}; "
+                                          f"expected an activation cache written by steerscale")
+                cells[key] = (t[f"cell_sum:{key}"].double(), n)
+        return cls(t["mean_diff"], t["mean_norm"], int(m.get("n_items", 0)), m, shard_dir, cells)
+
+    @property
+    def has_cells(self) -> bool:
+        """True when the per-letter-cell sums are here and account for every item (a cache written before
+        they existed has none: it must not be read as if it had)."""
+        return bool(self.cells) and sum(n for _, n in self.cells.values()) == self.n_items
 
 
 # safetensors read/write lives in tensorio (one place); these names stay for the callers of activations
 _atomic_save = atomic_save
+
+
+# Bumped whenever what an activation cache file holds changes (v2: per letter cell sums), so an older file
+# is never read as a newer one (its key differs; ``ActivationStats.has_cells`` checks the file as well).
+CACHE_VERSION = 2
 
 
 def cache_key(model_name: str, n_params: int, dtype: str, items, template: str, system: str | None, *,
@@ -109,7 +136,8 @@ def cache_key(model_name: str, n_params: int, dtype: str, items, template: str, 
     ``models.weights_fingerprint``, so another checkpoint of the same name and shape gets its own
     cache), dataset content, template and system prompt."""
     payload = json.dumps(
-        [model_name, n_params, dtype, dataset_hash(items), template, system or "", "answer_token", spec, fingerprint],
+        [model_name, n_params, dtype, dataset_hash(items), template, system or "", "answer_token", spec, fingerprint,
+         f"cache-v{CACHE_VERSION}"],
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -139,6 +167,8 @@ def collect_activations(
     dev = model_device(model)
     pad_id = pad_id_of(tokenizer)
     diff_sum = None
+    cell_sum: dict[str, torch.Tensor] = {}
+    cell_n: dict[str, int] = {}
     norm_sum = torch.zeros(n_layers, dtype=torch.float64)
     shard_dir = None
     if keep:
@@ -169,9 +199,19 @@ def collect_activations(
                                   f"layers {bad}); the model's weights or dtype overflow (try --dtype float32)")
         k = len(idx)
         am, an = acts[:k], acts[k:]
-        d = (am - an).double().sum(0)
+        per = (am - an).double()  # [k, L, H]
+        d = per.sum(0)
         diff_sum = d if diff_sum is None else diff_sum.add_(d)
-        del d
+        for j, i in enumerate(idx):
+            it = encoded[i].item
+            key = f"{it.matching}>{it.not_matching}"
+            if key in cell_sum:
+                cell_sum[key].add_(per[j])
+                cell_n[key] += 1
+            else:
+                cell_sum[key] = per[j].clone()
+                cell_n[key] = 1
+        del d, per
         norm_sum += acts.double().norm(dim=-1).sum(0)
         if keep:
             _atomic_save({"matching": am.contiguous(), "not_matching": an.contiguous()},
@@ -188,4 +228,5 @@ def collect_activations(
         n_items=n,
         meta=m,
         shard_dir=shard_dir,
+        cells={k: (cell_sum[k], cell_n[k]) for k in sorted(cell_sum)},
     )

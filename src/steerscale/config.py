@@ -83,8 +83,15 @@ OPTIONS: dict[str, dict] = {
                       help="neutral paragraphs for CE (default all 42; 0 = none)"),
     "ce_bound": dict(default=None, min=0, expected="a number >= 0 (nats per token)",
                      help="report the largest multiplier per point whose CE increase stays <= this (nats/token)"),
-    "limit": dict(default=None, min=1, expected="a positive number of items (leave it out to use all)",
-                  help="use only the first N items"),
+    "limit": dict(default=None, cli="limit", metavar="N",
+                  help="use N items (or a fraction 0 < N < 1 of them): a seeded sample stratified by matching "
+                  "letter, in file order (data.sample_items)"),
+    "letter_balance": dict(default="balanced", choices=("balanced", "swap", "none"),
+                           help="vector estimator: balanced (default; equal weight per matching letter, cancels the "
+                           "answer-letter direction), swap (also each item with its options exchanged; twice the "
+                           "passes), none (CAA's raw mean; carries s_bar x the letter direction)"),
+    "allow_letter_imbalance": dict(default=False, help="steer with a 'none' vector whose letter-imbalance term is "
+                                   "over 10 percent of the vector at a swept layer (refused by default)"),
     "openended_multipliers": dict(factory=lambda: [-4.0, -2.0, 0.0, 2.0, 4.0], cli="floats",
                                   help="comma list (default -4,-2,0,2,4)"),
 }
@@ -205,8 +212,11 @@ class VectorOptions:
     allow_foreign_vectors: bool = option(False, help="steer with vectors whose metadata names another model of "
                                          "the same shape")
     train_data: str = option("refusal-train", help="A/B dataset for vectors when --vectors is not given")
-    train_limit: int | None = opt("limit", help="train on the first N items only")
+    train_limit: int | float | None = opt("limit", help="train on N items (or a fraction 0 < N < 1): a seeded, "
+                                          "letter-stratified sample")
     normalize: str = opt("normalize")
+    letter_balance: str = opt("letter_balance")
+    allow_letter_imbalance: bool = opt("allow_letter_imbalance")
 
 
 @dataclass
@@ -338,10 +348,14 @@ class OpenEndedConfig:
 # test items themselves. CAA also rescaled each behaviour's vectors to the mean norm across its 7 behaviours;
 # with the one behaviour a reproduce run trains that rescaling is not defined, so the preset keeps the
 # refusal vector's own norm (steerscale.vectors.normalize_across_behaviours does CAA's rescaling when you train
-# several behaviours): multipliers can differ from CAA's by that per-layer factor.
+# several behaviours): multipliers can differ from CAA's by that per-layer factor. CAA's estimator is the raw
+# mean (letter_balance "none"); the preset reproduces it, so its letter-imbalance bound is waived
+# (allow_letter_imbalance) -- the letter figures are still recorded and the warning still logged.
 PROTOCOL_PRESETS = {
-    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none"}, "selection": "held-out"},
-    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none"}, "selection": "in-sample"},
+    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none", "letter_balance": "balanced"},
+                           "selection": "held-out"},
+    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none", "letter_balance": "none",
+                      "allow_letter_imbalance": True}, "selection": "in-sample"},
 }
 
 
@@ -381,15 +395,23 @@ class DataSection:
 
     train: str = option("refusal-train", help="items for the steering vectors: built-in name or CAA JSON/JSONL file")
     test: str = option("refusal-test", help="held-out evaluation items")
-    train_limit: int | None = option(None, min=1, help="the first N training items only")
-    test_limit: int | None = option(None, min=1, help="the first N test items only")
+    train_limit: int | float | None = option(None, help="N training items (or a fraction 0 < N < 1): a seeded, "
+                                             "letter-stratified sample ([run] seed)")
+    test_limit: int | float | None = option(None, help="N test items (or a fraction): seeded, letter-stratified")
     test_sets: list[str] = option(factory=list, help="extra test sets, swept at the peak layers only")
 
     def validate(self, label) -> None:
         ts = self.test_sets
         if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
             raise SteerscaleError(f"{label('test_sets')} {ts!r}: expected a list of dataset names or files")
-        check_fields(self, ("train", "test", "train_limit", "test_limit"), label)
+        check_fields(self, ("train", "test"), label)
+        from .data import check_limit
+
+        for k in ("train_limit", "test_limit"):
+            v = getattr(self, k)
+            if isinstance(v, str):
+                raise SteerscaleError(f"{label(k)} {v!r}: expected a number of items or a fraction in (0, 1)")
+            check_limit(v, label(k))
 
 
 @dataclass
@@ -405,10 +427,13 @@ class SweepSection:
     normalize: str = opt("normalize")
     system: str | None = opt("system")
     engine: str | None = option(None, choices=ENGINES, help="default: the fastest exact engine")
+    letter_balance: str = opt("letter_balance")
+    allow_letter_imbalance: bool = opt("allow_letter_imbalance")
 
     def validate(self, label) -> None:
         _check_layer_list(self, label)
-        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine"), label)
+        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine", "letter_balance",
+                            "allow_letter_imbalance"), label)
 
 
 @dataclass

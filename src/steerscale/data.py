@@ -126,13 +126,138 @@ def choice_letters(question: str) -> list[str]:
     return letters
 
 
-def check_limit(limit, what: str = "limit") -> int | None:
-    """None (no limit) or a positive integer; 0 and negative limits are refused (0 never meant 'all')."""
+def check_limit(limit, what: str = "limit") -> int | float | None:
+    """None (no limit), a whole number of items >= 1, or a fraction in (0, 1) of the items; 0, negative
+    numbers and fractions >= 1 (other than whole numbers) are refused (0 never meant 'all'). Text such as
+    ``"16"`` or ``"0.25"`` (a CLI flag) is read as the number it spells."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise SteerscaleError(f"{what} {limit!r}: expected a positive number of items (leave it out for all)")
+    if isinstance(limit, str):
+        try:
+            limit = float(limit) if any(c in limit for c in ".eE") else int(limit)
+        except ValueError:
+            raise SteerscaleError(f"{what} {limit}: expected a positive number of items or a fraction "
+                                  f"in (0, 1) (leave it out to use all)") from None
+    if isinstance(limit, float) and limit.is_integer() and limit >= 1:
+        limit = int(limit)
+    ok = (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1) or (
+        isinstance(limit, float) and 0 < limit < 1)
+    if not ok:
+        raise SteerscaleError(f"{what} {limit!r}: expected a positive number of items or a fraction in (0, 1) "
+                              f"(leave it out to use all)")
     return limit
+
+
+def limit_count(limit, n: int) -> int:
+    """How many of `n` items a checked `limit` keeps: all for None, at most n for N, x * n rounded half up (at
+    least 1) for a fraction x."""
+    limit = check_limit(limit)
+    if limit is None:
+        return n
+    if isinstance(limit, float):
+        return max(1, int(limit * n + 0.5))
+    return min(limit, n)
+
+
+SAMPLING = "seeded, stratified by matching letter (equal numbers per letter as far as each letter has items)"
+
+
+def sample_items(items: list, limit, seed: int = 0) -> list:
+    """A seeded, letter-stratified subset of `items` of ``limit_count(limit, len(items))`` items, in their
+    original order (never "the first N": a prefix of a CAA file can be 10 A-matching to 6 B-matching).
+
+    Items with a ``matching`` letter (ABItem) are grouped by it; the count is shared out equally among the
+    letters (a letter with too few items gives its remainder to the others, leftovers one each to the
+    largest groups, ties by letter), and each group is sampled by a permutation seeded with `seed`. Other
+    items (prompts) are one group. The same items and seed give the same subset; all items are kept
+    unchanged when the limit covers them."""
+    import numpy as np
+
+    k = limit_count(limit, len(items))
+    if k >= len(items):
+        return list(items)
+    groups: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(getattr(it, "matching", ""), []).append(i)
+    letters = sorted(groups)
+    take = {g: 0 for g in letters}
+    left = k
+    open_ = [g for g in letters]
+    while left > 0 and open_:
+        share = max(1, left // len(open_))
+        for g in sorted(open_, key=lambda g: (-(len(groups[g]) - take[g]), g)):
+            add = min(share, len(groups[g]) - take[g], left)
+            take[g] += add
+            left -= add
+            if left == 0:
+                break
+        open_ = [g for g in open_ if take[g] < len(groups[g])]
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for g in letters:
+        idx = groups[g]
+        perm = rng.permutation(len(idx))
+        chosen.extend(idx[j] for j in perm[: take[g]])
+    return [items[i] for i in sorted(chosen)]
+
+
+def sampling_record(limit, seed: int = 0) -> dict:
+    """How a limited list of A/B items was drawn, for manifests and vector metadata."""
+    if limit is None:
+        return {"limit": None, "method": "all items"}
+    return {"limit": check_limit(limit), "method": SAMPLING, "seed": int(seed)}
+
+
+def _head(xs: list, limit) -> list:
+    """The first ``limit_count(limit, len(xs))`` entries (prompt and text lists, which carry no letters)."""
+    return xs[: limit_count(limit, len(xs))]
+
+
+def letter_counts(items) -> dict[str, int]:
+    """Items per matching letter, letters sorted: ``{"A": 97, "B": 103}``."""
+    out: dict[str, int] = {}
+    for it in items:
+        out[it.matching] = out.get(it.matching, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _choice_lines(lines: list[str]) -> dict[str, int]:
+    """Letter -> line index of the choice lines `choice_letters` reads."""
+    header = [i for i, line in enumerate(lines) if _CHOICES_HEADER_RE.match(line.strip())]
+    out: dict[str, int] = {}
+    if header:
+        for i in range(header[-1] + 1, len(lines)):
+            m = _CHOICE_RE.match(lines[i].strip())
+            if m:
+                out[m.group(1)] = i
+        return out
+    for i in range(len(lines) - 1, -1, -1):
+        if not lines[i].strip():
+            continue
+        m = _CHOICE_RE.match(lines[i].strip())
+        if not m:
+            break
+        out[m.group(1)] = i
+    return out
+
+
+def swap_item(item: ABItem) -> ABItem:
+    """The same item with the option texts of its matching and non-matching letters exchanged: the
+    behaviour's answer moves to the other letter (``matching`` and ``not_matching`` swap), every other line
+    stays. Its id is the original's with ``~swap`` appended (``--letter-balance swap``)."""
+    lines = item.question.split("\n")
+    where = _choice_lines(lines)
+    a, b = where.get(item.matching), where.get(item.not_matching)
+    if a is None or b is None:
+        raise SteerscaleError(f"item {item.id!r}: choice lines for ({item.matching}) and ({item.not_matching}) "
+                              f"not found; cannot swap its options")
+    ta = _CHOICE_RE.match(lines[a].strip()).group(2)
+    tb = _CHOICE_RE.match(lines[b].strip()).group(2)
+    indent_a = lines[a][: len(lines[a]) - len(lines[a].lstrip())]
+    indent_b = lines[b][: len(lines[b]) - len(lines[b].lstrip())]
+    lines[a] = f"{indent_a}({item.matching}) {tb}".rstrip() if tb else f"{indent_a}({item.matching})"
+    lines[b] = f"{indent_b}({item.not_matching}) {ta}".rstrip() if ta else f"{indent_b}({item.not_matching})"
+    return ABItem("\n".join(lines), item.not_matching, item.matching, item.choices, f"{item.id}~swap", item.category)
 
 
 def _check_unique_ids(path, ids: list[str]) -> None:
@@ -182,8 +307,12 @@ def builtin_path(name: str) -> Path:
     return Path(str(resources.files("steerscale") / "data" / BUILTIN[name]))
 
 
-def load_dataset(source: str | Path, limit: int | None = None, allow_duplicates: bool = False) -> list[ABItem]:
-    """Load A/B items from a CAA JSON/JSONL file or a built-in name (``refusal-train``, ``refusal-test``)."""
+def load_dataset(source: str | Path, limit: int | float | None = None, allow_duplicates: bool = False,
+                 seed: int = 0) -> list[ABItem]:
+    """Load A/B items from a CAA JSON/JSONL file or a built-in name (``refusal-train``, ``refusal-test``).
+
+    `limit` (N >= 1 items or a fraction in (0, 1)) keeps a seeded, letter-stratified subset in file order
+    (``sample_items``, seeded by `seed`), never the first N."""
     check_limit(limit)
     path = builtin_path(str(source)) if str(source) in BUILTIN else Path(source)
     records = _read_records(path)
@@ -199,7 +328,7 @@ def load_dataset(source: str | Path, limit: int | None = None, allow_duplicates:
                     f"{path}: item {i} duplicates item {seen[it.question]} (same question)"
                 )
             seen[it.question] = i
-    return items[:limit] if limit else items
+    return sample_items(items, limit, seed)
 
 
 def load_prompts(source: str | Path, limit: int | None = None) -> list[str]:
@@ -215,7 +344,7 @@ def load_prompts(source: str | Path, limit: int | None = None) -> list[str]:
         out.append(p)
     if not out:
         raise SteerscaleError(f"{path}: no prompts; expected at least one")
-    return out[:limit] if limit else out
+    return _head(out, limit)
 
 
 @dataclass(frozen=True)
@@ -239,7 +368,7 @@ def load_prompt_records(source: str | Path, limit: int | None = None) -> list[Pr
         cat = str(r.get("category", "")) if isinstance(r, dict) else ""
         out.append(Prompt(t, rid, cat))
     _check_unique_ids(path, [p.id for p in out])
-    return out[:limit] if limit else out
+    return _head(out, limit)
 
 
 def _load_string_list(source, key: str) -> list[str]:
@@ -261,7 +390,7 @@ def load_neutral_text(source: str | Path = "neutral-text", limit: int | None = N
     """Paragraphs for language-modelling cross-entropy: {"texts": [...]} or a JSON list of strings."""
     check_limit(limit)
     texts = _load_string_list(source, "texts")
-    return texts[:limit] if limit else texts
+    return _head(texts, limit)
 
 
 def load_refusal_phrases(source: str | Path | None = None) -> list[str]:
@@ -277,10 +406,26 @@ def dataset_hash(items) -> str:
     return h.hexdigest()[:16]
 
 
-def split_items(items, fraction: float = 0.5, seed: int = 0):
-    """Deterministic split into (validation, test) by a seeded permutation."""
+def split_items(items, fraction: float = 0.5, seed: int = 0, strata: list | None = None):
+    """Deterministic split into (validation, test) by a seeded permutation, each part in the original order.
+
+    With `strata` (one label per item, e.g. each A/B item's matching letter) every stratum is split
+    separately by the same rule (round(fraction * its size) to the first part), so both parts keep the
+    letter shares; without it, one seeded permutation of all items (the split ``analysis.peaks`` and
+    ``showcase`` share, which must stay the same for both)."""
     import numpy as np
 
+    if strata is not None:
+        if len(strata) != len(items):
+            raise SteerscaleError(f"split_items: {len(strata)} strata for {len(items)} items")
+        first: list[int] = []
+        rng = np.random.default_rng(seed)
+        for g in sorted(set(strata)):
+            idx = [i for i, s in enumerate(strata) if s == g]
+            perm = rng.permutation(len(idx))
+            first.extend(idx[j] for j in perm[: int(round(len(idx) * fraction))])
+        keep = set(first)
+        return [items[i] for i in sorted(keep)], [items[i] for i in range(len(items)) if i not in keep]
     idx = np.random.default_rng(seed).permutation(len(items))
     k = int(round(len(items) * fraction))
     return [items[i] for i in sorted(idx[:k])], [items[i] for i in sorted(idx[k:])]

@@ -137,10 +137,12 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     # read every input before the (slow) model load, so a bad file fails fast
-    ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"]),
-                                    load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
+    seed = cfg.run["seed"]
+    ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"], seed=seed),
+                                    load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
-    sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"]))
+    sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"],
+                                                                             seed=seed))
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
     from .guards import check_model_layers
@@ -174,6 +176,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
 
 def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) -> None:
     from . import run_sweep
+    from .data import sampling_record
+    from .letters import check_imbalance
     from .vectors import vectors_for_run
 
     s = m.sweep
@@ -181,13 +185,17 @@ def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) 
     vecs = vectors_for_run(model, tok, train, folder / "vectors.safetensors", template=s["template"],
                            system=s["system"], normalize=s["normalize"], batch_size=s["batch_size"],
                            dataset=cfg.data["train"], info=info, cache_dir=folder / "cache", progress=progress,
-                           on_mismatch="retrain")
+                           on_mismatch="retrain", letter_balance=s.get("letter_balance", "balanced"),
+                           sampling=sampling_record(cfg.data["train_limit"], cfg.run["seed"]))
     sc = sweep_config(cfg, s, model_layers(s, info.n_layers))
+    check_imbalance(vecs.meta, sc.layers, bool(s.get("allow_letter_imbalance")), f"model {m.name}")
     # point by point into folder/points (resumable after a kill: only missing points are computed)
     result = run_sweep(model, tok, vecs, test, sc, info=info, out_dir=folder, progress=progress)
     n_layers_swept = len(result.manifest["config"]["layers"])
     result.manifest["reproduce"] = {
         "config_hash": chash, "config_file": cfg.path, "model_entry": m.__dict__, "data": cfg.data,
+        "sampling": {"train": sampling_record(cfg.data["train_limit"], cfg.run["seed"]),
+                     "test": sampling_record(cfg.data["test_limit"], cfg.run["seed"])},
         "expected_rows": n_layers_swept * len(s["multipliers"]) * len(test),
         "timings_s": {"total_with_training": round(time.time() - t0, 3)},
     }
@@ -218,7 +226,7 @@ def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) 
     layers = sorted({p.layer for p in a.peaks.values()})
     out = []
     for ts in cfg.data["test_sets"]:
-        items = load_dataset(ts, limit=cfg.data["test_limit"])
+        items = load_dataset(ts, limit=cfg.data["test_limit"], seed=cfg.run["seed"])
         h = _hash({"ab": chash, "test_set": ts, "items": dataset_hash(items), "layers": layers,
                    "val_fraction": cfg.run["val_fraction"], "selection": peak_selection(cfg)})
         out.append((ts, folder / "tests" / slug(Path(ts).stem if Path(ts).suffix else ts), h, items, layers))

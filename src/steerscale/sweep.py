@@ -173,7 +173,8 @@ def sweep_manifest(config, info, items, vectors, plan, reports: list[dict], t0: 
         "model": info.to_dict(),
         "config": asdict(config),
         "vectors": getattr(vectors, "meta", {}),
-        "dataset": {"n_items": len(items), "hash": dataset_hash(items)},
+        "dataset": {"n_items": len(items), "hash": dataset_hash(items),
+                    "sampling": "a limit takes a seeded (seed 0; reproduce: [run] seed), letter-stratified sample"},
         "answer_scheme": scheme,
         "answer_tokens": reports[0]["answer_tokens"] if reports else None,
         "definitions": {

@@ -1,4 +1,9 @@
-"""Steering vectors: one per decoder layer, mean(matching - not matching) at the answer token.
+"""Steering vectors: one per decoder layer, from (matching - not matching) at the answer token.
+
+Estimator (``letter_balance``, see ``letters.py``): ``balanced`` (default; the letter-balanced mean, which
+cancels the answer-letter direction whatever the training items' letter imbalance), ``swap`` (the mean over
+the items and their option-swapped twins) or ``none`` (CAA's raw mean). Every trained vector records its
+letter figures in ``meta["letter"]`` (``letters.LetterFigures``).
 
 Normalisation: ``none`` (the raw mean difference, as the CAA code uses for one
 behaviour), ``unit`` (each layer's vector has norm 1) or ``residual`` (scaled to
@@ -15,8 +20,10 @@ from pathlib import Path
 import torch
 
 from .activations import ActivationStats, cache_key, collect_activations
-from .data import ABItem, answer_scheme, dataset_hash, encode_items
+from .data import ABItem, answer_scheme, dataset_hash, encode_items, letter_counts, swap_item
 from .errors import SteerscaleError
+from .letters import (ESTIMATORS, LetterFigures, check_balanceable, decompose, item_cells, letter_figures,
+                      warn_imbalance)
 from .models import get_layers, model_info, weights_fingerprint
 from .tensorio import json_meta, read_safetensors, save_with_meta
 
@@ -109,12 +116,22 @@ def train_vectors(
     keep_activations: bool = False,
     progress: bool = True,
     info=None,
+    letter_balance: str = "balanced",
 ) -> SteeringVectors:
-    """CAA vectors from contrastive items; reuses a cached activation file when the inputs match."""
+    """Steering vectors from contrastive items with the estimator `letter_balance` (``letters.ESTIMATORS``);
+    reuses a cached activation file when the inputs match. ``meta["letter"]`` holds the letter figures
+    (``LetterFigures``); a warning is logged when the imbalance term is over 10% of |v| at any layer.
+    ``swap`` reads the items (the same activations, and cache file, as the other estimators) and then their
+    option-swapped twins (twice the forward passes); its kept activations, if asked for, are the items' only."""
     if normalize not in NORMALIZATIONS:
         raise SteerscaleError(f"normalization {normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
+    if letter_balance not in ESTIMATORS:
+        raise SteerscaleError(f"letter_balance {letter_balance!r}: expected one of {', '.join(ESTIMATORS)}")
     if not items:
         raise SteerscaleError("no items to train vectors on")
+    counts = letter_counts(items)
+    if letter_balance == "balanced":
+        check_balanceable(item_cells(items))  # before any forward pass
     info = info or model_info(model)
     meta = {
         "model": info.name,
@@ -127,11 +144,49 @@ def train_vectors(
         "system": system or "",
         "read_at": "output of decoder layer L, answer token",
         "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
+        "letter_balance": letter_balance,
     }
     # Tokenising is cheap next to a forward pass: done even on a cache hit, to know the answer scheme.
     enc = encode_items(tokenizer, items, template, system)
     meta["answer_scheme"] = answer_scheme(enc)
-    stats = None
+    run = dict(model=model, tokenizer=tokenizer, info=info, template=template, system=system, batch_size=batch_size,
+               cache_dir=cache_dir, progress=progress, meta=meta)
+    stats = _activations(items, enc, keep=keep_activations, **run)
+    if letter_balance == "swap":  # the items' own pass (shared with the other estimators' cache) + the twins'
+        twins = [swap_item(it) for it in items]
+        tenc = encode_items(tokenizer, twins, template, system)
+        if answer_scheme(tenc) != meta["answer_scheme"]:
+            raise SteerscaleError("the option-swapped items tokenise their answer letter another way than the items")
+        stats = _merge(stats, _activations(twins, tenc, keep=False, **run))
+    if not stats.has_cells:
+        raise SteerscaleError("activations without per-letter sums; cannot estimate letter-balanced vectors")
+    if letter_balance == "none":
+        v = stats.mean_diff.clone()  # CAA's raw mean, exactly as before the letter estimators
+        try:
+            dec = decompose(stats.cells)
+        except SteerscaleError:  # a letter that never matches: no balanced reference, figures unknown
+            dec = None
+    else:
+        dec = decompose(stats.cells)  # refuses cells where a letter never matches
+        v = dec.raw.float() if letter_balance == "swap" else dec.balanced.float()
+    if dec is not None:
+        fig = letter_figures(letter_balance, counts, v, dec)
+    else:
+        n = v.shape[0]
+        fig = LetterFigures(letter_balance, counts, len(items), round((counts.get("A", 0) - counts.get("B", 0))
+                            / len(items), 6), [None] * n, [None] * n, [round(float(x), 6) for x in v.norm(dim=-1)],
+                            [None] * n, [None] * n)  # unknown: no balanced reference to measure against
+    meta["letter"] = fig.to_meta()
+    warn_imbalance(fig, f"vectors from {len(items)} items")
+    vecs = SteeringVectors(v, dict(meta, normalization="none"))
+    vecs.meta["mean_residual_norm"] = [round(float(x), 6) for x in stats.mean_norm]
+    return vecs.normalized(normalize, stats.mean_norm)
+
+
+def _activations(items, enc, *, model, tokenizer, info, template, system, batch_size, cache_dir, progress, meta,
+                 keep: bool) -> ActivationStats:
+    """The activation statistics of `items` (encoded `enc`): from ``cache_dir`` when a file for exactly these
+    inputs with per-letter sums is there, else collected now (and cached)."""
     cache_path = None
     if cache_dir is not None:
         key = cache_key(info.name, info.n_params, info.dtype, items, template, system, spec=info.spec,
@@ -140,37 +195,52 @@ def train_vectors(
         if cache_path.is_file():
             cached = ActivationStats.load(cache_path)
             same_scheme = cached.meta.get("answer_scheme", "split") == meta["answer_scheme"]
-            if same_scheme and (not keep_activations or cached.kept):
-                stats = cached
-    if stats is None:
-        keep_dir = cache_path.with_suffix(".shards") if (keep_activations and cache_path is not None) else None
-        stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep_activations, progress=progress,
-                                    meta=meta, keep_dir=keep_dir)
-        if cache_path is not None:
-            stats.save(cache_path)
-    vecs = SteeringVectors(stats.mean_diff.clone(), dict(meta, normalization="none"))
-    vecs.meta["mean_residual_norm"] = [round(float(x), 6) for x in stats.mean_norm]
-    return vecs.normalized(normalize, stats.mean_norm)
+            if same_scheme and cached.has_cells and cached.n_items == len(items) and (not keep or cached.kept):
+                return cached
+    keep_dir = cache_path.with_suffix(".shards") if (keep and cache_path is not None) else None
+    stats = collect_activations(model, tokenizer, enc, batch_size, keep=keep, progress=progress,
+                                meta={**{k: v for k, v in meta.items() if k != "letter_balance"},
+                                      "dataset_hash": dataset_hash(items), "n_items": len(items)},
+                                keep_dir=keep_dir)
+    if cache_path is not None:
+        stats.save(cache_path)
+    return stats
+
+
+def _merge(a: ActivationStats, b: ActivationStats) -> ActivationStats:
+    """Statistics of two item sets together (cells summed; means weighted by item counts); kept activations
+    stay with `a` only (its shard_dir)."""
+    cells = dict(a.cells)
+    for k, (t, n) in b.cells.items():
+        cells[k] = (cells[k][0] + t, cells[k][1] + n) if k in cells else (t, n)
+    n = a.n_items + b.n_items
+    mean_diff = ((a.mean_diff.double() * a.n_items + b.mean_diff.double() * b.n_items) / n).float()
+    mean_norm = ((a.mean_norm.double() * a.n_items + b.mean_norm.double() * b.n_items) / n).float()
+    return ActivationStats(mean_diff, mean_norm, n, dict(a.meta), None, cells)
 
 
 RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "template", "system", "normalization",
-            "weights_fingerprint", "answer_scheme")
+            "weights_fingerprint", "answer_scheme", "letter_balance")
 
 
 def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: str = "chat", system: str | None = None,
                     normalize: str = "none", batch_size: int = 8, dataset: str | None = None, info=None,
-                    cache_dir=None, progress: bool = True, on_mismatch: str = "refuse") -> SteeringVectors:
+                    cache_dir=None, progress: bool = True, on_mismatch: str = "refuse",
+                    letter_balance: str = "balanced", sampling: dict | None = None) -> SteeringVectors:
     """The steering vectors of a run folder: ``path`` (``<out>/vectors.safetensors``) when it was trained
     the same way, else trained on `items` now and saved there (atomically: a killed run leaves no file or
     the whole file). "The same way" is every key of ``RUN_KEYS`` in the file's metadata: model name, layer
     count and hidden size, ``weights_fingerprint`` (so another checkpoint or dtype differs), the items'
-    ``dataset_hash`` and count, template, system prompt, normalisation and the answer scheme. Batch size
+    ``dataset_hash`` and count, template, system prompt, normalisation, the answer scheme and the estimator
+    ``letter_balance`` (a file without it, trained before the letter estimators, is CAA's raw mean and is
+    not reused for another estimator). Batch size
     and device are not in the key (the activation cache ignores them too).
 
     A file trained another way: ``on_mismatch="refuse"`` raises SteerscaleError naming every differing
     key (the CLI: the folder's other results were made with that file), ``"retrain"`` replaces it (reproduce,
     which has already dropped the folder's results of the old configuration). `dataset` is recorded in
-    the metadata of vectors trained here; `cache_dir` caches the activations (``train_vectors``)."""
+    the metadata of vectors trained here, and `sampling` (``data.sampling_record``: how a limit drew the
+    items); `cache_dir` caches the activations (``train_vectors``)."""
     if on_mismatch not in ("refuse", "retrain"):
         raise ValueError(f"on_mismatch {on_mismatch!r}: expected 'refuse' or 'retrain'")
     path = Path(path)
@@ -180,8 +250,10 @@ def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: st
                 "dataset_hash": dataset_hash(items), "n_items": len(items), "template": template,
                 "system": system or "", "normalization": normalize,
                 "weights_fingerprint": info.weights_fingerprint or weights_fingerprint(model),
-                "answer_scheme": answer_scheme(encode_items(tokenizer, items, template, system))}
+                "answer_scheme": answer_scheme(encode_items(tokenizer, items, template, system)),
+                "letter_balance": letter_balance}
         old = SteeringVectors.load(path)
+        old.meta.setdefault("letter_balance", "none (no letter figures: trained before the letter estimators)")
         diffs = [f"{k}: {old.meta.get(k)!r} vs {v!r}" for k, v in want.items() if old.meta.get(k) != v]
         if not diffs:
             return old
@@ -189,9 +261,11 @@ def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: st
             raise SteerscaleError(f"{path}: trained with a different setup ({'; '.join(diffs)}; old vs new); "
                                   f"use a new --out folder or delete this one")
     vecs = train_vectors(model, tokenizer, items, template, system, normalize, batch_size, cache_dir=cache_dir,
-                         progress=progress, info=info)
+                         progress=progress, info=info, letter_balance=letter_balance)
     if dataset is not None:
         vecs.meta["dataset"] = str(dataset)
+    if sampling is not None:
+        vecs.meta["sampling"] = sampling
     vecs.save(path)
     return vecs
 

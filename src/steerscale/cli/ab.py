@@ -13,7 +13,7 @@ from ..guards import check_context, check_output_file, check_output_folder, shor
 from ..steering import POSITIONS
 from ..store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
-from .common import (Command, check_items_fit, check_vectors, load, print_summary, run_vectors,
+from .common import (Command, check_items_fit, check_letter_imbalance, check_vectors, load, print_summary, run_vectors,
                      warn_saturated)
 from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_floats, parse_layers,
                       prompt_args, vector_args)
@@ -42,14 +42,15 @@ def _train_args(p) -> None:
     model_args(p)
     prompt_args(p)
     p.add_argument("--data", default="refusal-train", help="CAA JSON/JSONL file or built-in name (default refusal-train)")
-    add_fields(p, VectorOptions, ["normalize"])
+    add_fields(p, VectorOptions, ["normalize", "letter_balance"])
     limit_arg(p)
     p.add_argument("--cache-dir", default=None, help="reuse activations cached here when the inputs match")
     out_arg(p, "output .safetensors file")
 
 
 def cmd_train(args) -> int:
-    from ..data import load_dataset
+    from ..data import load_dataset, sampling_record
+    from ..letters import LetterFigures
     from ..vectors import train_vectors
 
     out = check_output_file(args.out, "--out", "a .safetensors file name")
@@ -60,12 +61,14 @@ def cmd_train(args) -> int:
     model, tok, info = load(args)
     check_items_fit(model, tok, args, items, args.data)
     vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
-                         cache_dir=args.cache_dir, info=info)
+                         cache_dir=args.cache_dir, info=info, letter_balance=args.letter_balance)
     vecs.meta["dataset"] = str(args.data)
+    vecs.meta["sampling"] = sampling_record(args.limit, 0)
     vecs.save(out)
     norms = vecs.norms()
     print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, from {len(items)} items "
           f"(norm min {norms.min():.3g}, max {norms.max():.3g} at layer {int(norms.argmax())})")
+    print(LetterFigures.from_meta(vecs.meta).summary())
     return 0
 
 
@@ -94,6 +97,8 @@ def cmd_sweep(args) -> int:
     vecs = SteeringVectors.load(args.vectors) if args.vectors else None
     train = None if vecs is not None else load_dataset(args.train_data, limit=args.train_limit)
     out = check_writable_folder(out_path)
+    if vecs is not None:  # before any model load: a confounded 'none' file is refused up front
+        check_letter_imbalance(args, vecs, config.layers)
     if wants_cluster(args):
         return cluster_sweep(args, config, items, vecs, train, out)
     model, tok, info = load(args)
@@ -102,9 +107,9 @@ def cmd_sweep(args) -> int:
     if train:
         check_items_fit(model, tok, args, train, args.train_data)
     if vecs is None:
-        vecs = run_vectors(args, out, model, tok, info, train)
+        vecs = run_vectors(args, out, model, tok, info, train, layers=config.layers)
     else:
-        check_vectors(args, vecs, model, info)
+        check_vectors(args, vecs, model, info, layers=config.layers)
     result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     print_summary(result)

@@ -43,21 +43,36 @@ def load_model_of(args):
     return model, tok, info
 
 
-def check_vectors(args, vecs, model, info) -> None:
-    """Vectors given with --vectors must fit the model and (unless allowed) have been made on it."""
+def check_vectors(args, vecs, model, info, layers=None) -> None:
+    """Vectors given with --vectors must fit the model, (unless allowed) have been made on it, and (unless
+    --allow-letter-imbalance) not carry a letter-imbalance term over 10% of |v| at `layers` (default all)."""
     vecs.check_model(model)
     check_foreign_vectors(vecs, info, getattr(args, "allow_foreign_vectors", False))
+    check_letter_imbalance(args, vecs, layers)
 
 
-def run_vectors(args, out: Path, model, tok, info, train):
+def check_letter_imbalance(args, vecs, layers=None) -> None:
+    from ..letters import check_imbalance
+
+    check_imbalance(vecs.meta, layers, getattr(args, "allow_letter_imbalance", False),
+                    getattr(vecs, "path", None) or "vectors")
+
+
+def run_vectors(args, out: Path, model, tok, info, train, layers=None):
     """The vectors of a run folder when --vectors is not given: OUT/vectors.safetensors when it was trained
     the same way (resume), else trained on --train-data now; a file trained otherwise is refused (the
-    folder's results were made with it). See vectors.vectors_for_run."""
+    folder's results were made with it). See vectors.vectors_for_run. Vectors with a letter-imbalance term
+    over the bound at `layers` (default all) are refused unless --allow-letter-imbalance."""
+    from ..data import sampling_record
     from ..vectors import vectors_for_run
 
-    return vectors_for_run(model, tok, train, out / "vectors.safetensors", template=args.template,
+    vecs = vectors_for_run(model, tok, train, out / "vectors.safetensors", template=args.template,
                            system=args.system, normalize=args.normalize, batch_size=args.batch_size,
-                           dataset=args.train_data, info=info, cache_dir=out / "cache", on_mismatch="refuse")
+                           dataset=args.train_data, info=info, cache_dir=out / "cache", on_mismatch="refuse",
+                           letter_balance=getattr(args, "letter_balance", "balanced"),
+                           sampling=sampling_record(getattr(args, "train_limit", None), 0))
+    check_letter_imbalance(args, vecs, layers)
+    return vecs
 
 
 def check_items_fit(model, tok, args, items, source) -> None:

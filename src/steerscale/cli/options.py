@@ -24,7 +24,7 @@ CLI_CLASSES = (ModelOptions, PromptOptions, VectorOptions, SweepConfig, OpenEnde
 class ItemOptions:
     """--limit of the commands that read A/B items or prompts."""
 
-    limit: int | None = opt("limit")
+    limit: int | float | None = opt("limit")
 
 
 def _all_fields() -> dict:
@@ -109,6 +109,16 @@ def _cli_default(f, value):
     return value
 
 
+def _limit_type(text: str):
+    """--limit / --train-limit as a number (int, or float for a fraction); `check_options` checks it."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
 def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
     """Add the fields `names` of dataclass `cls` to parser `p` as flags (or positionals, optional with
     their default); `defaults` replaces a field's default for this command (a value as the field holds it),
@@ -127,6 +137,8 @@ def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
             kw["action"] = "store_true"
         elif meta.get("cli") is None and kind in ("int", "float"):
             kw["type"] = int if kind == "int" else float
+        elif meta.get("cli") == "limit":
+            kw["type"] = _limit_type
         if meta.get("choices") and meta.get("cli") != "later":
             kw["choices"] = list(meta["choices"])
         if meta.get("metavar"):
@@ -158,6 +170,11 @@ def config_from_args(cls, args, **given):
 def check_options(args) -> None:
     """Every given flag whose field has a lower bound is checked before anything is loaded."""
     for name, f in FIELDS.items():
+        if f.metadata.get("cli") == "limit" and getattr(args, name, None) is not None:
+            from ..data import check_limit
+
+            check_limit(getattr(args, name), flag_of(name))  # N >= 1 or a fraction in (0, 1)
+            continue
         if f.metadata.get("min") is None or getattr(args, name, None) is None:
             continue
         value = getattr(args, name)
