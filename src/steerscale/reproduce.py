@@ -131,7 +131,10 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     sc_done = sc is None or (ab_done and oe_done and showcase_complete(folder, sc))
     if sc is not None:
         status["showcase"] = "reused"
-    if ab_done and oe_done and ts_done and sc_done:
+    from .reproduce_reliability import run_split_half, split_half_done
+
+    sh_done = not cfg.run.get("split_half", True) or (ab_done and split_half_done(folder, chash))
+    if ab_done and oe_done and ts_done and sc_done and sh_done:
         log.info("%s: complete results for this config in %s; not run again", m.name, folder)
         return status
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,6 +144,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"], seed=seed),
                                     load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
+    sh_train = None if sh_done else (ab_data[0] if ab_data else load_dataset(cfg.data["train"],
+                                                                             limit=cfg.data["train_limit"], seed=seed))
     sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"],
                                                                              seed=seed))
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
@@ -152,6 +157,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
         if ab_data is not None:
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
             status.update(status="ran", seconds=round(time.time() - t0, 1))
+        if sh_train is not None:  # split-half stability: two more training passes over half the pairs each
+            status["split_half_seconds"] = run_split_half(cfg, m, folder, model, tok, info, sh_train, chash)["seconds"]
         if not ts_done:
             t1 = time.time()
             status["test_sets"] = _run_test_sets(cfg, m, folder, model, tok, info, chash, progress)
@@ -316,7 +323,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
                     folder / "openended" / STORE_KEY, folder / "vectors.safetensors",
-                    folder / "showcase" / "manifest.json") if force else ():
+                    folder / "showcase" / "manifest.json", folder / "split_half.json") if force else ():
             man.unlink(missing_ok=True)
         cache = folder / "cache"
         if force and (cache.is_symlink() or cache.is_file()):  # recompute the activations too: --force trusts nothing
@@ -401,7 +408,7 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
                          config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows,
-                         sections=_showcase_sections(cfg, folders), sections_before="models")
+                         sections=_model_sections(cfg, analyses, folders), sections_before="models")
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,
                "models": [{"model": a.model, "baseline": a.baseline["p"],
@@ -434,6 +441,15 @@ def _split_rows(cfg: ReproduceConfig, a, folder: Path) -> list[dict]:
         except SteerscaleError as e:
             log.warning("%s: %s; run reproduce again to refresh it", a.model, e)
     return rows
+
+
+def _model_sections(cfg: ReproduceConfig, analyses, folders: dict) -> list:
+    """Per model, its showcase section (if any) then its reliability section (reproduce_reliability)."""
+    from .reproduce_reliability import reliability_sections
+
+    shown = {s.anchor: s for s in _showcase_sections(cfg, folders)}
+    rel = reliability_sections(cfg, analyses, folders)
+    return [s for model in folders for s in (shown.get(f"showcase-{slug(model)}"), rel.get(model)) if s is not None]
 
 
 def _showcase_sections(cfg: ReproduceConfig, folders: dict) -> list:

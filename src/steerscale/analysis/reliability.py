@@ -118,16 +118,11 @@ def letter_balance(items) -> LetterBalance:
 
 
 def stratified_halves(items, seed: int = 0) -> tuple[list, list]:
-    """Two halves of `items`, each matching letter split separately by a seeded permutation (the first
-    round(n/2) of each letter to the first half), both in the original order."""
-    rng = np.random.default_rng(seed)
-    first: set[int] = set()
-    for letter in sorted({it.matching for it in items}):
-        idx = [i for i, it in enumerate(items) if it.matching == letter]
-        perm = rng.permutation(len(idx))
-        first.update(idx[j] for j in perm[: int(round(len(idx) / 2))])
-    a = [items[i] for i in range(len(items)) if i in first]
-    b = [items[i] for i in range(len(items)) if i not in first]
+    """Two halves of `items`, each matching letter split separately by a seeded permutation
+    (``data.split_items`` with the matching letters as strata), both in the original order."""
+    from ..data import split_items
+
+    a, b = split_items(list(items), 0.5, seed, strata=[it.matching for it in items])
     if not a or not b:
         raise SteerscaleError(f"split-half stability needs at least 2 training pairs, got {len(items)}")
     return a, b
