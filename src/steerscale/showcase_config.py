@@ -31,6 +31,8 @@ class ShowcaseConfig:
                                                 "layers, chosen on its validation items (needs <folder>/items.csv)")
     dose_multipliers: list[float] = _help([-0.5, -0.25, -0.125, 0.0, 0.125, 0.25, 0.5],
                                           "multipliers of the dose-response panel (0 is added: the baseline)")
+    dose_controls: int = _help(3, "random directions of the vector's norm at each dose layer, measured at the same "
+                                  "multipliers as a control (showcase_control; 0 = none)")
     dose_normalize: str = _help("residual", "vector normalisation for the dose panel: none, unit, residual "
                                             "(m = fraction of the layer's mean residual norm)")
     ablation_layer: int | None = _help(None, "layer of the refusal direction in the ablation panel; None = chosen "
@@ -83,7 +85,7 @@ class ShowcaseConfig:
             fail("dose_normalize", self.dose_normalize, f"one of {', '.join(NORMALIZATIONS)}")
         if self.positions not in POSITIONS:
             fail("positions", self.positions, f"one of {', '.join(POSITIONS)}")
-        for name, low in (("batch_size", 1), ("n_bootstrap", 0), ("seed", 0), ("n_neutral", 0)):
+        for name, low in (("batch_size", 1), ("n_bootstrap", 0), ("seed", 0), ("n_neutral", 0), ("dose_controls", 0)):
             if not _int(getattr(self, name), low):
                 fail(name, getattr(self, name), f"an integer >= {low}")
         if not (_num(self.val_fraction) and 0 < self.val_fraction < 1):
