@@ -436,8 +436,8 @@ CATALOGUE = [
      "items or a fraction in (0, 1)"),
     ("letter-never-matches",
      lambda c: c.train(c.file("a.json", obj=[caa(0, match=0, nomatch=1), caa(1, match=0, nomatch=1)])),
-     "letter-balanced estimator: the items' matching letters are A: 2 (letter pairs A>B); a letter that never "
-     "matches cannot be balanced"),
+     "letter-balanced estimator: the items' letter pairs (A>B; matching letters A: 2) cannot separate the "
+     "behaviour from the answer letters (a letter never matches"),
     ("letter-imbalanced-none-vectors", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32), meta=_none_meta())),
      "letter-imbalance term is 50% of the vector at layer 0 (over 10% at 1 swept layer(s)); train with "
      "--letter-balance balanced, or pass --allow-letter-imbalance"),
@@ -578,8 +578,8 @@ def test_eight_choices_end_to_end(base, tmp_path, capsys):
 
     data = write_dataset(tmp_path / "h.json", 6, n_choices=8)
     args = ["sweep", "--model", str(base["model"]), "--data", str(data), "--train-data", str(data),
-            "--layers", "all", "--multipliers=-1,0,1", "--out", str(tmp_path / "run")]
-    assert cli.main(args) == 0
+            "--layers", "all", "--multipliers=-1,0,1", "--out", str(tmp_path / "run"), "--letter-balance", "swap"]
+    assert cli.main(args) == 0  # swap: six items whose letter pairs (A>B, B>C, ...) do not overlap
     with open(tmp_path / "run" / "items.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 3 * 6

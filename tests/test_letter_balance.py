@@ -87,7 +87,7 @@ def test_four_choices_default_cancels_a_planted_letter_identity():
 
 def test_a_letter_that_never_matches_is_refused_before_any_pass():
     model, tok, _ = letter_llama("AB")
-    with pytest.raises(SteerscaleError, match=r"matching letters are A: 5 .*use --letter-balance swap"):
+    with pytest.raises(SteerscaleError, match=r"letter pairs \(A>B; matching letters A: 5\) cannot separate .*use --letter-balance swap"):
         train_vectors(model, tok, imbalanced(5, 0), template="plain", progress=False)
     v = train_vectors(model, tok, imbalanced(5, 0), template="plain", progress=False, letter_balance="swap")
     assert float(v.vectors.abs().max()) < 1e-5

@@ -199,7 +199,8 @@ def test_train_and_sweep_with_chat_template_move_p_the_right_way(real_tokenizer,
     info = model_info(model, spec=f"tiny-{family}", name=f"tiny-{family}")
     # A always matches: the vector is E[answer A] - E[answer B] = d at every layer, exactly when the
     # activations are read at the answer token (at any other position the difference is 0).
-    vecs = train_vectors(model, tok, items(6, 1.0), template="chat", batch_size=4, progress=False, info=info)
+    vecs = train_vectors(model, tok, items(6, 1.0), template="chat", batch_size=4, progress=False, info=info,
+                         letter_balance="none")  # the raw mean is the planted letter direction d
     assert vecs.meta["answer_scheme"] == expected
     for layer in range(vecs.n_layers):
         torch.testing.assert_close(vecs[layer], d, atol=1e-5, rtol=1e-5)

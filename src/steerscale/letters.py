@@ -93,10 +93,10 @@ def check_balanceable(cell_counts: dict) -> None:
     if _rank(x) != _rank(x[:, 1:]) + 1:
         cells = {k: (None, n) for k, n in cell_counts.items()}
         raise SteerscaleError(
-            f"letter-balanced estimator: the items' matching letters are {counts_text(cells)} (letter pairs "
-            f"{', '.join(f'{m}>{n}' for m, n in pairs)}); a letter that never matches cannot be balanced against "
-            f"the others; use --letter-balance swap (adds each item with its options exchanged) or none (CAA's raw "
-            f"mean, letter component included)")
+            f"letter-balanced estimator: the items' letter pairs ({', '.join(f'{m}>{n}' for m, n in pairs)}; "
+            f"matching letters {counts_text(cells)}) cannot separate the behaviour from the answer letters (a "
+            f"letter never matches, or the letter pairs do not overlap); use --letter-balance swap (adds each "
+            f"item with its options exchanged) or none (CAA's raw mean, letter component included)")
 
 
 def item_cells(items) -> dict:
@@ -239,6 +239,7 @@ def check_imbalance(meta: dict, layers=None, allow: bool = False, where: str = "
         worst = max(bad, key=lambda l: _share(fig.imbalance_share[l]))
         raise SteerscaleError(
             f"{where}: estimator {fig.estimator!r} with matching letters {fig.counts} (s_bar {fig.imbalance:+.3f}): "
-            f"the letter-imbalance term is {100 * _share(fig.imbalance_share[worst]):.0f}% of the vector at layer {worst} "
+            f"the letter-imbalance term is {100 * _share(fig.imbalance_share[worst]):.0f}% of the vector at layer "
+            f"{worst} "
             f"(over {100 * IMBALANCE_BOUND:.0f}% at {len(bad)} swept layer(s)); train with --letter-balance "
             f"balanced, or pass --allow-letter-imbalance")

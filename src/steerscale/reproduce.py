@@ -144,10 +144,10 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"], seed=seed),
                                     load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
-    sh_train = None if sh_done else (ab_data[0] if ab_data else load_dataset(cfg.data["train"],
-                                                                             limit=cfg.data["train_limit"], seed=seed))
-    sc_items = None if sc_done else (ab_data[1] if ab_data else load_dataset(cfg.data["test"], limit=cfg.data["test_limit"],
-                                                                             seed=seed))
+    sh_train = None if sh_done else (ab_data[0] if ab_data else
+                                     load_dataset(cfg.data["train"], limit=cfg.data["train_limit"], seed=seed))
+    sc_items = None if sc_done else (ab_data[1] if ab_data else
+                                     load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
     from .guards import check_model_layers
