@@ -340,6 +340,7 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     from .analysis import analyze, check_asymmetry_claim, check_depth_claim, read_items_csv
     from .openended import read_openended
     from .report import write_report
+    from .reproduce_reliability import model_sections
     from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
                           point_from_analysis)
 
@@ -408,7 +409,8 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
                          config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows,
-                         sections=_model_sections(cfg, analyses, folders), sections_before="models")
+                         sections=model_sections(cfg, analyses, folders, _showcase_sections(cfg, folders)),
+                         sections_before="models")
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,
                "models": [{"model": a.model, "baseline": a.baseline["p"],
@@ -441,15 +443,6 @@ def _split_rows(cfg: ReproduceConfig, a, folder: Path) -> list[dict]:
         except SteerscaleError as e:
             log.warning("%s: %s; run reproduce again to refresh it", a.model, e)
     return rows
-
-
-def _model_sections(cfg: ReproduceConfig, analyses, folders: dict) -> list:
-    """Per model, its showcase section (if any) then its reliability section (reproduce_reliability)."""
-    from .reproduce_reliability import reliability_sections
-
-    shown = {s.anchor: s for s in _showcase_sections(cfg, folders)}
-    rel = reliability_sections(cfg, analyses, folders)
-    return [s for model in folders for s in (shown.get(f"showcase-{slug(model)}"), rel.get(model)) if s is not None]
 
 
 def _showcase_sections(cfg: ReproduceConfig, folders: dict) -> list:

@@ -89,3 +89,12 @@ def reliability_sections(cfg, analyses, folders: dict) -> dict:
         peaks = sorted({p.layer for p in a.peaks.values()})
         out[a.model] = reliability_section(rel, peaks, anchor=f"reliability-{slug(a.model)}")
     return out
+
+
+def model_sections(cfg, analyses, folders: dict, showcase: list) -> list:
+    """Per model, its showcase section (from `showcase`, if any) then its reliability section."""
+    from .reproduce_config import slug
+
+    shown = {s.anchor: s for s in showcase}
+    rel = reliability_sections(cfg, analyses, folders)
+    return [s for model in folders for s in (shown.get(f"showcase-{slug(model)}"), rel.get(model)) if s is not None]
