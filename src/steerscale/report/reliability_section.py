@@ -4,6 +4,7 @@ steerability at the peak layers and the test items' letter balance, as one small
 from __future__ import annotations
 
 import math
+import statistics
 
 from .document import Paragraph, Section, Table
 
@@ -23,7 +24,7 @@ def reliability_rows(rel, layers: list[int]) -> tuple[list[str], list[list]]:
     """Table of the measures at `layers` (e.g. the peak layers): split-half cosine, mean per-item log-odds slope
     with its interval, anti-steerable fraction with its interval."""
     head = ["layer", "split-half cos", "n items", "mean log-odds slope [95% CI]", "median slope",
-            "anti-steerable (slope < 0) [95% CI]"]
+            "anti-steerable (slope below 0) [95% CI]"]
     rows = []
     for layer in layers:
         s = rel.steer_at(layer)
@@ -46,7 +47,7 @@ def reliability_section(rel, peak_layers: list[int], anchor: str) -> Section:
     sh = rel.split_half
     if sh is not None:
         ok = [c for c in sh.cosine if not math.isnan(c)]
-        rng = (f"min {min(ok):.3f}, median {sorted(ok)[len(ok) // 2]:.3f}, max {max(ok):.3f}" if ok else "n/a")
+        rng = f"min {min(ok):.3f}, median {statistics.median(ok):.3f}, max {max(ok):.3f}" if ok else "n/a"
         text.append(f"Split-half stability: cosine between the vectors ({sh.estimator} estimator) of two seeded, "
                     f"letter-stratified halves of the training pairs ({_letters(sh.letters_a)} and "
                     f"{_letters(sh.letters_b)}), over the {len(sh.layers)} layers: {rng}; the two extra training "
