@@ -142,10 +142,12 @@ def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict
               "dose_items": res.rows}
     t_ctl = time.time()
     if cfg.dose_controls:
-        from .showcase_control import control_rows
+        from .showcase_control import control_sweeps
 
-        tables["dose_control"] = control_rows(model, tok, info, v, test, sc, raw.tolist(), mean_norm, cfg, first,
-                                              progress)
+        tables["dose_control"] = [
+            {"direction": name, "control_seed": cfg.seed, **r} for name, rows, rv in
+            control_sweeps(model, tok, info, v, test, sc, cfg, progress)
+            for r in dose_rows(rows, rv, raw.tolist(), mean_norm, cfg.dose_normalize, cfg, first)]
     meta = {"layers": layers, "layer_choice": how, "n_items": len(test), "items": [it.id for it in test],
             "vectors_hash": vectors_hash(vectors), "engine": res.manifest["engine"],
             "sweep_timings_s": res.manifest["timings_s"],

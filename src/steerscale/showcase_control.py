@@ -4,7 +4,7 @@ only if it beats what any direction of that size does.
 
 Contract: direction k at layer L is a standard-normal draw of ``numpy.random.default_rng([seed, k, L])``
 rescaled to |vector[L]| (the vector as the dose panel steers with it, i.e. after its normalisation); layers
-not measured are zero. The rows are :func:`showcase.dose_rows` of each control's sweep, with ``direction``
+not measured are zero. ``showcase`` turns each control's sweep into :func:`showcase.dose_rows`, with ``direction``
 ("random-<k>") and ``control_seed`` in front.
 """
 
@@ -24,21 +24,17 @@ def random_directions(vectors: torch.Tensor, layers: list[int], k: int, seed: in
     return out
 
 
-def control_rows(model, tok, info, v, test, sc, raw_norms, mean_norm, cfg, first, progress=False) -> list[dict]:
-    """Rows of the K = ``cfg.dose_controls`` random directions: each measured like the vector `v` (the dose
-    panel's normalised SteeringVectors) with sweep config `sc` on `test` (``run_sweep``)."""
-    from .showcase import dose_rows
+def control_sweeps(model, tok, info, v, test, sc, cfg, progress=False) -> list[tuple[str, list[dict], torch.Tensor]]:
+    """The K = ``cfg.dose_controls`` random directions, each swept like the vector `v` (the dose panel's
+    normalised SteeringVectors) with sweep config `sc` on `test` (``run_sweep``): (name, item rows, vectors)."""
     from .sweep import run_sweep
     from .vectors import SteeringVectors
 
-    rows = []
+    out = []
     for k in range(cfg.dose_controls):
-        rv = SteeringVectors(random_directions(v.vectors, sc.layers, k, cfg.seed),
-                             dict(v.meta, control=f"random-{k}"))
-        res = run_sweep(model, tok, rv, test, sc, info=info, progress=progress)
-        for r in dose_rows(res.rows, rv.vectors, raw_norms, mean_norm, cfg.dose_normalize, cfg, first):
-            rows.append({"direction": f"random-{k}", "control_seed": cfg.seed, **r})
-    return rows
+        rv = SteeringVectors(random_directions(v.vectors, sc.layers, k, cfg.seed), dict(v.meta, control=f"random-{k}"))
+        out.append((f"random-{k}", run_sweep(model, tok, rv, test, sc, info=info, progress=progress).rows, rv.vectors))
+    return out
 
 
 def control_range(controls: list[dict], layer, multiplier, key: str) -> tuple[float, float] | None:
