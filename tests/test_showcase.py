@@ -270,9 +270,12 @@ def test_random_direction_controls_beside_the_dose_panel(planted, tmp_path):
     torch.testing.assert_close(rd, random_directions(vecs.vectors, [2], 1, 0))  # seeded
     cap = dose_caption(dose, controls=ctl)
     assert "3 random directions of the same norm" in cap and "beats their range at -1 and +1" in cap
+    assert "its move of the letter beats theirs at -1 and +1" in cap  # all items A-matching: letter = behaviour
     # a vector no stronger than the controls: the caption says it does not beat them
     weak = [dict(r, delta_logodds=0.0, delta_logodds_low=-0.1, delta_logodds_high=0.1) for r in dose]
     assert "does not beat their range" in dose_caption(weak, controls=ctl)
+    weak = [dict(r, delta_letter_logodds=0.0) for r in weak]
+    assert "its move of the letter does not beat theirs" in dose_caption(weak, controls=ctl)
     figs = plot_showcase(res, tmp_path / "figs")
     assert figs and figs[0][1] == cap
     # dose_controls = 0: no control table

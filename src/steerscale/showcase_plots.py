@@ -64,7 +64,7 @@ def control_sentence(ends: list[dict], controls: list[dict], behaviour: str) -> 
     from .showcase_control import beats, control_range
 
     k = len({r["direction"] for r in controls})
-    parts, won = [], []
+    parts, won, won_letter = [], [], []
     for r in ends:
         bh = control_range(controls, r["layer"], r["multiplier"], "delta_logodds")
         lt = control_range(controls, r["layer"], r["multiplier"], "delta_letter_logodds")
@@ -74,10 +74,14 @@ def control_sentence(ends: list[dict], controls: list[dict], behaviour: str) -> 
                      f"{r['multiplier']:+g}")
         if beats(r["delta_logodds"], bh) and r["delta_logodds"] * r["multiplier"] > 0:
             won.append(f"{r['multiplier']:+g}")
+        if beats(r["delta_letter_logodds"], lt):
+            won_letter.append(f"{r['multiplier']:+g}")
     if not parts:
         return ""
     verdict = (f"the vector's move of the {behaviour} answer beats their range at {' and '.join(won)}" if won else
                f"the vector's move of the {behaviour} answer does not beat their range")
+    verdict += (f"; its move of the letter beats theirs at {' and '.join(won_letter)}" if won_letter else
+                "; its move of the letter does not beat theirs")
     return (f" {k} random directions of the same norm move the log-odds by {'; '.join(parts)}: {verdict}.")
 
 
