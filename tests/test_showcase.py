@@ -248,3 +248,39 @@ def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny
     bad = _tiny_config(tmp_path, extra="[showcase]\ndose_layer = 4\n")
     with pytest.raises(SteerscaleError, match=r"\[showcase\] unknown key 'dose_layer'"):
         load_config(bad)
+
+
+def test_random_direction_controls_beside_the_dose_panel(planted, tmp_path):
+    """K seeded random directions of the vector's norm at each dose layer, at the same multipliers and items:
+    their rows are in dose_control.csv; the planted direction beats them all and the caption says so."""
+    from steerscale.showcase_control import random_directions
+    from steerscale.showcase_plots import dose_caption
+
+    model, tok, info, vecs = planted
+    res = run_showcase(model, tok, info, vecs, items(12), tmp_path, cfg(dose_controls=3), progress=False)
+    dose, ctl = res.tables["dose"], res.tables["dose_control"]
+    assert len(ctl) == 3 * len(dose) and {r["direction"] for r in ctl} == {"random-0", "random-1", "random-2"}
+    for r in ctl:  # same norm as the vector at that layer: the same residual fraction and raw multiplier
+        v = next(x for x in dose if x["layer"] == r["layer"] and x["multiplier"] == r["multiplier"])
+        assert r["residual_fraction"] == pytest.approx(v["residual_fraction"], abs=1e-5)
+        assert r["raw_multiplier"] == pytest.approx(v["raw_multiplier"], rel=1e-4)
+        assert r["n_items"] == v["n_items"]
+        if r["multiplier"] != 0:  # the planted direction moves the answer further than any random direction
+            assert abs(v["delta_logodds"]) > abs(r["delta_logodds"])
+    assert res.manifest["panels"]["dose"]["controls"]["n_random_directions"] == 3
+    rd = random_directions(vecs.vectors, [2], 1, 0)
+    assert float(rd[2].norm()) == pytest.approx(float(vecs.vectors[2].norm()), rel=1e-5) and float(rd[1].norm()) == 0
+    torch.testing.assert_close(rd, random_directions(vecs.vectors, [2], 1, 0))  # seeded
+    cap = dose_caption(dose, controls=ctl)
+    assert "3 random directions of the same norm" in cap and "beats their range at -1 and +1" in cap
+    assert "its move of the letter beats theirs at -1 and +1" in cap  # all items A-matching: letter = behaviour
+    # a vector no stronger than the controls: the caption says it does not beat them
+    weak = [dict(r, delta_logodds=0.0, delta_logodds_low=-0.1, delta_logodds_high=0.1) for r in dose]
+    assert "does not beat their range" in dose_caption(weak, controls=ctl)
+    weak = [dict(r, delta_letter_logodds=0.0) for r in weak]
+    assert "its move of the letter does not beat theirs" in dose_caption(weak, controls=ctl)
+    figs = plot_showcase(res, tmp_path / "figs")
+    assert figs and figs[0][1] == cap
+    # dose_controls = 0: no control table
+    res0 = run_showcase(model, tok, info, vecs, items(12), tmp_path / "none", cfg(dose_controls=0), progress=False)
+    assert "dose_control" not in res0.tables

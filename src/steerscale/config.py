@@ -503,11 +503,13 @@ class RunSection:
     val_fraction: float = opt("val_fraction")
     scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
     protocol: str = option("steerscale-default", help="protocol preset (reproduce.PROTOCOL_PRESETS)")
+    split_half: bool = option(True, help="split-half stability of each model's vectors (analysis.reliability): two "
+                              "more training passes over half the training pairs each, cost recorded")
 
     def validate(self, label) -> None:
         if self.protocol not in PROTOCOL_PRESETS:
             raise SteerscaleError(f"{label('protocol')} {self.protocol!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
-        check_fields(self, ("scaling_y", "seed", "n_bootstrap"), label)
+        check_fields(self, ("scaling_y", "seed", "n_bootstrap", "split_half"), label)
         if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
             raise SteerscaleError(f"{label('val_fraction')} {self.val_fraction}: expected a number between 0 and 1")
 

@@ -6,6 +6,9 @@ analysis, scaling and report. Each model's sweep goes in its own subfolder of th
 output folder, its open-ended sweep in `<model>/openended/`; a folder that already
 holds complete results for the same configuration (same config hash in its
 manifest) is not run again.
+
+Why this module is long: it is the one place that composes every stage of a run (A/B, split-half, test sets,
+open-ended, showcase) with its resumption checks, and the report's rendering; each stage's work is elsewhere.
 """
 
 from __future__ import annotations
@@ -135,7 +138,10 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     sc_done = sc is None or (ab_done and oe_done and showcase_complete(folder, sc))
     if sc is not None:
         status["showcase"] = "reused"
-    if ab_done and oe_done and ts_done and sc_done:
+    from .reproduce_reliability import run_split_half, split_half_done
+
+    sh_done = not cfg.run.get("split_half", True) or (ab_done and split_half_done(folder, chash))
+    if ab_done and oe_done and ts_done and sc_done and sh_done:
         log.info("%s%s: complete results for this config in %s; not run again", position, m.name, folder)
         return status
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,6 +151,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     ab_data = None if ab_done else (load_dataset(cfg.data["train"], limit=cfg.data["train_limit"], seed=seed),
                                     load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     oe_data = None if oe_done else _openended_inputs(cfg.openended)
+    sh_train = None if sh_done else (ab_data[0] if ab_data else
+                                     load_dataset(cfg.data["train"], limit=cfg.data["train_limit"], seed=seed))
     sc_items = None if sc_done else (ab_data[1] if ab_data else
                                      load_dataset(cfg.data["test"], limit=cfg.data["test_limit"], seed=seed))
     log.info("%s%s: loading the model", position, m.name)
@@ -159,6 +167,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
             log.info("%s%s: training vectors, then the A/B sweep", position, m.name)
             _run_ab(cfg, m, folder, model, tok, info, *ab_data, chash, t0, progress)
             status.update(status="ran", seconds=round(time.time() - t0, 1))
+        if sh_train is not None:  # split-half stability: two more training passes over half the pairs each
+            status["split_half_seconds"] = run_split_half(cfg, m, folder, model, tok, info, sh_train, chash)["seconds"]
         if not ts_done:
             log.info("%s%s: OOD split (test sets at the peak layers)", position, m.name)
             t1 = time.time()
@@ -335,7 +345,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
         folder = out / slug(m.name)
         for man in (folder / "manifest.json", folder / "openended" / "manifest.json", folder / STORE_KEY,
                     folder / "openended" / STORE_KEY, folder / "vectors.safetensors",
-                    folder / "showcase" / "manifest.json") if force else ():
+                    folder / "showcase" / "manifest.json", folder / "split_half.json") if force else ():
             man.unlink(missing_ok=True)
         cache = folder / "cache"
         if force and (cache.is_symlink() or cache.is_file()):  # recompute the activations too: --force trusts nothing

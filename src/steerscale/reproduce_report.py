@@ -19,6 +19,7 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     from .analysis import analyze, check_asymmetry_claim, check_depth_claim, mark_screened, read_items_csv
     from .openended import read_openended
     from .report import write_report
+    from .reproduce_reliability import model_sections
     from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
                           point_from_analysis)
 
@@ -91,7 +92,8 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
     paths = write_report(out, analyses, scaling, claims, folders=folders, manifests=manifests,
                          imported=imported_summary(imported_rows) if imported_rows else [],
                          config=cfg.to_dict(), runs=runs or [], openended=openended, test_sets=split_rows,
-                         sections=_showcase_sections(cfg, folders) + _screen_sections(analyses),
+                         sections=model_sections(cfg, analyses, folders, _showcase_sections(cfg, folders))
+                         + _screen_sections(analyses),
                          sections_before="models")
     summary = {"out": str(out), "report_html": str(paths["html"]), "report_md": str(paths["md"]),
                "runs": runs or [], "claims": claims,

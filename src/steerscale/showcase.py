@@ -42,6 +42,7 @@ DOSE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "normalize"
                 "logodds", "logodds_low", "logodds_high", "delta_logodds", "delta_logodds_low",
                 "delta_logodds_high", "delta_letter_logodds", "delta_letter_logodds_low", "delta_letter_logodds_high",
                 "letter_mass", "letter_mass_low", "letter_mass_high"]
+DOSE_CONTROL_COLUMNS = ["direction", "control_seed"] + DOSE_COLUMNS  # showcase_control: random directions
 OE_COLUMNS = ["model", "n_layers", "layer", "depth", "multiplier", "n_harmful", "n_harmless"] + [
     f"{k}{s}" for k in ("delta_logodds_harmful", "delta_logodds_harmless", "delta_logodds_contrast", "ce_delta")
     for s in ("", "_low", "_high")]
@@ -139,9 +140,18 @@ def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict
     first = {it.id: 1 if sorted([it.matching, it.not_matching])[0] == it.matching else -1 for it in test}
     tables = {"dose": dose_rows(res.rows, v.vectors, raw.tolist(), mean_norm, cfg.dose_normalize, cfg, first),
               "dose_items": res.rows}
+    t_ctl = time.time()
+    if cfg.dose_controls:
+        from .showcase_control import control_sweeps
+
+        tables["dose_control"] = [
+            {"direction": name, "control_seed": cfg.seed, **r} for name, rows, rv in
+            control_sweeps(model, tok, info, v, test, sc, cfg, progress)
+            for r in dose_rows(rows, rv, raw.tolist(), mean_norm, cfg.dose_normalize, cfg, first)]
     meta = {"layers": layers, "layer_choice": how, "n_items": len(test), "items": [it.id for it in test],
             "vectors_hash": vectors_hash(vectors), "engine": res.manifest["engine"],
-            "sweep_timings_s": res.manifest["timings_s"]}
+            "sweep_timings_s": res.manifest["timings_s"],
+            "controls": {"n_random_directions": cfg.dose_controls, "seconds": round(time.time() - t_ctl, 1)}}
     return tables, meta
 
 
@@ -233,7 +243,7 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
 
 # ----------------------------------------------------------------------------- driver
 
-_STR_COLUMNS = {"model", "normalize", "item", "category", "condition", "kind", "prompt_id", "why_filtered"}
+_STR_COLUMNS = {"model", "direction", "normalize", "item", "category", "condition", "kind", "prompt_id", "why_filtered"}
 
 
 def read_table(path: Path) -> list[dict]:
@@ -258,7 +268,7 @@ def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, ite
 
     c = asdict(cfg)
     common = {k: c[k] for k in ("template", "system", "batch_size", "n_bootstrap", "seed")}
-    common["columns"] = [_columns(t) for t in (("dose", "dose_items") if name == "dose" else
+    common["columns"] = [_columns(t) for t in (("dose", "dose_items", "dose_control") if name == "dose" else
                                                ("ablation", "ablation_items", "ablation_selection"))]
     if name == "dose":
         src = folder / "items.csv"
@@ -358,7 +368,8 @@ def _columns(tname: str) -> list[str]:
     from .interventions import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
     from .sweep import ITEM_COLUMNS as SWEEP_ITEMS
 
-    return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "openended_layers": OE_COLUMNS,
+    return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "dose_control": DOSE_CONTROL_COLUMNS,
+            "openended_layers": OE_COLUMNS,
             "ablation": AGG_COLUMNS, "ablation_items": ITEM_COLUMNS, "ablation_selection": SELECTION_COLUMNS}[tname]
 
 

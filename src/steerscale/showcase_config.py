@@ -31,6 +31,8 @@ class ShowcaseConfig:
                                                 "layers, chosen on its validation items (needs <folder>/items.csv)")
     dose_multipliers: list[float] = _help([-0.5, -0.25, -0.125, 0.0, 0.125, 0.25, 0.5],
                                           "multipliers of the dose-response panel (0 is added: the baseline)")
+    dose_controls: int = _help(3, "random directions of the vector's norm at each dose layer, measured at the same "
+                                  "multipliers as a control (showcase_control; 0 = none)")
     dose_normalize: str = _help("residual", "vector normalisation for the dose panel: none, unit, residual "
                                             "(m = fraction of the layer's mean residual norm)")
     ablation_layer: int | None = _help(None, "layer of the refusal direction in the ablation panel; None = chosen "
@@ -90,7 +92,7 @@ class ShowcaseConfig:
         if self.positions not in POSITIONS:
             fail("positions", self.positions, f"one of {', '.join(POSITIONS)}")
         for name, low, high in (("batch_size", 1, MAX_BATCH), ("n_bootstrap", 0, MAX_BOOTSTRAP), ("seed", 0, MAX_SEED),
-                                ("n_neutral", 0, 100_000)):
+                                ("n_neutral", 0, 100_000), ("dose_controls", 0, 1000)):
             if not (_int(getattr(self, name), low) and getattr(self, name) <= high):
                 fail(name, getattr(self, name), f"an integer {low}..{high}")
         if not (_num(self.val_fraction) and 0 < self.val_fraction < 1):

@@ -27,9 +27,10 @@ def _excludes0(r: dict, k: str) -> bool:
     return r[k + "_low"] > 0 or r[k + "_high"] < 0
 
 
-def dose_caption(rows: list[dict], behaviour: str = "refusal") -> str:
+def dose_caption(rows: list[dict], behaviour: str = "refusal", controls: list[dict] | None = None) -> str:
     """One line, from the numbers: what the dose panel shows and what it does not. Reported at the
-    multiplier of each sign that moves the letter most, at the layer that moves it most."""
+    multiplier of each sign that moves the letter most, at the layer that moves it most; with `controls`
+    (showcase_control rows) it ends with whether the vector beats the random directions' range there."""
     layer = max({r["layer"] for r in rows},
                 key=lambda l: max(abs(r["delta_letter_logodds"]) for r in rows if r["layer"] == l))
     rs = [r for r in rows if r["layer"] == layer]
@@ -45,16 +46,43 @@ def dose_caption(rows: list[dict], behaviour: str = "refusal") -> str:
     bh = " and ".join(_fmt_ci(r, "delta_logodds") for r in ends)
     where = f"at layer {int(layer)}, adding {dose} {unit}"
     n = f"({int(base['n_items'])} held-out items)"
+    ctl = control_sentence(ends, controls, behaviour) if controls else ""
     if meaning:
         return (f"Steering moves the {behaviour} answer: {where} moves its log-odds by {bh} (those of answering A: "
-                f"{ab}) {n}; this is the A/B format, not {behaviour} in free text.")
+                f"{ab}) {n}; this is the A/B format, not {behaviour} in free text.{ctl}")
     if letter:
         return (f"Steering works on the letter, not the meaning: {where} moves the log-odds of answering A by {ab}, "
                 f"but those of the {behaviour} answer only by {bh} {n}. Items whose {behaviour} answer is A or B "
                 f"cancel out, which is why p({behaviour}) and the A/B sweep look flat; this is not {behaviour} in "
-                f"free text.")
+                f"free text.{ctl}")
     return (f"No clear dose-response: {where} moves the log-odds of the {behaviour} answer by {bh} and those of "
-            f"answering A by {ab} {n}.")
+            f"answering A by {ab} {n}.{ctl}")
+
+
+def control_sentence(ends: list[dict], controls: list[dict], behaviour: str) -> str:
+    """' K random directions of the same norm ... : the vector beats / does not beat their range ...'."""
+    from .showcase_control import beats, control_range
+
+    k = len({r["direction"] for r in controls})
+    parts, won, won_letter = [], [], []
+    for r in ends:
+        bh = control_range(controls, r["layer"], r["multiplier"], "delta_logodds")
+        lt = control_range(controls, r["layer"], r["multiplier"], "delta_letter_logodds")
+        if bh is None or lt is None:
+            continue
+        parts.append(f"{bh[0]:+.2f} to {bh[1]:+.2f} ({behaviour}) and {lt[0]:+.2f} to {lt[1]:+.2f} (A) at "
+                     f"{r['multiplier']:+g}")
+        if beats(r["delta_logodds"], bh) and r["delta_logodds"] * r["multiplier"] > 0:
+            won.append(f"{r['multiplier']:+g}")
+        if beats(r["delta_letter_logodds"], lt):
+            won_letter.append(f"{r['multiplier']:+g}")
+    if not parts:
+        return ""
+    verdict = (f"the vector's move of the {behaviour} answer beats their range at {' and '.join(won)}" if won else
+               f"the vector's move of the {behaviour} answer does not beat their range")
+    verdict += (f"; its move of the letter beats theirs at {' and '.join(won_letter)}" if won_letter else
+                "; its move of the letter does not beat theirs")
+    return (f" {k} random directions of the same norm move the log-odds by {'; '.join(parts)}: {verdict}.")
 
 
 def openended_caption(rows: list[dict]) -> str:
@@ -103,8 +131,14 @@ def _band(ax, xs, rows, k, **kw):
                     alpha=0.18, lw=0)
 
 
-def plot_dose(rows: list[dict], path: Path, behaviour: str = "refusal") -> Path:
+def plot_dose(rows: list[dict], path: Path, behaviour: str = "refusal", controls: list[dict] | None = None) -> Path:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    for i, key in enumerate(sorted({(r["direction"], r["layer"]) for r in controls or []})):  # grey: random controls
+        cs = sorted([r for r in controls if (r["direction"], r["layer"]) == key], key=lambda r: r["multiplier"])
+        a2.plot([r["multiplier"] for r in cs], [r["delta_logodds"] for r in cs], color="grey", lw=0.8, alpha=0.7,
+                label=f"random directions, same norm ({behaviour} answer)" if i == 0 else None)
+        a2.plot([r["multiplier"] for r in cs], [r["delta_letter_logodds"] for r in cs], color="grey", lw=0.8,
+                ls="--", alpha=0.7, label="random directions, same norm (letter A)" if i == 0 else None)
     for layer in sorted({r["layer"] for r in rows}):
         rs = sorted([r for r in rows if r["layer"] == layer], key=lambda r: r["multiplier"])
         xs = [r["multiplier"] for r in rs]
@@ -193,7 +227,7 @@ def plot_showcase(result, out_dir) -> list[tuple[Path, str]]:
         rows = res.tables.get(name)
         if rows:
             behaviour = res.manifest.get("config", {}).get("behaviour", "refusal")
-            pk = {"behaviour": behaviour} if name == "dose" else {}
+            pk = {"behaviour": behaviour, "controls": res.tables.get("dose_control")} if name == "dose" else {}
             ck = {"selection": res.tables.get("ablation_selection")} if name == "ablation" else pk
             made.append((plot(rows, out / f"showcase_{name}.png", **pk), caption(rows, **ck)))
     write_json(out / "captions.json", {p.name: c for p, c in made})
