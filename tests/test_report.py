@@ -297,7 +297,8 @@ ce_bound = 0.5
 
 
 def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader):
-    from steerscale.reproduce import load_config, render, reproduce, run_model
+    from steerscale.reproduce import load_config, reproduce, run_model
+    from steerscale.reproduce_report import render
 
     cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=3))
     out = tmp_path / "out"
