@@ -6,9 +6,6 @@ analysis, scaling and report. Each model's sweep goes in its own subfolder of th
 output folder, its open-ended sweep in `<model>/openended/`; a folder that already
 holds complete results for the same configuration (same config hash in its
 manifest) is not run again.
-
-Why this module is long: it is the one place that composes every stage of a run (A/B, split-half, test sets,
-open-ended, showcase) with its resumption checks, and the report's rendering; each stage's work is elsewhere.
 """
 
 from __future__ import annotations
