@@ -191,6 +191,17 @@ def test_all_panels_and_figures(tmp_path, one_thread):
     res3 = run_showcase(model, tok, info, vecs, items(8), tmp_path / "third",
                         cfg(panels=["ablation"], ablation_kl_threshold=1e-12, n_neutral=0), progress=False)
     assert res3.manifest["panels"]["ablation"]["status"].startswith("skipped: layer selection: every candidate")
+    # the same folder rebuilt with a choice that filters every candidate: the earlier panel's tables and figure go
+    plot_showcase(tmp_path, tmp_path / "showcase")
+    assert (tmp_path / "showcase" / "ablation.csv").is_file() and (tmp_path / "showcase" / "showcase_ablation.png").is_file()
+    res4 = run_showcase(model, tok, info, vecs, items(8), tmp_path, cfg(panels=["dose", "openended", "ablation"],
+                        dose_multipliers=[-0.5, 0.5], n_neutral=2, n_bootstrap=100, ablation_kl_threshold=1e-12),
+                        progress=False)
+    assert res4.manifest["panels"]["ablation"]["status"].startswith("skipped")
+    assert "ablation" not in res4.tables and not (tmp_path / "showcase" / "ablation.csv").exists()
+    assert not (tmp_path / "showcase" / "showcase_ablation.png").exists()
+    assert [p.name for p, _ in plot_showcase(tmp_path, tmp_path / "showcase")] == [
+        "showcase_dose.png", "showcase_openended_layers.png"]
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -141,11 +141,17 @@ def _showcase_sections(cfg: ReproduceConfig, folders: dict) -> list:
         if not (folder / "showcase" / "manifest.json").is_file():
             continue
         figs = plot_showcase(folder, folder / "showcase")
-        if figs:
+        try:
+            panels = json.loads((folder / "showcase" / "manifest.json").read_text(encoding="utf-8")).get("panels", {})
+            skipped = [Paragraph(f"Panel '{name}' {p['status']}") for name, p in panels.items()
+                       if str(p.get("status", "")).startswith("skipped")]
+        except (OSError, ValueError, AttributeError, TypeError):
+            skipped = []
+        if figs or skipped:
             sections.append(Section(f"What this model shows: {model}", anchor=f"showcase-{slug(model)}", blocks=[
                 Paragraph("Each panel is measured on held-out items or prompts with bootstrap 95% intervals; its "
                           "caption says what it shows and what it does not (docs/showcase.md)."),
-                *[Figure(path, caption) for path, caption in figs]]))
+                *[Figure(path, caption) for path, caption in figs], *skipped]))
     return sections
 
 

@@ -352,6 +352,8 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
         if isinstance(got, str):
             log.warning("showcase %s: %s", name, got)
             manifest["panels"][name] = {"status": got}
+            for stale in [f"{t}.csv" for t in PANEL_TABLES[name]] + [f"showcase_{name}.png", f"showcase_{name}.svg"]:
+                (out / stale).unlink(missing_ok=True)  # an earlier build of this panel must not outlive its skip
             continue
         tables, meta = got
         for tname, rows in tables.items():
@@ -362,6 +364,10 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
     manifest["timings_s"] = {"total": round(time.time() - t0, 3)}
     write_json(man_path, manifest)
     return load_showcase(folder)
+
+
+PANEL_TABLES = {"dose": ("dose", "dose_items", "dose_control"), "openended": ("openended_layers",),
+                "ablation": ("ablation", "ablation_items", "ablation_selection")}
 
 
 def _columns(tname: str) -> list[str]:
