@@ -386,13 +386,9 @@ def weights_fingerprint(model) -> str:
     return ("meta-" if meta else "") + h.hexdigest()[:20]
 
 
-def model_files_fingerprint(spec: str) -> str | None:
-    """A hash of a model's files without loading it: config.json and, for every weight file
-    (``*.safetensors`` or the ``.gguf``), its name, size and 64 chunks of 4 KiB read at evenly spaced
-    offsets (~256 KiB per file). A hub id is looked up in the local Hugging Face cache only (no network);
-    None when the files are not found locally. Used by ``reproduce`` to tell whether a finished folder
-    was made from these files (different weights of one shape change the sampled bytes).
-    """
+def local_model_folder(spec: str) -> tuple[Path, dict] | None:
+    """(folder holding the model's files, load kwargs) for a local folder, a known spec or a hub id found in the
+    local Hugging Face cache (no network); None when the files are not on this machine."""
     try:
         path, kwargs = resolve_spec(spec)
     except SteerscaleError:
@@ -403,11 +399,25 @@ def model_files_fingerprint(spec: str) -> str | None:
             from huggingface_hub import try_to_load_from_cache
 
             found = try_to_load_from_cache(spec, "config.json")
-        except Exception:  # no hub library, a malformed id, ...: nothing local to fingerprint
+        except Exception:  # no hub library, a malformed id, ...: nothing local
             return None
         if not isinstance(found, str):
             return None
         p = Path(found).parent
+    return p, kwargs
+
+
+def model_files_fingerprint(spec: str) -> str | None:
+    """A hash of a model's files without loading it: config.json and, for every weight file
+    (``*.safetensors`` or the ``.gguf``), its name, size and 64 chunks of 4 KiB read at evenly spaced
+    offsets (~256 KiB per file). A hub id is looked up in the local Hugging Face cache only (no network);
+    None when the files are not found locally. Used by ``reproduce`` to tell whether a finished folder
+    was made from these files (different weights of one shape change the sampled bytes).
+    """
+    local = local_model_folder(spec)
+    if local is None:
+        return None
+    p, kwargs = local
     files = [p / kwargs["gguf_file"]] if "gguf_file" in kwargs else sorted(p.glob("*.safetensors"))
     files = [f for f in [p / "config.json", *files] if f.is_file()]
     if not files:

@@ -31,7 +31,7 @@ from typing import Callable
 
 from .errors import SteerscaleError
 from .guards import check_output_file, check_output_folder
-from .store import _fsync_dir, check_writable_folder, host_name, os_error, temp_name
+from .store import _fsync_dir, _pid_alive, check_writable_folder, host_name, os_error, temp_name
 
 FAULT_ENV = "STEERSCALE_FAULT_POINT"
 _DISK_WORDS = ("No space left", "File too large", "Disk quota")
@@ -117,23 +117,13 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_leftovers(target: Path) -> None:
     """Remove temporary folders beside `target` left by killed runs on this host (their process is gone)."""
     parent, host = target.parent, host_name()
     for p in parent.glob(f".{target.name}.steerscale-*"):
         parts = p.name[len(target.name) + 2:].split(".")  # kind, host, pid, random
         if len(parts) == 4 and parts[0] in (_NEW, _OLD) and parts[1] == host and parts[2].isdigit() \
-                and not _alive(int(parts[2])):
+                and not _pid_alive(int(parts[2])):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -63,23 +63,12 @@ def _safetensors_params(path: Path) -> int:
 def count_file_params(spec: str) -> int | None:
     """Parameters stored in the model's weight files (no weights are read), or None when the files are not
     on this machine (a hub id not in the local cache) or cannot be read; the caller then skips the check."""
-    from ..models import resolve_spec
+    from ..models import local_model_folder
 
-    try:
-        path, kwargs = resolve_spec(spec)
-    except SteerscaleError:
+    local = local_model_folder(spec)
+    if local is None:
         return None
-    p = Path(path)
-    if not p.is_dir():
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            found = try_to_load_from_cache(spec, "config.json")
-        except Exception:  # no hub library or a malformed id: nothing local to count
-            return None
-        if not isinstance(found, str):
-            return None
-        p = Path(found).parent
+    p, kwargs = local
     try:
         if "gguf_file" in kwargs:
             import gguf
