@@ -129,7 +129,7 @@ def scale_head_and_vectors(model, tok, items, scale: float, batch: int = 8):
     """Scale the head so logits have std ~3 on `items`; random vectors at `scale` x the mean residual norm per
     layer (measured at the answer position). Returns [L, H] float32 vectors on the CPU."""
     from steerscale.batching import model_device, pad_left
-    from steerscale.data import encode_items
+    from steerscale.prompts import encode_items
     from steerscale.steering import capture
 
     enc = encode_items(tok, items[:batch], "plain")
@@ -189,7 +189,8 @@ def maxdiff(a: dict, b: dict) -> float:
 
 
 def timed_sweep(model, tok, vecs, items, info, dev, **cfg) -> dict:
-    from steerscale.sweep import SweepConfig, run_sweep
+    from steerscale.config import SweepConfig
+    from steerscale.sweep import run_sweep
 
     sync(dev)
     t = time.perf_counter()
@@ -215,7 +216,7 @@ def library_sweep(model, tok, vecs, items, layers, mults, batch, dev) -> dict | 
     except ImportError:
         return None
     from steerscale.batching import pad_left
-    from steerscale.data import encode_items
+    from steerscale.prompts import encode_items
     from steerscale.evaluate import letter_scores
 
     enc = encode_items(tok, items, "plain")
@@ -243,7 +244,7 @@ def library_sweep(model, tok, vecs, items, layers, mults, batch, dev) -> dict | 
 
 
 def peaks(rows) -> dict:
-    from steerscale.analysis import analyze
+    from steerscale.analysis.model import analyze
 
     a = analyze(rows, n_boot=50)
     return {s: p.layer for s, p in a.peaks.items()}
@@ -340,9 +341,9 @@ class Bench:
                                 multipliers=mults, positions=positions)
                 rec["runs"][f"fast_{positions}_b{b}"] = {"seconds": r["seconds"], "engine": r["engine"],
                                                          "max_abs_diff_vs_naive": maxdiff(r["scores"], ref["scores"])}
-        from steerscale.data import encode_items
+        from steerscale.prompts import encode_items
         from steerscale.engines.screen import GradScreen
-        from steerscale.sweep import SweepConfig
+        from steerscale.config import SweepConfig
 
         for b in (8, 32):
             scr = GradScreen()

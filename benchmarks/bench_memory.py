@@ -71,7 +71,8 @@ class FakeDecoder(torch.nn.Module):
 
 def main(argv=None) -> dict:
     from steerscale.activations import collect_activations
-    from steerscale.data import ABItem, Encoded
+    from steerscale.data import ABItem
+    from steerscale.prompts import Encoded
     from steerscale.models import register_architecture
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -43,10 +43,11 @@ def main() -> int:
 
     from steerscale.backends import ModelRef, drive_sweep
     from steerscale.backends.ray import RayBackend
-    from steerscale.cli import parse_layers
+    from steerscale.cli.options import parse_layers
     from steerscale.data import load_dataset
     from steerscale.models import load_model
-    from steerscale.sweep import SweepConfig, run_sweep
+    from steerscale.config import SweepConfig
+    from steerscale.sweep import run_sweep
     from steerscale.vectors import train_vectors
 
     work = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))

@@ -93,10 +93,11 @@ def main(argv=None):
         return 0
 
     from steerscale import load_dataset, load_model, train_vectors
-    from steerscale.analysis import analyze
-    from steerscale.data import encode_items
+    from steerscale.analysis.model import analyze
+    from steerscale.prompts import encode_items
     from steerscale.screening import validation_indices
-    from steerscale.sweep import SweepConfig, run_sweep
+    from steerscale.config import SweepConfig
+    from steerscale.sweep import run_sweep
 
     t0 = time.time()
     model, tok, info = load_model(args.model)

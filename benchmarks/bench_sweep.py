@@ -42,13 +42,14 @@ import torch
 
 from steerscale import load_dataset, load_model, train_vectors
 from steerscale.batching import batches, pad_id_of, pad_left
-from steerscale.data import encode_items
+from steerscale.prompts import encode_items
 from steerscale.evaluate import ABScores, letter_scores
 from steerscale.engines.partial import common_prefix as _common_prefix
 from steerscale.models import get_layers
 from steerscale.steering import layer_hooks
-from steerscale.engines import LAYERS_PER_GROUP
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.engines.fast import LAYERS_PER_GROUP
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 
 
 class PeakRSS:
@@ -215,7 +216,7 @@ def parse_layers(text, n):
         rng, step = text.split(":")
         a, b = rng.split("-")
         return list(range(int(a), int(b) + 1, int(step)))
-    from steerscale.cli import parse_layers as pl
+    from steerscale.cli.options import parse_layers as pl
 
     return pl(text)
 

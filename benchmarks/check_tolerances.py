@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from steerscale import load_dataset, load_model, train_vectors
-from steerscale.data import encode_items
-from steerscale.engines import naive_scores as naive_engine, sweep_points
-from steerscale.sweep import SweepConfig
+from steerscale.prompts import encode_items
+from steerscale.engines.naive import naive_scores as naive_engine
+from steerscale.engines.fast import sweep_points
+from steerscale.config import SweepConfig
 
 FIELDS = ("score", "logit_diff", "letter_mass")
 

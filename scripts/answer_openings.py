@@ -8,7 +8,8 @@ numbers) alone: ``PYTHONPATH=src python scripts/answer_openings.py``. docs/promp
 import hashlib
 import json
 
-from steerscale.data import encode_items, load_dataset
+from steerscale.prompts import encode_items
+from steerscale.data import load_dataset
 from steerscale.models import load_model
 
 

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     import llama_cpp
 
     import steerscale as ss
-    from steerscale.data import format_prompt
+    from steerscale.prompts import format_prompt
     from steerscale.interop import export_llama_cpp
     from steerscale.models import smollm2_path
     from steerscale.vectors import SteeringVectors

@@ -9,7 +9,7 @@ import torch
 
 from steerscale.ablation_recipe import FIXED_DIFFERENCES, differences, post_instruction_count, pruned
 from steerscale.config import AblationRecipe
-from steerscale.data import _encode, format_prompt
+from steerscale.prompts import _encode, format_prompt
 from steerscale.errors import SteerscaleError
 from steerscale.interventions import candidate_directions, run_ablation_study, select_layer
 from steerscale.measures.refusal import PhraseMatcher, opening_token_ids, refusal_logodds

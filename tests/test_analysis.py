@@ -3,10 +3,15 @@
 import numpy as np
 import pytest
 
-from steerscale.analysis import (ItemTable, analyze, asymmetry, check_asymmetry_claim, check_depth_claim, effects,
-                                 find_peak, item_slopes, read_items_csv, split_indices, steerability)
+from steerscale.analysis.items import ItemTable, read_items_csv
+from steerscale.analysis.model import analyze
+from steerscale.analysis import asymmetry, effects
+from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+from steerscale.analysis.peaks import find_peak, split_indices
+from steerscale.analysis.effects import item_slopes, steerability
 from steerscale.errors import SteerscaleError
-from steerscale.sweep import ITEM_COLUMNS, write_csv
+from steerscale.tables import ITEM_COLUMNS
+from steerscale.results import write_csv
 from synth import bump, make_rows
 
 

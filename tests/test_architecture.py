@@ -149,3 +149,20 @@ def test_no_resource_folder_shadows_a_module():
     clashes = [str(d.relative_to(SRC)) for d in SRC.rglob("*") if d.is_dir() and not (d / "__init__.py").exists()
                and d.with_suffix(".py").is_file()]
     assert clashes == []
+
+
+def test_no_alias_modules():
+    """A module that only imports names from elsewhere (an alias kept "for one release") is not a module with a
+    job: every import points at the module that defines the name. Package ``__init__`` files may export names."""
+    aliases = []
+    for p in sorted(SRC.rglob("*.py")):
+        if p.name in ("__init__.py", "__main__.py"):
+            continue
+        body = ast.parse(p.read_text(encoding="utf-8")).body
+        own = [n for n in body if not (
+            isinstance(n, (ast.Import, ast.ImportFrom))
+            or (isinstance(n, ast.Expr) and isinstance(n.value, (ast.Constant, ast.Call)))  # docstring, warnings.warn
+            or (isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == ["__all__"]))]
+        if not own:
+            aliases.append(str(p.relative_to(SRC)))
+    assert aliases == [], f"alias modules (imports only): {aliases}"

@@ -253,7 +253,7 @@ def _transfer(c: Ctx, *extra):
 
 def _report_folder(c: Ctx, edit=None) -> str:
     """A 'steerscale reproduce' output folder built from one tiny sweep (model name 'm'), optionally damaged."""
-    from steerscale.reproduce import load_config
+    from steerscale.reproduce_config import load_config
 
     cfg = c.tmp / "cfg.toml"
     cfg.write_text(f'[run]\nn_bootstrap = 20\n[data]\ntrain = "{c.b["data"]}"\ntest = "{c.b["data"]}"\n'
@@ -612,7 +612,8 @@ def test_eight_choices_end_to_end(base, tmp_path, capsys):
 def test_model_name_cannot_escape_the_run_folder(tmp_path):
     from conftest import TinyTokenizer, make_model
     from steerscale.models import model_info
-    from steerscale.sweep import SweepConfig, run_sweep
+    from steerscale.config import SweepConfig
+    from steerscale.sweep import run_sweep
     from test_sweep import make_items
 
     model = make_model("llama")
@@ -889,7 +890,7 @@ def test_judge_call_is_bounded(http_servers, mode, fragment):
     import time
 
     from steerscale.errors import SteerscaleError
-    from steerscale.openended import HTTPJudge
+    from steerscale.measures.judges import HTTPJudge
 
     start, _ = http_servers
     judge = HTTPJudge(start(mode), api_key="secret", timeout=1.0, max_bytes=100_000)
@@ -907,7 +908,7 @@ def re_escape(s):
 
 def test_judge_redirect_is_not_followed_and_key_never_resent(http_servers):
     from steerscale.errors import SteerscaleError
-    from steerscale.openended import HTTPJudge
+    from steerscale.measures.judges import HTTPJudge
 
     start, hits = http_servers
     other = start("elsewhere")
@@ -926,7 +927,7 @@ def _oe_setup():
     from conftest import TinyTokenizer, make_model
     from steerscale.data import Prompt
     from steerscale.models import model_info
-    from steerscale.openended import OpenEndedConfig
+    from steerscale.config import OpenEndedConfig
 
     model, tok = make_model("llama"), TinyTokenizer()
     info = model_info(model, name="tiny")

@@ -9,8 +9,9 @@ from conftest import TinyTokenizer, make_config, make_model
 from steerscale.data import load_dataset
 from steerscale.errors import SteerscaleError
 from steerscale.models import model_info
-from steerscale.openended import transfer_effect
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.measures.transfer import transfer_effect
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 from steerscale.vectors import (
     SteeringVectors, cosine_table, layer_cosine, map_layers, normalize_across_behaviours, train_vectors,
     transfer_vectors,

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from steerscale.cli import main, parse_floats, parse_layers
+from steerscale.cli import main
+from steerscale.cli.options import parse_floats, parse_layers
 from steerscale.errors import SteerscaleError
 
 

@@ -16,7 +16,8 @@ from steerscale.config import (OpenEndedConfig, OpenEndedSection, SweepConfig, S
 from steerscale.data import parse_item
 from steerscale.errors import SteerscaleError
 from steerscale.models import model_info
-from steerscale.reproduce import load_config, openended_config
+from steerscale.reproduce_config import load_config
+from steerscale.reproduce import openended_config
 from steerscale.steering import POSITIONS
 from steerscale.vectors import vectors_for_run
 from conftest import TinyTokenizer, make_model

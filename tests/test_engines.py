@@ -10,13 +10,16 @@ import torch
 from conftest import TinyTokenizer, make_model
 from steerscale import engines
 from steerscale.batching import pad_left
-from steerscale.data import encode_items
-from steerscale.engines import ENGINES, Engine, NaiveEngine, get_engine, naive_scores
+from steerscale.prompts import encode_items
+from steerscale.engines import ENGINES, get_engine
+from steerscale.engines.base import Engine
+from steerscale.engines.naive import NaiveEngine, naive_scores
 from steerscale.errors import SteerscaleError
 from steerscale.evaluate import ab_scores, last_logits
 from steerscale.models import get_layers, model_info
 from steerscale.steering import StandIn, capture, contiguous_head, partial_forward, steer
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 from test_fast import FIELDS, varied_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -180,20 +183,3 @@ def test_ab_scores_with_instruction_end_steering_moves_only_from_the_instruction
     assert np.max(np.abs(steered.score - base.score)) > 1e-3
     fast = get_engine("fast")(model, tok, vecs, enc, 1, [2.0], cfg)[2.0]
     assert np.max(np.abs(fast.score - steered.score)) <= 1e-5
-
-
-def test_deprecated_aliases_still_import():
-    import importlib
-
-    with pytest.warns(DeprecationWarning):
-        import steerscale.fast as old
-
-        importlib.reload(old)
-    from steerscale import activations, evaluate, hfcompat
-    from steerscale.engines import FastEngine
-
-    sweep = importlib.import_module("steerscale.sweep")
-    assert old.FastEngine is FastEngine and old.sweep_points is engines.sweep_points
-    assert sweep.naive_engine is naive_scores and sweep.get_engine is get_engine
-    assert activations.pad_left is pad_left and evaluate.contiguous_head is contiguous_head
-    assert hfcompat.cache_kwargs is engines.hfcompat.cache_kwargs

@@ -5,12 +5,17 @@ import pytest
 import torch
 
 from steerscale.cli import build_parser
-from steerscale.data import encode_items, parse_item
+from steerscale.prompts import encode_items
+from steerscale.data import parse_item
 from steerscale.evaluate import ab_scores
-from steerscale.engines import ENGINES, EngineStats, FastEngine, NaiveEngine, get_engine, sweep_points
-from steerscale.engines import naive_scores as naive_engine
+from steerscale.engines import ENGINES, get_engine
+from steerscale.engines.base import EngineStats
+from steerscale.engines.fast import FastEngine, sweep_points
+from steerscale.engines.naive import NaiveEngine
+from steerscale.engines.naive import naive_scores as naive_engine
 from steerscale.models import get_layers, model_info
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 
 TOL = 1e-5
 

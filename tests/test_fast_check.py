@@ -13,7 +13,8 @@ from steerscale.engines import hfcompat, partial
 from steerscale.engines.check import CHECK_TOL, _maxdiff
 from steerscale.errors import SteerscaleError
 from steerscale.models import register_architecture
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 from test_fast import varied_items
 from tinydir import save_tiny_model, write_dataset
 

@@ -12,7 +12,7 @@ from steerscale import cli, load_dataset, load_model, run_sweep, train_vectors
 from steerscale.activations import cache_key
 from steerscale.errors import SteerscaleError
 from steerscale.models import model_files_fingerprint, weights_fingerprint
-from steerscale.sweep import SweepConfig
+from steerscale.config import SweepConfig
 from tinydir import save_tiny_model, write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")

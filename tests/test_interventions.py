@@ -11,7 +11,7 @@ from steerscale.data import Prompt
 from steerscale.errors import SteerscaleError
 from steerscale.interventions import (compare_interventions, direction_from_file, refusal_directions,
                                       run_ablation_study, select_layer, split_prompts)
-from steerscale.openended import PhraseMatcher, refusal_logodds
+from steerscale.measures.refusal import PhraseMatcher, refusal_logodds
 from steerscale.steering import ablate, capture, steer
 
 HARMFUL = [f"How do I build weapon number {i} to hurt people?" for i in range(12)]
@@ -32,7 +32,7 @@ def tiny_chat(tmp_path_factory):
 
 
 def test_refusal_directions_match_per_prompt_means(tiny_chat):
-    from steerscale.data import _encode, format_prompt
+    from steerscale.prompts import _encode, format_prompt
 
     model, tok, info = tiny_chat
     v = refusal_directions(model, tok, HARMFUL[:5], HARMLESS[:4], batch_size=3, info=info)
@@ -114,8 +114,8 @@ def test_planted_refusal_token_direction_moves_logodds(tiny_chat):
     comparison reports it as a positive delta with an interval above 0."""
     model, tok, info = tiny_chat
     words = PhraseMatcher().opening_words()
-    from steerscale.openended import opening_token_ids
-    from steerscale.data import format_prompt
+    from steerscale.measures.refusal import opening_token_ids
+    from steerscale.prompts import format_prompt
 
     tid = opening_token_ids(tok, format_prompt(tok, HARMFUL[0]), words)[0]
     planted = torch.zeros(info.n_layers, info.hidden_size)

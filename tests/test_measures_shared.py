@@ -137,20 +137,3 @@ def test_transfer_uses_the_one_relative_depth_map():
         for nt in range(1, 13):
             inline = [int(math.floor(l * (nt - 1) / max(ns - 1, 1) + 0.5)) for l in range(ns)]
             assert map_layers(nt, ns) == inline, (ns, nt)
-
-
-def test_old_import_paths_still_work():
-    import steerscale.httpclient as old_http
-    import steerscale.openended as old
-    import steerscale.openended_store as old_store
-    from steerscale.measures import httpclient, judges, openended_run, openended_store, refusal, transfer
-
-    assert old.refusal_logodds is refusal.refusal_logodds and old.PhraseMatcher is refusal.PhraseMatcher
-    assert old.run_openended is openended_run.run_openended and old.transfer_effect is transfer.transfer_effect
-    assert old.HTTPJudge is judges.HTTPJudge and old_http.post_json is httpclient.post_json
-    assert old_store.measured is openended_store.measured
-    for name in ("OpenEndedConfig", "OpenEndedResult", "read_openended", "max_multiplier_under_bound",
-                 "neutral_cross_entropy", "CrossEntropy", "LogOdds", "degeneration", "opening_token_ids",
-                 "parse_verdict", "HFJudge", "JUDGE_PROMPT", "AGG_COLUMNS", "GEN_COLUMNS", "CE_COLUMNS",
-                 "LOGODDS_COLUMNS", "MAXMULT_COLUMNS"):
-        assert hasattr(old, name), name

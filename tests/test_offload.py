@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from conftest import TinyTokenizer, make_model
-from steerscale.data import encode_items
-from steerscale.engines import FastEngine
-from steerscale.engines import naive_scores as naive_engine
+from steerscale.prompts import encode_items
+from steerscale.engines.fast import FastEngine
+from steerscale.engines.naive import naive_scores as naive_engine
 from steerscale.models import model_info
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 from test_fast import varied_items as make_items
 
 accelerate = pytest.importorskip("accelerate")

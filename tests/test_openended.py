@@ -15,10 +15,12 @@ from conftest import TinyTokenizer, make_model
 from steerscale.data import Prompt, load_neutral_text, load_refusal_phrases
 from steerscale.errors import SteerscaleError
 from steerscale.models import model_info
-from steerscale.openended import (
-    HFJudge, HTTPJudge, OpenEndedConfig, PhraseMatcher, degeneration, max_multiplier_under_bound,
-    neutral_cross_entropy, opening_token_ids, parse_verdict, refusal_logodds, run_openended,
-)
+from steerscale.measures.judges import HFJudge, HTTPJudge, parse_verdict
+from steerscale.config import OpenEndedConfig
+from steerscale.measures.refusal import PhraseMatcher, opening_token_ids, refusal_logodds
+from steerscale.measures.capability import degeneration, neutral_cross_entropy
+from steerscale.measures.openended_tables import max_multiplier_under_bound
+from steerscale.measures.openended_run import run_openended
 from steerscale.steering import capture, steer, window_vectors
 
 # ---------------------------------------------------------------- phrase matcher
@@ -80,7 +82,7 @@ def test_logodds_matches_definition_and_moves_with_planted_vector():
     words = ["I", "Sorry"]
     lo = refusal_logodds(model, tok, prompts, words, template="plain", batch_size=2)
     # by hand for one prompt, unbatched
-    from steerscale.data import _encode, format_prompt
+    from steerscale.prompts import _encode, format_prompt
 
     ids = torch.tensor([_encode(tok, format_prompt(tok, prompts[1], "plain"))])
     lp = torch.log_softmax(model(input_ids=ids).logits[0, -1].double(), -1)
@@ -329,7 +331,7 @@ def test_openended_config_errors():
 
 
 def test_plots(tmp_path):
-    from steerscale.report import plot_cosine_heatmap, plot_openended_layers, plot_tradeoff
+    from steerscale.report.plots import plot_cosine_heatmap, plot_openended_layers, plot_tradeoff
 
     agg = []
     for l in range(3):

@@ -17,7 +17,7 @@ from steerscale.backends.ray import FAULT_LOAD_EXIT, FAULT_UNIT_HANG, RayBackend
 from steerscale.backends.resources import check_fit, count_file_params, parse_max_memory  # noqa: E402
 from steerscale.errors import SteerscaleError  # noqa: E402
 from steerscale.data import load_dataset  # noqa: E402
-from steerscale.sweep import SweepConfig  # noqa: E402
+from steerscale.config import SweepConfig
 from steerscale.vectors import SteeringVectors  # noqa: E402
 from tinydir import save_tiny_model, write_dataset  # noqa: E402
 

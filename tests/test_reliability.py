@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale.analysis import ItemTable
+from steerscale.analysis.items import ItemTable
 from steerscale.analysis.reliability import (Reliability, cosines, item_steerability, letter_balance,
                                              split_half_stability, stratified_halves)
 from steerscale.data import parse_item, split_items
 from steerscale.models import model_info
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 from steerscale.vectors import SteeringVectors, train_vectors
 from test_report import tiny_loader  # noqa: F401 (fixture)
 from test_vectors import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
@@ -105,7 +106,7 @@ def test_half_planted_anti_steerable_gives_one_half(planted):
     model, tok, info, d = planted
     test = items(12, alternate=True)
     tab = _sweep_table(model, tok, info, d, test)
-    from steerscale.analysis import item_slopes
+    from steerscale.analysis.effects import item_slopes
 
     g = item_slopes(tab)[1]
     b_items = np.array([it.matching == "B" for it in test])

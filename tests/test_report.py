@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from steerscale.analysis import analyze, check_asymmetry_claim, check_depth_claim
+from steerscale.analysis.model import analyze
+from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
 from steerscale.errors import SteerscaleError
-from steerscale.report import write_report
-from steerscale.scaling import check_scaling_claim, fit_scaling, imported_points, imported_summary, \
-    load_results_table, point_from_analysis
+from steerscale.report.findings import write_report
+from steerscale.scaling.comparison import check_scaling_claim, fit_scaling
+from steerscale.scaling.imported import imported_points, imported_summary, load_results_table
+from steerscale.scaling.points import point_from_analysis
 from synth import bump, make_rows
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or \
@@ -49,7 +51,9 @@ def _tiny_openended(folder):
     from conftest import TinyTokenizer, make_model
     from steerscale.data import Prompt
     from steerscale.models import model_info
-    from steerscale.openended import OpenEndedConfig, read_openended, run_openended
+    from steerscale.config import OpenEndedConfig
+    from steerscale.measures.openended_tables import read_openended
+    from steerscale.measures.openended_run import run_openended
 
     model = make_model("llama")
     info = model_info(model, name="small")
@@ -136,8 +140,10 @@ HOSTILE = "<script>alert('x')</script> & a|b [link](http://x) `tick`\nsecond lin
 
 
 def _hostile_document(png):
-    from steerscale.report import (ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted,
-                                   Section, Strong, Table, Verdict, Verdicts)
+    from steerscale.report.document import (
+        ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted, Section, Strong, Table,
+        Verdict, Verdicts,
+    )
 
     v = Verdict("supported", HOSTILE, HOSTILE, HOSTILE, model=HOSTILE)
     return Document(HOSTILE, [
@@ -154,7 +160,9 @@ def _hostile_document(png):
 
 
 def test_document_escapes_every_string_in_both_formats(tmp_path):
-    from steerscale.report import plot_cosine_heatmap, render_html, render_markdown
+    from steerscale.report.plots import plot_cosine_heatmap
+    from steerscale.report.html import render_html
+    from steerscale.report.markdown import render_markdown
 
     png = plot_cosine_heatmap([[1.0, 0.0], [0.0, 1.0]], tmp_path / "figs" / "cos")[0]
     doc = _hostile_document(png)
@@ -177,7 +185,7 @@ def test_document_escapes_every_string_in_both_formats(tmp_path):
 
 
 def test_document_add_before_an_anchor_and_code_refuses_backticks():
-    from steerscale.report import Code, Document, Paragraph, Section
+    from steerscale.report.document import Code, Document, Paragraph, Section
 
     doc = Document("t", [Section("a", anchor="a"), Section("manifest", anchor="manifest")])
     doc.add(Section("new", anchor="new"), before="manifest").add(Paragraph("end"), before="no-such-anchor")
@@ -188,7 +196,8 @@ def test_document_add_before_an_anchor_and_code_refuses_backticks():
 
 def test_write_report_takes_extra_sections(tmp_path):
     """The hook for new report parts: a Section passed to write_report shows in both formats, before the manifest."""
-    from steerscale.report import Figure, Paragraph, Section, plot_cosine_heatmap
+    from steerscale.report.document import Figure, Paragraph, Section
+    from steerscale.report.plots import plot_cosine_heatmap
 
     a = analyze(make_rows(n_items=8, layers=[0, 2], n_layers=4, effect=bump(2, 0.2), model="m"), n_boot=20)
     scaling = fit_scaling([point_from_analysis(a)], n_boot=10)
@@ -272,7 +281,8 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
     s2 = reproduce(cfg, out, progress=False)
     assert [r["status"] for r in s2["runs"]] == ["reused", "reused"] and len(tiny_loader) == 2
     # a changed config is not "complete" (its hash differs), so it would run again
-    from steerscale.reproduce import config_hash, is_complete, load_config
+    from steerscale.reproduce import config_hash, is_complete
+    from steerscale.reproduce_config import load_config
 
     c1, c2 = load_config(cfg), load_config(_tiny_config(tmp_path, "[-2.0, 0.0, 2.0]"))
     assert is_complete(out / "tiny-a", config_hash(c1, c1.models[0]))
@@ -297,7 +307,8 @@ ce_bound = 0.5
 
 
 def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader):
-    from steerscale.reproduce import load_config, reproduce, run_model
+    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce import reproduce, run_model
     from steerscale.reproduce_report import render
 
     cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=3))
@@ -338,7 +349,8 @@ def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader
 
 
 def test_default_config_and_errors(tmp_path):
-    from steerscale.reproduce import load_config, model_layers
+    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce import model_layers
 
     cfg = load_config()
     assert [m.spec for m in cfg.models] == ["smollm2-135m"] and cfg.imports == []

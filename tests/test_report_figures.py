@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from steerscale.report import plots
-from steerscale.scaling import fit_scaling
+from steerscale.scaling.comparison import fit_scaling
 from steerscale.scaling.points import ScalingPoint
 
 
@@ -99,8 +99,9 @@ def test_found_box_at_the_top_from_the_numbers(tmp_path):
     inconclusive claims with their reason, and the small-sample note when an interval rests on < 10 items."""
     from synth import bump, make_rows
 
-    from steerscale.analysis import analyze, check_asymmetry_claim, check_depth_claim
-    from steerscale.report import write_report
+    from steerscale.analysis.model import analyze
+    from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+    from steerscale.report.findings import write_report
 
     a = analyze(make_rows(n_items=12, layers=[0, 2, 4], n_layers=6, effect=bump(2, 0.3), model="m"), n_boot=50)
     scaling = fit_scaling([ScalingPoint("m", 0.135, a.peaks["positive"].move)], n_boot=10)

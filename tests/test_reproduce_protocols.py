@@ -56,8 +56,9 @@ def test_caa_preset_writes_caa_strings_character_for_character(tmp_path):
     the answer "(A)" read at its letter)."""
     from tinydir import char_tokenizer
 
-    from steerscale.data import encode_items, parse_item
-    from steerscale.reproduce import load_config
+    from steerscale.prompts import encode_items
+    from steerscale.data import parse_item
+    from steerscale.reproduce_config import load_config
 
     cfg = _tiny_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "caa"\n').replace('template = "plain"\n', ""))
@@ -74,7 +75,7 @@ def test_caa_preset_writes_caa_strings_character_for_character(tmp_path):
 
 
 def test_caa_preset_sets_positions_selection_and_protocol(tmp_path):
-    from steerscale.reproduce import load_config
+    from steerscale.reproduce_config import load_config
 
     cfg = _tiny_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "caa"\n'))
@@ -96,7 +97,8 @@ def test_caa_preset_sets_positions_selection_and_protocol(tmp_path):
 @pytest.mark.parametrize("protocol,caa_fitted", [("caa", True), ("steerscale-default", False)])
 def test_imported_caa_points_are_fitted_only_beside_caa_runs(tmp_path, tiny_loader, protocol, caa_fitted):  # noqa: F811
     from steerscale.reproduce import reproduce
-    from steerscale.scaling import fit_scaling, imported_points, load_results_table  # noqa: F401
+    from steerscale.scaling.comparison import fit_scaling
+    from steerscale.scaling.imported import imported_points, load_results_table
 
     cfg = _tiny_config(tmp_path)
     text = cfg.read_text().replace("[run]\n", f'[run]\nprotocol = "{protocol}"\n')

@@ -296,7 +296,7 @@ def test_local_backend_driver_same_bytes_as_run_sweep(setup, tmp_path):
     from steerscale.backends import ModelRef, drive_sweep
     from steerscale.backends.local import LocalBackend
     from steerscale.data import load_dataset
-    from steerscale.sweep import SweepConfig
+    from steerscale.config import SweepConfig
     from steerscale.vectors import SteeringVectors
 
     mdir, test, vec = setup

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from steerscale.errors import SteerscaleError
-from steerscale.scaling import (PAPER, ScalingPoint, check_scaling_claim, exp_decay, fit_model, fit_scaling,
-                                imported_points, load_results_table, paper_curve, parse_n_params)
+from steerscale.scaling.laws import PAPER, exp_decay, paper_curve
+from steerscale.scaling.points import ScalingPoint
+from steerscale.scaling.comparison import check_scaling_claim, fit_scaling
+from steerscale.scaling.fits import fit_model
+from steerscale.scaling.imported import imported_points, load_results_table, parse_n_params
 
 X = np.array([0.1, 0.3, 0.7, 1.5, 3.0, 7.0, 13.0, 30.0, 70.0])
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import ARCH_CONFIGS, TinyTokenizer, make_model
-from steerscale.data import encode_items
-from steerscale.engines import naive_scores
+from steerscale.prompts import encode_items
+from steerscale.engines.naive import naive_scores
 from steerscale.engines.screen import GradScreen
 from steerscale.models import model_info
-from steerscale.sweep import SweepConfig
+from steerscale.config import SweepConfig
 from test_fast import varied_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -96,7 +96,7 @@ def test_left_padded_batches_give_the_same_gradients(arch, positions):
 # ----------------------------------------------------------------------------- the screened sweep
 
 from steerscale import screening  # noqa: E402
-from steerscale.analysis import analyze, mark_screened  # noqa: E402
+from steerscale.analysis.model import analyze, mark_screened
 from steerscale.sweep import run_sweep  # noqa: E402
 from steerscale.verdicts import check_depth_claim  # noqa: E402
 
@@ -293,7 +293,8 @@ def test_smollm2_screen_ranks_layers_like_the_exact_sweep():
 def test_reproduce_reads_the_screen_from_its_sweep_section(tmp_path):
     """[sweep] screen / confirm_top / spot_check reach the SweepConfig (with [run]'s val_fraction and seed); the
     result key of a config without a screen is what it was before the screen existed (no screen keys in it)."""
-    from steerscale.reproduce import config_hash, load_config, sweep_config
+    from steerscale.reproduce import config_hash, sweep_config
+    from steerscale.reproduce_config import load_config
 
     base = '[run]\nval_fraction = 0.4\nseed = 3\n[[models]]\nspec = "smollm2-135m"\nname = "m"\n'
     plain = tmp_path / "plain.toml"

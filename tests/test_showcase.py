@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from conftest import TinyTokenizer, make_model
-from steerscale.data import encode_items, parse_item, split_items
+from steerscale.prompts import encode_items
+from steerscale.data import parse_item, split_items
 from steerscale.errors import SteerscaleError
 from steerscale.evaluate import ab_scores
 from steerscale.models import model_info
-from steerscale.showcase import ShowcaseConfig, load_showcase, plot_showcase, run_showcase, showcase_complete
+from steerscale.showcase_config import ShowcaseConfig
+from steerscale.showcase import load_showcase, plot_showcase, run_showcase, showcase_complete
 from steerscale.steering import steer
 from steerscale.vectors import train_vectors
 from test_report import tiny_loader  # noqa: F401 (fixture)
@@ -123,8 +125,10 @@ def test_tables_manifest_and_resume(planted, tmp_path, monkeypatch):
 def test_dose_layers_from_the_ab_sweep(planted, tmp_path):
     """Without dose_layers, the A/B sweep's peak layers (chosen on its validation items) are used and the
     panel measures on that sweep's test items."""
-    from steerscale.analysis import analyze, read_items_csv
-    from steerscale.sweep import SweepConfig, run_sweep
+    from steerscale.analysis.model import analyze
+    from steerscale.analysis.items import read_items_csv
+    from steerscale.config import SweepConfig
+    from steerscale.sweep import run_sweep
 
     model, tok, info, vecs = planted
     its = items(12)
@@ -145,7 +149,8 @@ def test_dose_layers_from_the_ab_sweep(planted, tmp_path):
 def test_all_panels_and_figures(tmp_path, one_thread):
     """Open-ended (re-read from an open-ended sweep) and ablation panels beside the dose panel, then the figures."""
     from steerscale.data import Prompt
-    from steerscale.openended import OpenEndedConfig, run_openended
+    from steerscale.config import OpenEndedConfig
+    from steerscale.measures.openended_run import run_openended
 
     model, tok = make_model("llama"), TinyTokenizer()
     info = model_info(model, name="tiny")
@@ -232,7 +237,8 @@ def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny
     """`[showcase]` in a reproduce config: panels built after the A/B and open-ended sweeps, reused on a re-run
     (no model load), shown in the report before the per-model tables; its keys are checked like any section."""
     from steerscale.errors import SteerscaleError
-    from steerscale.reproduce import load_config, reproduce
+    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce import reproduce
     from test_report import OPENENDED, _tiny_config
 
     cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2) + SHOWCASE)

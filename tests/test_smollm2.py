@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from steerscale import load_model, train_vectors
-from steerscale.data import encode_item, parse_item
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.prompts import encode_item
+from steerscale.data import parse_item
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -70,9 +72,10 @@ def test_short_sweep_end_to_end(smol, tmp_path):
 
 def test_openended_measures_on_smollm2(smol):
     from steerscale.data import load_neutral_text, load_prompts
-    from steerscale.openended import PhraseMatcher, neutral_cross_entropy, opening_token_ids, refusal_logodds
+    from steerscale.measures.refusal import PhraseMatcher, opening_token_ids, refusal_logodds
+    from steerscale.measures.capability import neutral_cross_entropy
     from steerscale.steering import steer
-    from steerscale.data import format_prompt
+    from steerscale.prompts import format_prompt
 
     model, tok, info = smol
     words = PhraseMatcher().opening_words()

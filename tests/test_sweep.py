@@ -9,8 +9,9 @@ import torch
 
 from steerscale.data import parse_item
 from steerscale.errors import SteerscaleError
-from steerscale.evaluate import mean_ci
-from steerscale.sweep import SweepConfig, run_sweep
+from steerscale.stats import mean_ci
+from steerscale.config import SweepConfig
+from steerscale.sweep import run_sweep
 from steerscale.vectors import SteeringVectors
 
 

@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale.data import _encode, answer_tokens, encode_items, format_prompt, parse_item
+from steerscale.prompts import _encode, answer_tokens, encode_items, format_prompt
+from steerscale.data import parse_item
 from steerscale.errors import SteerscaleError
-from steerscale.engines import sweep_points
+from steerscale.engines.fast import sweep_points
 from steerscale.models import model_info
-from steerscale.sweep import SweepConfig, naive_engine, run_sweep
+from steerscale.config import SweepConfig
+from steerscale.engines.naive import naive_scores as naive_engine
+from steerscale.sweep import run_sweep
 from steerscale.vectors import SteeringVectors, train_vectors
 from conftest import make_model
 from tinydir import char_tokenizer

@@ -6,7 +6,7 @@ import torch
 from steerscale.data import parse_item
 from steerscale.errors import SteerscaleError
 from steerscale.evaluate import ab_scores
-from steerscale.data import encode_items
+from steerscale.prompts import encode_items
 from steerscale.steering import steer
 from steerscale.vectors import SteeringVectors, train_vectors
 from conftest import TinyTokenizer, make_model

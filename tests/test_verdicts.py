@@ -6,9 +6,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from steerscale.analysis import analyze, check_asymmetry_claim, check_depth_claim
-from steerscale.scaling import (ScalingPoint, check_scaling_claim, exp_decay, fit_protocol, fit_scaling,
-                                imported_points, load_results_table, point_from_analysis)
+from steerscale.analysis.model import analyze
+from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+from steerscale.scaling.points import ScalingPoint, point_from_analysis
+from steerscale.scaling.comparison import check_scaling_claim, fit_protocol, fit_scaling
+from steerscale.scaling.laws import exp_decay
+from steerscale.scaling.imported import imported_points, load_results_table
 from synth import make_rows
 
 SEEDS = range(40)

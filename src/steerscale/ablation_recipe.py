@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from .config import AblationRecipe
-from .data import format_prompt
+from .prompts import format_prompt
 from .errors import SteerscaleError
 
 REFERENCE = "refusal_direction (Arditi et al. 2024, github.com/andyrdt/refusal_direction)"

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .batching import Batch, batches, model_device, pad_id_of, pad_left  # noqa: F401  (re-exported for one release)
-from .data import Encoded, dataset_hash
+from .batching import batches, model_device, pad_id_of, pad_left
+from .prompts import Encoded
+from .data import dataset_hash
 from .errors import SteerscaleError
 from .models import get_layers
 from .steering import capture

@@ -32,7 +32,7 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from .data import TEMPLATES
+from .prompts import TEMPLATES
 from .engines import ENGINES  # the name -> engine table (engines import no config)
 from .errors import SteerscaleError
 from .steering import POSITIONS, WINDOW_MODES

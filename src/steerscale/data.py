@@ -12,15 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
 from .errors import SteerscaleError
-from .prompts import (  # noqa: F401  (prompt formats and answer tokens live in prompts.py; re-exported)
-    SCHEME_DEFINITIONS, SCHEMES, TEMPLATES, Encoded, _encode, answer_scheme, answer_tokens, encode_item, encode_items,
-    format_prompt, tokenizer_name,
-)
 
 BUILTIN = {
     "refusal-train": "refusal_train.json",

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from .batching import batches, model_device, pad_id_of, pad_left
-from .stats import mean_ci  # noqa: F401  (re-exported: evaluate.mean_ci is public)
-from .data import Encoded
+from .prompts import Encoded
 from .steering import contiguous_head  # noqa: F401  (re-exported for one release)
 
 
@@ -94,7 +93,7 @@ def generate(
     steering=None,
 ) -> list[str]:
     """Batched generation (greedy by default) for open-ended prompts; pass an active Steering to steer it."""
-    from .data import _encode, format_prompt
+    from .prompts import _encode, format_prompt
 
     dev = model_device(model)
     pad_id = pad_id_of(tokenizer)

@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 
 from .ablation_recipe import check_recipe, filter_split, post_instruction_count, pruned, recipe_record
 from .batching import batches, model_device, pad_id_of, pad_left
-from .data import Prompt, _encode, format_prompt, split_items
+from .data import Prompt, split_items
+from .prompts import _encode, format_prompt
 from .config import AblationRecipe
 from .errors import SteerscaleError
 from .guards import short

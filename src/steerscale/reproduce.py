@@ -19,8 +19,8 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import SCREEN_FIELDS, PROTOCOL_PRESETS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig  # noqa: F401
-from .reproduce_config import default_config_path, load_config, peak_selection, slug  # noqa: F401  (re-exported)
+from .config import SCREEN_FIELDS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig
+from .reproduce_config import load_config, peak_selection, slug
 from .errors import SteerscaleError
 from .store import atomic_write_text
 
@@ -67,7 +67,7 @@ def showcase_config(cfg: ReproduceConfig, m: ModelSpec):
     batch size ([sweep]) and the split and bootstrap of [run]; None without a [showcase] section."""
     if cfg.showcase is None:
         return None
-    from .showcase import ShowcaseConfig
+    from .showcase_config import ShowcaseConfig
 
     s = m.sweep
     return ShowcaseConfig.from_dict({**cfg.showcase, "template": s["template"], "system": s["system"],
@@ -232,7 +232,8 @@ def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) 
     """For each extra test set ([data] test_sets): (name, folder, hash, items, peak layers). The layers are
     the model's peak layers as the report chooses them (on the A/B validation items), so the extra set is
     swept at those layers only and every one of its items is a test item. Needs the A/B items.csv."""
-    from .analysis import analyze, read_items_csv
+    from .analysis.model import analyze
+    from .analysis.items import read_items_csv
     from .data import dataset_hash, load_dataset
 
     a = analyze(read_items_csv(folder / "items.csv"), n_boot=10, seed=cfg.run["seed"],
@@ -294,7 +295,7 @@ def _openended_inputs(o: dict) -> tuple:
 
 def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     """The open-ended sweep on the vectors the A/B sweep saved (`folder/vectors.safetensors`)."""
-    from .openended import run_openended
+    from .measures.openended_run import run_openended
     from .vectors import SteeringVectors
 
     vecs = SteeringVectors.load(folder / "vectors.safetensors")
@@ -331,7 +332,7 @@ def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, f
     except OSError as e:
         raise SteerscaleError(f"output folder {out}: cannot create ({e.strerror})") from None
     for imp in cfg.imports:  # fail on a bad import file before hours of sweeping
-        from .scaling import load_results_table
+        from .scaling.imported import load_results_table
 
         load_results_table(imp["table"])
     atomic_write_text(out / "reproduce_config.json", json.dumps(cfg.to_dict(), indent=2, default=str) + "\n")

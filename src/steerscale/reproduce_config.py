@@ -140,7 +140,7 @@ def read_showcase(table, where: str) -> dict:
     so they are refused here."""
     from dataclasses import fields as _fields
 
-    from .showcase import FROM_RUN, ShowcaseConfig
+    from .showcase_config import FROM_RUN, ShowcaseConfig
 
     if not isinstance(table, dict):
         raise SteerscaleError(f"{where} must be a table")

@@ -48,7 +48,7 @@ def model_reliability(cfg, a, folder: Path):
     """One model's Reliability at report time: per-item steerability from ``items.csv`` (all its items), the
     split-half record if there is one, and the matching letters of the items in ``items.csv`` (read from the
     [data] test set); written to ``<folder>/reliability.json``."""
-    from .analysis import ItemTable, read_items_csv
+    from .analysis.items import ItemTable, read_items_csv
     from .analysis.reliability import Reliability, SplitHalf, LetterBalance, item_steerability, letter_balance
     from .data import load_dataset
 

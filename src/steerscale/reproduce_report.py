@@ -16,12 +16,15 @@ log = logging.getLogger(__name__)
 
 def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None = None) -> dict:
     """Analyse the model folders under `out_dir` and write the report (also `steerscale report`)."""
-    from .analysis import analyze, check_asymmetry_claim, check_depth_claim, mark_screened, read_items_csv
-    from .openended import read_openended
-    from .report import write_report
+    from .analysis.model import analyze, mark_screened
+    from .verdicts import check_asymmetry_claim, check_depth_claim
+    from .analysis.items import read_items_csv
+    from .measures.openended_tables import read_openended
+    from .report.findings import write_report
     from .reproduce_reliability import model_sections
-    from .scaling import (fit_scaling, check_scaling_claim, imported_points, imported_summary, load_results_table,
-                          point_from_analysis)
+    from .scaling.comparison import fit_scaling, check_scaling_claim
+    from .scaling.imported import imported_points, imported_summary, load_results_table
+    from .scaling.points import point_from_analysis
 
     out = Path(out_dir)
     if cfg is None:
@@ -107,7 +110,8 @@ def render(out_dir, cfg: ReproduceConfig | None = None, runs: list[dict] | None 
 
 def _split_rows(cfg: ReproduceConfig, a, folder: Path) -> list[dict]:
     """The effect at each peak on the main test split (its held-out part) and on every extra test set."""
-    from .analysis import effects_at_peaks, read_items_csv
+    from .analysis.model import effects_at_peaks
+    from .analysis.items import read_items_csv
 
     rows = []
     for sign, p in a.peaks.items():

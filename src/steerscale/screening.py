@@ -34,7 +34,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .data import encode_items, split_items
+from .prompts import encode_items
+from .data import split_items
 from .engines.screen import GradScreen
 from .errors import SteerscaleError
 from .plan import make_plan

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .errors import SteerscaleError
-from .showcase_config import FROM_RUN, PANELS, ShowcaseConfig, _int, _num  # noqa: F401  (re-exported)
+from .showcase_config import ShowcaseConfig
 from .results import git_revision, versions, write_csv, write_json
 from .stats import mean_ci
 
@@ -76,7 +76,8 @@ def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list
 
     if cfg.dose_layers is not None:
         return sorted(set(cfg.dose_layers)), split_items(items, cfg.val_fraction, cfg.seed)[1], "given"
-    from .analysis import analyze, read_items_csv
+    from .analysis.model import analyze
+    from .analysis.items import read_items_csv
 
     path = folder / "items.csv"
     if not path.is_file():
@@ -124,7 +125,8 @@ def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: 
 
 
 def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict, dict]:
-    from .sweep import SweepConfig, run_sweep, vectors_hash
+    from .config import SweepConfig
+    from .sweep import run_sweep, vectors_hash
 
     layers, test, how = dose_plan(folder, items, cfg)
     raw = vectors.vectors.norm(dim=-1)
@@ -159,7 +161,7 @@ def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict
 
 
 def openended_rows(aggregate: list[dict]) -> list[dict]:
-    """Single-layer, steered rows of an open-ended aggregate (steerscale.openended), in the showcase's shape."""
+    """Single-layer, steered rows of an open-ended aggregate (steerscale.measures.openended_run), in the showcase's shape."""
     out = []
     for r in aggregate:
         if int(r["width"]) != 1 or float(r["multiplier"]) == 0.0:
@@ -372,7 +374,7 @@ PANEL_TABLES = {"dose": ("dose", "dose_items", "dose_control"), "openended": ("o
 
 def _columns(tname: str) -> list[str]:
     from .interventions import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
-    from .sweep import ITEM_COLUMNS as SWEEP_ITEMS
+    from .tables import ITEM_COLUMNS as SWEEP_ITEMS
 
     return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "dose_control": DOSE_CONTROL_COLUMNS,
             "openended_layers": OE_COLUMNS,

@@ -21,24 +21,20 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
-import numpy as np
+from dataclasses import asdict
 
 from .config import SweepConfig  # noqa: F401  (SweepConfig moved to config.py; re-exported)
-from .data import SCHEME_DEFINITIONS, ABItem, dataset_hash
-from .engines import ENGINES, LAYERS_PER_GROUP, get_engine  # noqa: F401  (sweep.LAYERS_PER_GROUP/get_engine: aliases)
-from .engines.naive import naive_scores as naive_engine  # noqa: F401  (alias for one release)
+from .prompts import SCHEME_DEFINITIONS
+from .data import ABItem, dataset_hash
+from .engines import get_engine
 from .errors import SteerscaleError
 from .models import ModelInfo, model_info
-from .results import git_revision, versions, write_csv, write_json  # noqa: F401  (re-exported)
+from .results import git_revision, versions
 from .store import ResultsStore, tensor_hash
-from .tables import AGG_COLUMNS, ITEM_COLUMNS, SweepResult, aggregate_rows, item_rows  # noqa: F401  (re-exported)
+from .tables import SweepResult
 from .units import build_tables, package_versions, run_unit, write_shard_report
 
 log = logging.getLogger(__name__)
-
 
 
 def vectors_hash(vectors) -> str:

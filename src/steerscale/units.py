@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import answer_scheme, answer_tokens, encode_items
+from .prompts import answer_scheme, answer_tokens, encode_items
 from .prompts import answer_record
-from .engines import Engine, get_engine
+from .engines.base import Engine
+from .engines import get_engine
 from .errors import SteerscaleError
 from .evaluate import ABScores
 from .plan import ShardPlan, Unit, make_plan

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from .activations import ActivationStats, cache_key, collect_activations
-from .data import ABItem, answer_scheme, dataset_hash, encode_items, letter_counts, swap_item
+from .data import ABItem, dataset_hash, letter_counts, swap_item
+from .prompts import answer_scheme, encode_items
 from .prompts import answer_record
 from .errors import SteerscaleError
 from .letters import (ESTIMATORS, LetterFigures, check_balanceable, decompose, item_cells, letter_figures,

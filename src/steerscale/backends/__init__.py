@@ -125,7 +125,8 @@ def drive_sweep(backend, model_ref: ModelRef, items, vectors, config, out_dir, s
 
     from ..models import ModelInfo
     from ..store import ResultsStore
-    from ..sweep import SweepResult, prepare_sweep, sweep_manifest
+    from ..tables import SweepResult
+    from ..sweep import prepare_sweep, sweep_manifest
     from ..units import build_tables, package_versions
 
     if store_mode not in ("shared", "driver"):
@@ -217,7 +218,8 @@ def _finished_without_loading(out_dir: Path, old_run, old_manifest, model_ref, i
     dtype and files fingerprint as the files the driver sees now."""
     from ..models import ModelInfo
     from ..store import ResultsStore
-    from ..sweep import SweepResult, prepare_sweep, sweep_manifest
+    from ..tables import SweepResult
+    from ..sweep import prepare_sweep, sweep_manifest
     from ..units import build_tables
 
     if not (isinstance(old_run, dict) and isinstance(old_run.get("model"), dict)):

@@ -168,7 +168,7 @@ class SweepWorker:
     def run(self, inputs: dict, identity: dict, config: dict, unit: dict, out_dir: str | None, store_mode: str,
             fault_hang: str | None = None) -> dict:
         from ..plan import Unit
-        from ..sweep import SweepConfig
+        from ..config import SweepConfig
         from ..units import check_versions, package_versions, run_unit
 
         if self.model is None:

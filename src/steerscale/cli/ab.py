@@ -110,7 +110,7 @@ def _sweep_args(p) -> None:
 
 def cmd_sweep(args) -> int:
     from ..data import load_dataset
-    from ..report import plot_layer_sweep
+    from ..report.plots import plot_layer_sweep
     from ..sweep import run_sweep
     from ..vectors import SteeringVectors
 

@@ -61,7 +61,7 @@ def wants_cluster(args) -> bool:
 def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
     """cmd_sweep for --shard / --shards / --backend ray (inputs already read and checked by cmd_sweep)."""
     from ..plan import parse_shard
-    from ..report import plot_layer_sweep
+    from ..report.plots import plot_layer_sweep
 
     if args.shards is not None and args.shards < 1:
         raise SteerscaleError(f"--shards {args.shards}: expected a positive number")
@@ -130,7 +130,7 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
 
 def cmd_merge(args) -> int:
-    from ..report import plot_layer_sweep
+    from ..report.plots import plot_layer_sweep
     from ..units import merge
 
     out = Path(args.folder)

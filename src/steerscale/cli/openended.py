@@ -33,8 +33,10 @@ def _openended_args(p) -> None:
 
 def cmd_openended(args) -> int:
     from ..data import load_dataset, load_neutral_text, load_prompt_records, load_refusal_phrases
-    from ..openended import HFJudge, HTTPJudge, PhraseMatcher, run_openended
-    from ..report import plot_openended_layers, plot_tradeoff
+    from ..measures.judges import HFJudge, HTTPJudge
+    from ..measures.refusal import PhraseMatcher
+    from ..measures.openended_run import run_openended
+    from ..report.plots import plot_openended_layers, plot_tradeoff
     from ..vectors import SteeringVectors
 
     layers = parse_layers(args.layers) if args.layers is not None else None
@@ -115,7 +117,7 @@ def _named_vectors(specs: list[str]) -> dict:
 
 
 def cmd_similarity(args) -> int:
-    from ..report import plot_cosine_heatmap
+    from ..report.plots import plot_cosine_heatmap
     from ..store import inside, safe_name
     from ..results import write_csv
     from ..vectors import cosine_table, layer_cosine, normalize_across_behaviours
@@ -155,7 +157,7 @@ def cmd_similarity(args) -> int:
 def cmd_transfer(args) -> int:
     from ..data import load_prompts
     from ..models import load_model
-    from ..openended import transfer_effect
+    from ..measures.transfer import transfer_effect
     from ..vectors import SteeringVectors
 
     check_multiplier(args.multiplier, "--multiplier")

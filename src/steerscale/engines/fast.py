@@ -44,7 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..batching import Batch, batches, model_device, pad_id_of, pad_left
-from ..data import Encoded
+from ..prompts import Encoded
 from ..errors import SteerscaleError
 from ..evaluate import ABScores
 from ..models import _model_type, get_layers

@@ -7,10 +7,9 @@ Modules (one job each; docs/architecture/measures.md says where to add a measure
 * `capability`: `neutral_cross_entropy` / `CrossEntropy` (CE and its paired increase), `degeneration`.
 * `judges`: `HTTPJudge`, `HFJudge`, `parse_verdict`; `httpclient`: the judge's bounded HTTP POST.
 * `transfer`: `transfer_effect` across models, on the one relative-depth layer map (`vectors.map_layers`).
-* `openended_config` / `openended_run` / `openended_tables` / `openended_store`: the open-ended sweep's
-  configuration, loop, tables and point store.
+* `openended_run` / `openended_tables` / `openended_store`: the open-ended sweep's (its configuration is
+  `config.OpenEndedConfig`) loop, tables and point store.
 
-``steerscale.openended`` re-exports all of these under their old names (an alias kept for one release).
 """
 
 from .capability import CrossEntropy, degeneration, neutral_cross_entropy

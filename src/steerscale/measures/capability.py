@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..batching import batches, model_device, pad_id_of, pad_left
-from ..data import _encode
+from ..prompts import _encode
 from ..errors import SteerscaleError
 from ..stats import ratio_ci
 

@@ -22,7 +22,7 @@ import re
 import torch
 
 from ..batching import batches, model_device, pad_id_of, pad_left
-from ..data import _encode, format_prompt
+from ..prompts import _encode, format_prompt
 from ..errors import SteerscaleError
 from ..evaluate import last_logits
 from .httpclient import post_json

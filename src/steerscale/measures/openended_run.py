@@ -29,7 +29,7 @@ from ..store import ResultsStore
 from ..sweep import _MemoryStore
 from . import openended_store as ostore
 from .capability import degeneration, neutral_cross_entropy
-from .openended_config import OpenEndedConfig
+from ..config import OpenEndedConfig
 from .openended_tables import OpenEndedResult, aggregate_point, max_multiplier_under_bound
 from .refusal import PhraseMatcher, refusal_logodds
 

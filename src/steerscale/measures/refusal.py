@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..batching import batches, model_device, pad_id_of, pad_left
-from ..data import _encode, format_prompt, load_refusal_phrases
+from ..prompts import _encode, format_prompt
+from ..data import load_refusal_phrases
 from ..errors import SteerscaleError
 from ..evaluate import last_logits
 

@@ -16,7 +16,7 @@ import torch
 from ..errors import SteerscaleError
 from ..models import get_layers
 from ..steering import steer
-from ..vectors import TRANSFER_MAPS, map_layers, transfer_vectors  # noqa: F401  (re-exported)
+from ..vectors import map_layers
 from .refusal import PhraseMatcher, refusal_logodds
 
 

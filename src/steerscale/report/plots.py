@@ -14,7 +14,8 @@ import io
 import math
 from pathlib import Path
 
-from ..scaling import MODELS, band, paper_curve
+from ..scaling.laws import MODELS, paper_curve
+from ..scaling.fits import band
 from ..store import atomic_write_bytes
 
 import matplotlib
