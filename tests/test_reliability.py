@@ -155,3 +155,20 @@ def test_reproduce_records_split_half_and_reports_reliability(tmp_path, tiny_loa
     reproduce(off, tmp_path / "out2", progress=False)
     assert not (tmp_path / "out2" / "tiny-a" / "split_half.json").exists()
     assert "Split-half stability: not measured" in (tmp_path / "out2" / "report.md").read_text()
+
+
+def test_report_states_the_vectors_letter_content():
+    """The reliability section says what the vector is made of: estimator, counts, the imbalance term's share, and
+    a plain warning when more than 10% of the vector is the answer-letter direction."""
+    from steerscale.letters import LetterFigures
+    from steerscale.report.reliability_section import letter_text
+
+    balanced = LetterFigures("balanced", {"A": 6, "B": 4}, 10, 0.2, [50.0, 60.0], [1.0, 2.0], [1.0, 2.0],
+                             [0.05, -0.1], [0.0, 0.0])
+    text = letter_text(balanced, [1])
+    assert "estimator balanced" in text and "6 A / 4 B" in text and "at most 0.0% of |v|" in text
+    assert "layer 1: |l| 60, |r| 2, |v| 2, cos(v, l) -0.10" in text and "More than 10%" not in text
+    raw = LetterFigures("none", {"A": 6, "B": 4}, 10, 0.2, [50.0, 60.0], [1.0, 2.0], [10.0, 12.0],
+                        [0.99, 0.98], [1.0, 1.0])
+    assert "at most 100.0% of |v|" in letter_text(raw, [0]) and "More than 10%" in letter_text(raw, [0])
+    assert "not recorded" in letter_text(None, [0])

@@ -76,6 +76,22 @@ def model_reliability(cfg, a, folder: Path):
     return rel
 
 
+def _letter_figures(folder: Path):
+    """The letter figures of the model folder's vectors (None without a file or without figures in it)."""
+    from .errors import SteerscaleError
+    from .letters import LetterFigures
+    from .tensorio import read_safetensors, json_meta
+
+    path = folder / "vectors.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        _, meta = read_safetensors(path)
+        return LetterFigures.from_meta(json_meta(path, meta))
+    except SteerscaleError:
+        return None
+
+
 def reliability_sections(cfg, analyses, folders: dict) -> dict:
     """model -> its report section (reliability_section), at the model's peak layers."""
     from .reproduce_config import slug
@@ -87,7 +103,8 @@ def reliability_sections(cfg, analyses, folders: dict) -> dict:
             continue
         rel = model_reliability(cfg, a, Path(folders[a.model]))
         peaks = sorted({p.layer for p in a.peaks.values()})
-        out[a.model] = reliability_section(rel, peaks, anchor=f"reliability-{slug(a.model)}")
+        out[a.model] = reliability_section(rel, peaks, anchor=f"reliability-{slug(a.model)}",
+                                           letters=_letter_figures(Path(folders[a.model])))
     return out
 
 

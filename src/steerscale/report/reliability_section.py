@@ -38,9 +38,36 @@ def reliability_rows(rel, layers: list[int]) -> tuple[list[str], list[list]]:
     return head, rows
 
 
-def reliability_section(rel, peak_layers: list[int], anchor: str) -> Section:
+def letter_text(fig, peak_layers: list[int]) -> str:
+    """What the model's vector is made of (its ``meta["letter"]``, ``letters.LetterFigures``), in one paragraph."""
+    if fig is None:
+        return ("The vector's letter content: not recorded (an imported file or one written before the letter "
+                "estimators); its share of the answer-letter direction is unknown (docs/letter.md).")
+    cos = [c for c in fig.cos_letter if c is not None]
+    at = []
+    for l in peak_layers:
+        if 0 <= l < len(fig.vector_norm):
+            ln, bn, c = fig.letter_norm[l], fig.behaviour_norm[l], fig.cos_letter[l]
+            at.append(f"layer {l}: |l| {ln:.3g}, |r| {bn:.3g}, |v| {fig.vector_norm[l]:.3g}"
+                      + (f", cos(v, l) {c:+.2f}" if c is not None else "") if ln is not None and bn is not None
+                      else f"layer {l}: |v| {fig.vector_norm[l]:.3g}")
+    counts = " / ".join(f"{n} {m}" for m, n in fig.counts.items())
+    share = ("not measurable (a letter never matches)" if math.isinf(fig.max_share)
+             else f"at most {100 * fig.max_share:.1f}% of |v|")
+    text = (f"The vector's letter content (docs/letter.md): estimator {fig.estimator}; training pairs by matching "
+            f"letter {counts} (imbalance s̄ = {fig.imbalance:+.3f}); the imbalance term s̄·l is "
+            f"{share} over the layers; cos(v, l) "
+            f"{f'{min(cos):+.2f} to {max(cos):+.2f}' if cos else 'not estimable'}")
+    text += f"; at the peak layers, {'; '.join(at)}." if at else "."
+    if fig.max_share > 0.10:
+        text += " More than 10% of this vector is the answer-letter direction: it steers the letter, not only the behaviour."
+    return text
+
+
+def reliability_section(rel, peak_layers: list[int], anchor: str, letters=None) -> Section:
     """One model's section: what each measure is, the split-half range over all layers and its cost, the test
-    items' letters, and the table at the peak layers."""
+    items' letters, the vector's letter content (`letters`: its ``LetterFigures`` or None), and the table at the
+    peak layers."""
     text = [f"Reliability of the steering vector (after Tan et al. 2024). Per-item steerability: each test item's "
             f"least-squares slope of its log-odds (matching vs non-matching answer) in the multiplier; an item is "
             f"anti-steerable when its slope is below 0. Intervals: bootstrap 95% over items."]
@@ -56,7 +83,7 @@ def reliability_section(rel, peak_layers: list[int], anchor: str) -> Section:
         text.append("Split-half stability: not measured ([run] split_half = false, or an older run).")
     if rel.test_letters is not None:
         text.append(f"Test items by matching letter: {_letters(rel.test_letters)}.")
-    blocks = [Paragraph(" ".join(text))]
+    blocks = [Paragraph(" ".join(text)), Paragraph(letter_text(letters, peak_layers))]
     head, rows = reliability_rows(rel, peak_layers)
     if rows:
         blocks.append(Table(head, rows))
