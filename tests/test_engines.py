@@ -183,3 +183,18 @@ def test_ab_scores_with_instruction_end_steering_moves_only_from_the_instruction
     assert np.max(np.abs(steered.score - base.score)) > 1e-3
     fast = get_engine("fast")(model, tok, vecs, enc, 1, [2.0], cfg)[2.0]
     assert np.max(np.abs(fast.score - steered.score)) <= 1e-5
+
+
+def test_progress_is_weighted_by_each_engines_cost():
+    """The sweep's progress bar counts cost, not layers: with the fast engine a point at layer 0 reruns every later
+    layer and one at the last layer almost none (docs/cost_model.md), so a per-layer count gives a first ETA that
+    is several times too long; the naive engine's points all cost one pass."""
+    from steerscale.engines.fast import FastEngine
+    from steerscale.engines.naive import NaiveEngine
+
+    fast, naive = FastEngine(), NaiveEngine()
+    assert [fast.layer_cost(l, 30) for l in (0, 15, 29)] == [1.0, 0.5, 1 / 30]
+    assert {naive.layer_cost(l, 30) for l in range(30)} == {1.0}
+    early = sum(fast.layer_cost(l, 30) for l in range(10))
+    late = sum(fast.layer_cost(l, 30) for l in range(20, 30))
+    assert early > 3.5 * late  # the first third of the layers holds most of the work

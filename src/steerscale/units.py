@@ -27,6 +27,7 @@ from .engines.base import Engine
 from .engines import get_engine
 from .errors import SteerscaleError
 from .evaluate import ABScores
+from .models import get_layers
 from .plan import ShardPlan, Unit, make_plan
 from .tables import SweepResult, aggregate_rows, item_rows
 
@@ -111,7 +112,12 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
     n_computed, t_base = 0, 0.0
     prep0 = engine.stats.prepare_s
     layers = list(unit.layers)
-    pbar = tqdm(total=len(layers), desc=f"sweep {name} [{unit.tag}]", disable=not progress)
+    # progress in cost units (engine.layer_cost): with the fast engine early layers cost more, so the ETA of a
+    # bar that counted layers would start several times too long
+    n_layers = len(get_layers(model))
+    cost = {l: engine.layer_cost(l, n_layers) * max(1, len(steered)) for l in layers}
+    pbar = tqdm(total=round(sum(cost.values()), 3), desc=f"sweep {name} [{unit.tag}] (cost-weighted)",
+                unit="pt", disable=not progress, bar_format="{l_bar}{bar}| [{elapsed}<{remaining}]")
     for group in engine.layer_groups(layers):
         missing = {l: [m for m in steered if not fits(store.get(name, l, m, part=part), len(sub), l, m)]
                    for l in group}
@@ -119,7 +125,7 @@ def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, 
         for layer, m, scores in engine.points(model, tokenizer, vectors, encoded, config, todo):
             store.put(name, layer, m, item_rows(info, layer, m, sub, check_scores(scores, layer, m)), part=part)
             n_computed += 1
-        pbar.update(len(group))
+        pbar.update(round(sum(cost[l] for l in group), 3))
     pbar.close()
     if zero or (unit.owns_baseline and 0.0 in config.multipliers and store.get(name, None, part=part) is None):
         # The baseline is asked for last: the fast engine reads it from the end of its unsteered walk.

@@ -82,6 +82,11 @@ class Engine(abc.ABC):
         finished points reach the store as early as possible)."""
         return [[l] for l in layers]
 
+    def layer_cost(self, layer: int, n_layers: int) -> float:
+        """Relative cost of one steered point at `layer`, for progress and ETA (not for results). Default: every
+        layer costs one full pass (the naive engine)."""
+        return 1.0
+
     def baseline(self, model, tokenizer, vectors, encoded, config) -> ABScores:
         """Scores of the unsteered model (multiplier 0). Default: full forward passes."""
         return ab_scores(model, tokenizer, encoded, config.batch_size)

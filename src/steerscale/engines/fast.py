@@ -90,6 +90,11 @@ class FastEngine(Engine):
         size = max(1, min(LAYERS_PER_GROUP, -(-len(layers) // 5)))
         return [list(layers[g : g + size]) for g in range(0, len(layers), size)]
 
+    def layer_cost(self, layer: int, n_layers: int) -> float:
+        """A steered point at `layer` reruns layers layer+1..n_layers-1 (docs/cost_model.md, layer skipping), plus
+        the head: early layers cost more, so a progress bar counting layers would give a wrong first ETA."""
+        return (n_layers - layer) / max(1, n_layers)
+
     def points(self, model, tokenizer, vectors, encoded, config, todo: dict[int, list[float]]):
         """Computes every point of `todo` ahead (``prepare``, timed into ``stats.prepare_s``), then yields them."""
         if todo:
