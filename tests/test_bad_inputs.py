@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from steerscale import cli, store
 from steerscale.vectors import SteeringVectors
-from tinydir import caa, save_tiny_model, write_dataset
+from tinydir import BadInputFolder, caa, save_tiny_model, write_dataset
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -38,19 +38,8 @@ def base(tmp_path_factory):
     return b
 
 
-class Ctx:
+class Ctx(BadInputFolder):
     """Builds one bad input in a fresh folder."""
-
-    def __init__(self, base, tmp: Path, monkeypatch):
-        self.b, self.tmp, self.mp = base, tmp, monkeypatch
-
-    def file(self, name, text=None, raw=None, obj=None) -> str:
-        p = self.tmp / name
-        if raw is not None:
-            p.write_bytes(raw)
-        else:
-            p.write_text(json.dumps(obj) if obj is not None else text)
-        return str(p)
 
     def vectors(self, tensor, name="v.safetensors", meta=None) -> str:
         p = self.tmp / name

@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from steerscale import cli, store
 from steerscale.errors import SteerscaleError
 from steerscale.vectors import SteeringVectors
-from tinydir import caa, save_tiny_model, write_dataset
+from tinydir import BadInputFolder, caa, save_tiny_model, write_dataset
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,18 +41,7 @@ def base(tmp_path_factory):
     return b
 
 
-class Ctx:
-    def __init__(self, base, tmp: Path, monkeypatch):
-        self.b, self.tmp, self.mp = base, tmp, monkeypatch
-
-    def file(self, name, text=None, raw=None, obj=None) -> str:
-        p = self.tmp / name
-        if raw is not None:
-            p.write_bytes(raw)
-        else:
-            p.write_text(json.dumps(obj) if obj is not None else text)
-        return str(p)
-
+class Ctx(BadInputFolder):
     def toml(self, text: str) -> list:
         return ["reproduce", "--config", self.file("c.toml", text), "--out", str(self.tmp / "rep")]
 

@@ -72,3 +72,20 @@ def write_dataset(path, n: int, n_choices: int = 2) -> Path:
     items = [caa(i, n_choices, match=(i % n_choices), nomatch=(i + 1) % n_choices) for i in range(n)]
     Path(path).write_text(json.dumps(items))
     return Path(path)
+
+
+class BadInputFolder:
+    """Base of the bad-input tests' builders: shared read-only inputs `base`, a fresh folder `tmp`, and `file`,
+    which writes one input there (text, raw bytes or a JSON object) and returns its path."""
+
+    def __init__(self, base, tmp: Path, monkeypatch):
+        self.b, self.tmp, self.mp = base, tmp, monkeypatch
+
+    def file(self, name, text=None, raw=None, obj=None) -> str:
+        p = self.tmp / name
+        if raw is not None:
+            p.write_bytes(raw)
+        else:
+            p.write_text(json.dumps(obj) if obj is not None else text)
+        return str(p)
+
