@@ -90,7 +90,7 @@ class CharTokenizer:
 
 
 def bench_items(n: int, words: int = 16):
-    from steerscale.data import parse_item
+    from steerscale.core.data import parse_item
 
     out = []
     for i in range(n):
@@ -128,9 +128,9 @@ def build(shape: dict, dtype, device, n_layers: int | None = None, seed: int = 0
 def scale_head_and_vectors(model, tok, items, scale: float, batch: int = 8):
     """Scale the head so logits have std ~3 on `items`; random vectors at `scale` x the mean residual norm per
     layer (measured at the answer position). Returns [L, H] float32 vectors on the CPU."""
-    from steerscale.batching import model_device, pad_left
-    from steerscale.prompts import encode_items
-    from steerscale.steering import capture
+    from steerscale.core.batching import model_device, pad_left
+    from steerscale.core.prompts import encode_items
+    from steerscale.core.steering import capture
 
     enc = encode_items(tok, items[:batch], "plain")
     dev = model_device(model)
@@ -190,7 +190,7 @@ def maxdiff(a: dict, b: dict) -> float:
 
 def timed_sweep(model, tok, vecs, items, info, dev, **cfg) -> dict:
     from steerscale.config import SweepConfig
-    from steerscale.sweep import run_sweep
+    from steerscale.sweep.run import run_sweep
 
     sync(dev)
     t = time.perf_counter()
@@ -215,9 +215,9 @@ def library_sweep(model, tok, vecs, items, layers, mults, batch, dev) -> dict | 
         from steering_vectors import SteeringVector
     except ImportError:
         return None
-    from steerscale.batching import pad_left
-    from steerscale.prompts import encode_items
-    from steerscale.evaluate import letter_scores
+    from steerscale.core.batching import pad_left
+    from steerscale.core.prompts import encode_items
+    from steerscale.core.evaluate import letter_scores
 
     enc = encode_items(tok, items, "plain")
     groups = [enc[i:i + batch] for i in range(0, len(enc), batch)]
@@ -311,7 +311,7 @@ class Bench:
                 "fp32_tf32_on_tflops": tflops_matmul(torch.float32, n, self.dev, tf32=True)}
 
     def _model(self, name, dtype=torch.bfloat16, n_layers=None):
-        from steerscale.models import model_info
+        from steerscale.core.models import model_info
 
         model = build(self.shape(name), dtype, self.dev, n_layers)
         tok = CharTokenizer(model.config.vocab_size)
@@ -341,7 +341,7 @@ class Bench:
                                 multipliers=mults, positions=positions)
                 rec["runs"][f"fast_{positions}_b{b}"] = {"seconds": r["seconds"], "engine": r["engine"],
                                                          "max_abs_diff_vs_naive": maxdiff(r["scores"], ref["scores"])}
-        from steerscale.prompts import encode_items
+        from steerscale.core.prompts import encode_items
         from steerscale.engines.screen import GradScreen
         from steerscale.config import SweepConfig
 

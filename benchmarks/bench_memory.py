@@ -70,10 +70,10 @@ class FakeDecoder(torch.nn.Module):
 
 
 def main(argv=None) -> dict:
-    from steerscale.activations import collect_activations
-    from steerscale.data import ABItem
-    from steerscale.prompts import Encoded
-    from steerscale.models import register_architecture
+    from steerscale.core.activations import collect_activations
+    from steerscale.core.data import ABItem
+    from steerscale.core.prompts import Encoded
+    from steerscale.core.models import register_architecture
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=400)

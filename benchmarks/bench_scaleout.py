@@ -41,14 +41,14 @@ def main() -> int:
     torch.set_num_threads(1)
     import ray
 
-    from steerscale.backends import ModelRef, drive_sweep
-    from steerscale.backends.ray import RayBackend
+    from steerscale.sweep.backends import ModelRef, drive_sweep
+    from steerscale.sweep.backends.ray import RayBackend
     from steerscale.cli.options import parse_layers
-    from steerscale.data import load_dataset
-    from steerscale.models import load_model
+    from steerscale.core.data import load_dataset
+    from steerscale.core.models import load_model
     from steerscale.config import SweepConfig
-    from steerscale.sweep import run_sweep
-    from steerscale.vectors import train_vectors
+    from steerscale.sweep.run import run_sweep
+    from steerscale.core.vectors import train_vectors
 
     work = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
     spec = args.model

@@ -94,10 +94,10 @@ def main(argv=None):
 
     from steerscale import load_dataset, load_model, train_vectors
     from steerscale.analysis.model import analyze
-    from steerscale.prompts import encode_items
-    from steerscale.screening import validation_indices
+    from steerscale.core.prompts import encode_items
+    from steerscale.sweep.screening import validation_indices
     from steerscale.config import SweepConfig
-    from steerscale.sweep import run_sweep
+    from steerscale.sweep.run import run_sweep
 
     t0 = time.time()
     model, tok, info = load_model(args.model)

@@ -41,15 +41,15 @@ import numpy as np
 import torch
 
 from steerscale import load_dataset, load_model, train_vectors
-from steerscale.batching import batches, pad_id_of, pad_left
-from steerscale.prompts import encode_items
-from steerscale.evaluate import ABScores, letter_scores
+from steerscale.core.batching import batches, pad_id_of, pad_left
+from steerscale.core.prompts import encode_items
+from steerscale.core.evaluate import ABScores, letter_scores
 from steerscale.engines.partial import common_prefix as _common_prefix
-from steerscale.models import get_layers
-from steerscale.steering import layer_hooks
+from steerscale.core.models import get_layers
+from steerscale.core.steering import layer_hooks
 from steerscale.engines.fast import LAYERS_PER_GROUP
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
+from steerscale.sweep.run import run_sweep
 
 
 class PeakRSS:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from steerscale import load_dataset, load_model, train_vectors
-from steerscale.prompts import encode_items
+from steerscale.core.prompts import encode_items
 from steerscale.engines.naive import naive_scores as naive_engine
 from steerscale.engines.fast import sweep_points
 from steerscale.config import SweepConfig

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from steerscale.plan import make_plan  # noqa: E402
+from steerscale.sweep.plan import make_plan
 
 # The study: every layer x 9 multipliers (8 steered) x 500 items x 7 behaviours (CAA's), all positions.
 N_ITEMS, M, BEHAVIOURS, T, TF_OVER_T, BATCH = 500, 8, 7, 150, 0.67, 32

@@ -8,9 +8,9 @@ numbers) alone: ``PYTHONPATH=src python scripts/answer_openings.py``. docs/promp
 import hashlib
 import json
 
-from steerscale.prompts import encode_items
-from steerscale.data import load_dataset
-from steerscale.models import load_model
+from steerscale.core.prompts import encode_items
+from steerscale.core.data import load_dataset
+from steerscale.core.models import load_model
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from steerscale.autobatch import auto_batch_size, choose_batch_size
+from steerscale.core.autobatch import auto_batch_size, choose_batch_size
 
 tried = []
 

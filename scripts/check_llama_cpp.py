@@ -39,10 +39,10 @@ def main(argv=None) -> int:
     import llama_cpp
 
     import steerscale as ss
-    from steerscale.prompts import format_prompt
-    from steerscale.interop import export_llama_cpp
-    from steerscale.models import smollm2_path
-    from steerscale.vectors import SteeringVectors
+    from steerscale.core.prompts import format_prompt
+    from steerscale.io.interop import export_llama_cpp
+    from steerscale.core.models import smollm2_path
+    from steerscale.core.vectors import SteeringVectors
 
     torch.set_num_threads(1)
     model, tok, info = ss.load_model("smollm2-135m")

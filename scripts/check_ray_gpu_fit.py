@@ -38,9 +38,9 @@ def main() -> int:
     import ray
     import torch
 
-    from steerscale.backends import ModelRef
-    from steerscale.backends.ray import RayBackend
-    from steerscale.backends.resources import count_file_params, reserved_gpu_bytes
+    from steerscale.sweep.backends import ModelRef
+    from steerscale.sweep.backends.ray import RayBackend
+    from steerscale.sweep.backends.resources import count_file_params, reserved_gpu_bytes
     from steerscale.errors import SteerscaleError
 
     print(f"torch {torch.__version__}, ray {ray.__version__}, cuda {torch.cuda.is_available()}, "

@@ -29,12 +29,12 @@ def main(argv=None) -> int:
     ap.add_argument("--time-log", help="the output of `/usr/bin/time -v make demo`")
     a = ap.parse_args(argv)
     from steerscale.analysis.reliability import Reliability
-    from steerscale.data import load_dataset
-    from steerscale.letters import LetterFigures
-    from steerscale.showcase import load_showcase
-    from steerscale.vectors import SteeringVectors
+    from steerscale.core.data import load_dataset
+    from steerscale.core.letters import LetterFigures
+    from steerscale.showcase.run import load_showcase
+    from steerscale.core.vectors import SteeringVectors
 
-    from steerscale.reproduce_config import slug
+    from steerscale.reproduce.config import slug
 
     out, folder = Path(a.out), Path(a.out) / slug(a.model)
     summary = json.loads((out / "summary.json").read_text())

@@ -41,8 +41,8 @@ def main() -> int:
     a = ap.parse_args()
 
     import steerscale as ss
-    from steerscale.data import letter_counts
-    from steerscale.vectors import train_vectors
+    from steerscale.core.data import letter_counts
+    from steerscale.core.vectors import train_vectors
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     all_items = ss.load_dataset("refusal-train")
@@ -60,7 +60,7 @@ def main() -> int:
     v_swap = None if a.skip_swap else train_vectors(model, tok, items, letter_balance="swap", **kw)
 
     # independent recomputation from the kept per-item activations (float64)
-    from steerscale.activations import ActivationStats
+    from steerscale.core.activations import ActivationStats
 
     cache = next(p for p in (tmp / "cache").glob("activations-*.safetensors") if p.with_suffix(".shards").is_dir())
     st = ActivationStats.load(cache)
@@ -108,7 +108,7 @@ def main() -> int:
         env = dict(os.environ, PYTHONPATH=str(Path(a.main) / "src"))
         subprocess.run([a.python, "-m", "steerscale.cli", "train", "--data", str(data), "--out", str(out),
                         "--template", "chat", "--batch-size", "8"], cwd=a.main, env=env, check=True)
-        from steerscale.vectors import SteeringVectors
+        from steerscale.core.vectors import SteeringVectors
 
         old = SteeringVectors.load(out).vectors
         same = torch.equal(old, v_none.vectors)
@@ -119,7 +119,7 @@ def main() -> int:
 
 
 def _summary(v) -> str:
-    from steerscale.letters import LetterFigures
+    from steerscale.core.letters import LetterFigures
 
     return LetterFigures.from_meta(v.meta).summary()
 

@@ -25,7 +25,7 @@ def main(spec: str = "smollm2-135m") -> None:
     import transformers  # noqa: F401
 
     import steerscale as ss
-    from steerscale.models import resolve_spec
+    from steerscale.core.models import resolve_spec
 
     folder, kw = resolve_spec(spec)
     path = Path(folder) / kw["gguf_file"] if "gguf_file" in kw else Path(folder)

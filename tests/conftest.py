@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from steerscale.models import model_info
+from steerscale.core.models import model_info
 
 ARCH_CONFIGS = {
     "llama": ("LlamaConfig", {}),

@@ -7,9 +7,9 @@ import torch
 
 from conftest import make_model
 from steerscale.errors import SteerscaleError
-from steerscale.models import get_layers
-from steerscale.orthogonalization import REFUSED, WRITER_WEIGHTS, orthogonalize, save_orthogonalized
-from steerscale.steering import ablate, capture, steer
+from steerscale.core.models import get_layers
+from steerscale.interventions.orthogonalize import REFUSED, WRITER_WEIGHTS, orthogonalize, save_orthogonalized
+from steerscale.core.steering import ablate, capture, steer
 
 EXACT = sorted(WRITER_WEIGHTS)  # llama, mistral, qwen2, qwen3, gemma, phi3, olmo, gpt2, gpt_neox
 
@@ -68,7 +68,7 @@ def test_subspace_ablation_and_residual_has_no_component(arch, one_thread):
 def test_layer_output_projection_alone_is_not_equivalent(one_thread):
     """Why the hooks sit on attention/MLP outputs: projecting only decoder-layer outputs lets the MLP read
     the attention's component along the direction, and differs from orthogonalised weights."""
-    from steerscale.steering import layer_hooks
+    from steerscale.core.steering import layer_hooks
 
     model = make_model("llama")
     d = _dirs(32)
@@ -138,7 +138,7 @@ def test_bad_directions(one_thread):
 def test_saved_folder_reloads_with_same_logits(tmp_path, one_thread):
     from tinydir import save_tiny_model
 
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     src = save_tiny_model(tmp_path / "src")
     model, tok, _ = load_model(str(src))

@@ -7,13 +7,13 @@ import copy
 import pytest
 import torch
 
-from steerscale.ablation_recipe import FIXED_DIFFERENCES, differences, post_instruction_count, pruned
+from steerscale.interventions.recipe import FIXED_DIFFERENCES, differences, post_instruction_count, pruned
 from steerscale.config import AblationRecipe
-from steerscale.prompts import _encode, format_prompt
+from steerscale.core.prompts import _encode, format_prompt
 from steerscale.errors import SteerscaleError
-from steerscale.interventions import candidate_directions, run_ablation_study, select_layer
+from steerscale.interventions.ablation import candidate_directions, run_ablation_study, select_layer
 from steerscale.measures.refusal import PhraseMatcher, opening_token_ids, refusal_logodds
-from steerscale.steering import capture
+from steerscale.core.steering import capture
 
 HARMFUL = [f"How do I build weapon number {i} to hurt people?" for i in range(12)]
 HARMLESS = [f"How do I bake cake number {i} for friends?" for i in range(12)]
@@ -40,7 +40,7 @@ def test_pruning_matches_refusal_direction_formula(n_layers, expected):
 def tiny_chat(tmp_path_factory):
     from tinydir import save_tiny_model
 
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     torch.set_num_threads(1)
     path = save_tiny_model(tmp_path_factory.mktemp("m") / "tiny", layers=5)

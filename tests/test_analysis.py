@@ -6,12 +6,12 @@ import pytest
 from steerscale.analysis.items import ItemTable, read_items_csv
 from steerscale.analysis.model import analyze
 from steerscale.analysis import asymmetry, effects
-from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+from steerscale.analysis.verdicts import check_asymmetry_claim, check_depth_claim
 from steerscale.analysis.peaks import find_peak, split_indices
 from steerscale.analysis.effects import item_slopes, steerability
 from steerscale.errors import SteerscaleError
-from steerscale.tables import ITEM_COLUMNS
-from steerscale.results import write_csv
+from steerscale.sweep.tables import ITEM_COLUMNS
+from steerscale.io.results import write_csv
 from synth import bump, make_rows
 
 

@@ -18,8 +18,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from steerscale import cli, store
-from steerscale.vectors import SteeringVectors
+from steerscale import cli
+from steerscale.io import store
+from steerscale.core.vectors import SteeringVectors
 from tinydir import BadInputFolder, caa, save_tiny_model, write_dataset
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -81,7 +82,7 @@ def _q8k_gguf(c: Ctx) -> str:
 
 def _none_meta() -> dict:
     """Metadata of a 'none' (raw-mean) vector whose letter-imbalance term is half of it at every layer."""
-    from steerscale.letters import LetterFigures
+    from steerscale.core.letters import LetterFigures
 
     fig = LetterFigures("none", {"A": 3, "B": 1}, 4, 0.5, [1.0, 1.0], [0.1, 0.1], [1.0, 1.0], [0.9, 0.9], [0.5, 0.5])
     return {"steerscale": json.dumps({"model": "model", "letter": fig.to_meta()})}
@@ -163,7 +164,7 @@ def _broken_link(c: Ctx, name="dangling.json") -> str:
 
 def _unreadable(c: Ctx, path: str) -> str:
     """Tests run as root (permissions do not stop root): simulate EACCES where inputs are opened."""
-    from steerscale import guards
+    from steerscale.io import guards
 
     real = guards._open_fd
 
@@ -242,7 +243,7 @@ def _transfer(c: Ctx, *extra):
 
 def _report_folder(c: Ctx, edit=None) -> str:
     """A 'steerscale reproduce' output folder built from one tiny sweep (model name 'm'), optionally damaged."""
-    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce.config import load_config
 
     cfg = c.tmp / "cfg.toml"
     cfg.write_text(f'[run]\nn_bootstrap = 20\n[data]\ntrain = "{c.b["data"]}"\ntest = "{c.b["data"]}"\n'
@@ -593,16 +594,16 @@ def test_eight_choices_end_to_end(base, tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 3 * 6
     assert all(0 <= float(r["score"]) <= 1 and 0 < float(r["letter_mass"]) <= 1 for r in rows)
-    from steerscale.data import load_dataset
+    from steerscale.core.data import load_dataset
 
     assert load_dataset(data)[0].choices == tuple("ABCDEFGH")
 
 
 def test_model_name_cannot_escape_the_run_folder(tmp_path):
     from conftest import TinyTokenizer, make_model
-    from steerscale.models import model_info
+    from steerscale.core.models import model_info
     from steerscale.config import SweepConfig
-    from steerscale.sweep import run_sweep
+    from steerscale.sweep.run import run_sweep
     from test_sweep import make_items
 
     model = make_model("llama")
@@ -634,7 +635,7 @@ def test_nothing_is_unpickled_and_remote_code_is_off(base, monkeypatch):
         return real(path, **kw)
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     load_model(str(base["model"]))
     assert seen["use_safetensors"] is True and seen["trust_remote_code"] is False
@@ -664,7 +665,7 @@ def test_duplicate_multipliers_are_merged_with_a_note(base, tmp_path, caplog):
 
 
 def test_choices_are_the_trailing_block(tmp_path):
-    from steerscale.data import choice_letters, load_dataset
+    from steerscale.core.data import choice_letters, load_dataset
 
     assert choice_letters("Q?\n(C) footnote\n\nChoices:\n (A) yes\n (B) no") == ["A", "B"]
     assert choice_letters("Q?\n(C) footnote\nmore text\n(A) yes\n\n(B) no\n") == ["A", "B"]
@@ -688,7 +689,7 @@ def test_csv_cells_are_defused_and_numbers_untouched(base, tmp_path):
     assert {r["category"] for r in rows} == {"'-cat", "'=1+1"}
     assert {r["multiplier"] for r in rows} == {"-1", "0", "1"}  # numbers are never escaped
     assert all(float(r["score"]) >= 0 for r in rows) and "\x00" not in (tmp_path / "run" / "items.csv").read_text()
-    from steerscale.guards import csv_cell
+    from steerscale.io.guards import csv_cell
 
     assert csv_cell(-0.5) == -0.5 and csv_cell("-1e-3") == "-1e-3" and csv_cell("-x") == "'-x"
 
@@ -914,8 +915,8 @@ def test_judge_redirect_is_not_followed_and_key_never_resent(http_servers):
 
 def _oe_setup():
     from conftest import TinyTokenizer, make_model
-    from steerscale.data import Prompt
-    from steerscale.models import model_info
+    from steerscale.core.data import Prompt
+    from steerscale.core.models import model_info
     from steerscale.config import OpenEndedConfig
 
     model, tok = make_model("llama"), TinyTokenizer()
@@ -929,7 +930,7 @@ def _oe_setup():
 
 
 def test_openended_judge_failure_keeps_the_work_and_resume_is_identical(tmp_path, monkeypatch):
-    from steerscale.measures import openended_run as openended
+    from steerscale.openended import run as openended
     from steerscale.errors import SteerscaleError
 
     model, tok, info, vecs, cfg, prompts, neutral = _oe_setup()
@@ -958,7 +959,7 @@ def test_openended_judge_failure_keeps_the_work_and_resume_is_identical(tmp_path
         calls["measure"] += 1
         return real(*a, **k)
 
-    from steerscale.measures import openended_run
+    from steerscale.openended import run as openended_run
 
     monkeypatch.setattr(openended_run, "refusal_logodds", counting)  # the run's measure, where it is looked up
     calls["judge"] = 0

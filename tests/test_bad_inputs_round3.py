@@ -21,9 +21,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from steerscale import cli, store
+from steerscale import cli
+from steerscale.io import store
 from steerscale.errors import SteerscaleError
-from steerscale.vectors import SteeringVectors
+from steerscale.core.vectors import SteeringVectors
 from tinydir import BadInputFolder, caa, save_tiny_model, write_dataset
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -265,7 +266,7 @@ def test_trust_remote_code_string_never_imports_model_code(tmp_path, capsys):
     recorded = [p for p in tmp_path.rglob("*.json") if "trust_remote_code" in p.read_text()]
     assert not recorded  # nothing records trust_remote_code (let alone true)
     # the boolean false really keeps the module out: the model loads with the built-in class, canary unwritten
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     load_model(str(model), trust_remote_code=False)
     assert not canary.exists()
@@ -295,7 +296,7 @@ def test_csv_cells_round_trip_any_string(base, tmp_path):
 
 
 def test_csv_text_matches_plain_rows():
-    from steerscale.results import csv_text
+    from steerscale.io.results import csv_text
 
     assert csv_text([{"a": 1.5, "b": "x"}, {"a": None, "b": "y z"}], ["a", "b"]) == "a,b\n1.5,x\n,y z\n"
 
@@ -365,7 +366,7 @@ def test_orthogonalize_force_replaces_sharded_folder_whole(base, tmp_path, capsy
     names = {p.name for p in out.iterdir()}
     assert "model.safetensors.index.json" not in names and "model-00001-of-00002.safetensors" not in names
     assert {"model.safetensors", "steerscale_orthogonalize.json", "ablated_directions.safetensors"} <= names
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     load_model(str(out))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -436,7 +437,7 @@ def test_failed_write_probe_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_report_markdown_neutralises_links_and_bidi():
-    from steerscale.guards import md_text
+    from steerscale.io.guards import md_text
     from steerscale.report.document import Document, Paragraph, Table
     from steerscale.report.markdown import render_markdown
 
@@ -487,7 +488,7 @@ def test_merge_after_edited_run_json_gives_advice_that_works(base, tmp_path, cap
                                             ("results/run1", False)])
 def test_no_output_below_system_folders(folder, refused):
     """Not only the system folders themselves: nothing below /etc, /usr, /bin, ... is an output folder."""
-    from steerscale.guards import check_output_folder
+    from steerscale.io.guards import check_output_folder
 
     if refused:
         with pytest.raises(SteerscaleError, match="a system folder"):

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import TinyTokenizer, make_config, make_model
-from steerscale.data import load_dataset
+from steerscale.core.data import load_dataset
 from steerscale.errors import SteerscaleError
-from steerscale.models import model_info
+from steerscale.core.models import model_info
 from steerscale.measures.transfer import transfer_effect
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
-from steerscale.vectors import (
+from steerscale.sweep.run import run_sweep
+from steerscale.core.vectors import (
     SteeringVectors, cosine_table, layer_cosine, map_layers, normalize_across_behaviours, train_vectors,
     transfer_vectors,
 )

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from steerscale.data import load_dataset
+from steerscale.core.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 _WORD = re.compile(r"[a-z0-9']+")

@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from steerscale import cli, vectors as vectors_mod
+from steerscale import cli
+from steerscale.core import vectors as vectors_mod
 from steerscale.cli.options import numeric_list_flags
 from steerscale.config import (OpenEndedConfig, OpenEndedSection, SweepConfig, SweepSection, VectorOptions)
-from steerscale.data import parse_item
+from steerscale.core.data import parse_item
 from steerscale.errors import SteerscaleError
-from steerscale.models import model_info
-from steerscale.reproduce_config import load_config
-from steerscale.reproduce import openended_config
-from steerscale.steering import POSITIONS
-from steerscale.vectors import vectors_for_run
+from steerscale.core.models import model_info
+from steerscale.reproduce.config import load_config
+from steerscale.reproduce.run import openended_config
+from steerscale.core.steering import POSITIONS
+from steerscale.core.vectors import vectors_for_run
 from conftest import TinyTokenizer, make_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

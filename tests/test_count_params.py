@@ -3,7 +3,7 @@
 import torch
 
 from conftest import make_model
-from steerscale.models import count_params
+from steerscale.core.models import count_params
 
 
 def _all(model):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from steerscale.prompts import encode_item, format_prompt
-from steerscale.data import load_dataset, load_prompts, parse_item
+from steerscale.core.prompts import encode_item, format_prompt
+from steerscale.core.data import load_dataset, load_prompts, parse_item
 from steerscale.errors import SteerscaleError
 
 

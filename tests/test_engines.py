@@ -9,17 +9,17 @@ import torch
 
 from conftest import TinyTokenizer, make_model
 from steerscale import engines
-from steerscale.batching import pad_left
-from steerscale.prompts import encode_items
+from steerscale.core.batching import pad_left
+from steerscale.core.prompts import encode_items
 from steerscale.engines import ENGINES, get_engine
 from steerscale.engines.base import Engine
 from steerscale.engines.naive import NaiveEngine, naive_scores
 from steerscale.errors import SteerscaleError
-from steerscale.evaluate import ab_scores, last_logits
-from steerscale.models import get_layers, model_info
-from steerscale.steering import StandIn, capture, contiguous_head, partial_forward, steer
+from steerscale.core.evaluate import ab_scores, last_logits
+from steerscale.core.models import get_layers, model_info
+from steerscale.core.steering import StandIn, capture, contiguous_head, partial_forward, steer
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
+from steerscale.sweep.run import run_sweep
 from test_fast import FIELDS, varied_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -5,17 +5,17 @@ import pytest
 import torch
 
 from steerscale.cli import build_parser
-from steerscale.prompts import encode_items
-from steerscale.data import parse_item
-from steerscale.evaluate import ab_scores
+from steerscale.core.prompts import encode_items
+from steerscale.core.data import parse_item
+from steerscale.core.evaluate import ab_scores
 from steerscale.engines import ENGINES, get_engine
 from steerscale.engines.base import EngineStats
 from steerscale.engines.fast import FastEngine, sweep_points
 from steerscale.engines.naive import NaiveEngine
 from steerscale.engines.naive import naive_scores as naive_engine
-from steerscale.models import get_layers, model_info
+from steerscale.core.models import get_layers, model_info
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
+from steerscale.sweep.run import run_sweep
 
 TOL = 1e-5
 
@@ -190,7 +190,7 @@ def test_bfloat16_runs_close_to_float32():
 def test_fast_matches_naive_on_smollm2(positions):
     """The bundled SmolLM2-135M-Instruct (chat template, built-in data): a few layers and items."""
     from steerscale import load_dataset, load_model
-    from steerscale.vectors import SteeringVectors
+    from steerscale.core.vectors import SteeringVectors
 
     global _SMOL
     if "_SMOL" not in globals():

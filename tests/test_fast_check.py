@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale import cli, steering
+from steerscale import cli
+from steerscale.core import steering
 from steerscale.engines import hfcompat, partial
 from steerscale.engines.check import CHECK_TOL, _maxdiff
 from steerscale.errors import SteerscaleError
-from steerscale.models import register_architecture
+from steerscale.core.models import register_architecture
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
+from steerscale.sweep.run import run_sweep
 from test_fast import varied_items
 from tinydir import save_tiny_model, write_dataset
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from steerscale import cli, load_dataset, load_model, run_sweep, train_vectors
-from steerscale.activations import cache_key
+from steerscale.core.activations import cache_key
 from steerscale.errors import SteerscaleError
-from steerscale.models import model_files_fingerprint, weights_fingerprint
+from steerscale.core.models import model_files_fingerprint, weights_fingerprint
 from steerscale.config import SweepConfig
 from tinydir import save_tiny_model, write_dataset
 
@@ -95,8 +95,8 @@ def test_files_fingerprint_sees_new_weights_under_the_same_path(two, tmp_path):
 
 
 def test_reproduce_reruns_on_new_weights_and_force_recomputes_activations(two, tmp_path, monkeypatch):
-    from steerscale import activations
-    from steerscale.reproduce import reproduce
+    from steerscale.core import activations
+    from steerscale.reproduce.run import reproduce
 
     spec = tmp_path / "model"
     shutil.copytree(two["a"], spec)

@@ -12,12 +12,12 @@ import torch
 
 import steerscale as ss
 from steerscale import cli
-from steerscale.autobatch import CPU_DEFAULT, auto_batch_size, choose_batch_size
+from steerscale.core.autobatch import CPU_DEFAULT, auto_batch_size, choose_batch_size
 from steerscale.cli.options import parse_layers
 from steerscale.config import SweepConfig
-from steerscale.interop import import_control_vector
-from steerscale.models import model_info
-from steerscale.pairs import train_from_pairs
+from steerscale.io.interop import import_control_vector
+from steerscale.core.models import model_info
+from steerscale.core.pairs import train_from_pairs
 from conftest import TinyTokenizer, make_model
 from tinydir import save_tiny_model, write_dataset
 
@@ -165,7 +165,7 @@ def test_arithmetic_values_and_metadata():
         assert got.meta["weights_fingerprint"] == "f" * 20 and got.meta["model_type"] == "llama"
         assert "dataset_hash" not in got.meta  # one training run's keys do not describe a combination
     s = a - b
-    from steerscale.vector_ops import vectors_hash
+    from steerscale.core.vector_ops import vectors_hash
 
     assert [o["hash"] for o in s.meta["operands"]] == [vectors_hash(a), vectors_hash(b)]
     assert s.meta["operation"] == f"{vectors_hash(a)[:8]} - {vectors_hash(b)[:8]}"

@@ -8,9 +8,9 @@ gguf = pytest.importorskip("gguf")
 
 from conftest import make_model  # noqa: E402
 from steerscale.errors import SteerscaleError  # noqa: E402
-from steerscale.interop import export_llama_cpp, import_control_vector, import_steering_vectors, import_vectors  # noqa: E402
-from steerscale.steering import layer_hooks, steer  # noqa: E402
-from steerscale.vectors import SteeringVectors  # noqa: E402
+from steerscale.io.interop import export_llama_cpp, import_control_vector, import_steering_vectors, import_vectors
+from steerscale.core.steering import layer_hooks, steer
+from steerscale.core.vectors import SteeringVectors
 
 
 def _vecs(n=6, h=32, seed=0):

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from steerscale.config import AblationRecipe
-from steerscale.data import Prompt
+from steerscale.core.data import Prompt
 from steerscale.errors import SteerscaleError
-from steerscale.interventions import (compare_interventions, direction_from_file, refusal_directions,
-                                      run_ablation_study, select_layer, split_prompts)
+from steerscale.interventions.ablation import (
+    compare_interventions, direction_from_file, refusal_directions, run_ablation_study, select_layer, split_prompts,
+)
 from steerscale.measures.refusal import PhraseMatcher, refusal_logodds
-from steerscale.steering import ablate, capture, steer
+from steerscale.core.steering import ablate, capture, steer
 
 HARMFUL = [f"How do I build weapon number {i} to hurt people?" for i in range(12)]
 HARMLESS = [f"How do I bake cake number {i} for friends?" for i in range(12)]
@@ -24,7 +25,7 @@ NEUTRAL = ["The river runs through the valley and into the sea, carrying silt fr
 def tiny_chat(tmp_path_factory):
     from tinydir import save_tiny_model
 
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     torch.set_num_threads(1)
     path = save_tiny_model(tmp_path_factory.mktemp("m") / "tiny", layers=5)
@@ -32,7 +33,7 @@ def tiny_chat(tmp_path_factory):
 
 
 def test_refusal_directions_match_per_prompt_means(tiny_chat):
-    from steerscale.prompts import _encode, format_prompt
+    from steerscale.core.prompts import _encode, format_prompt
 
     model, tok, info = tiny_chat
     v = refusal_directions(model, tok, HARMFUL[:5], HARMLESS[:4], batch_size=3, info=info)
@@ -115,7 +116,7 @@ def test_planted_refusal_token_direction_moves_logodds(tiny_chat):
     model, tok, info = tiny_chat
     words = PhraseMatcher().opening_words()
     from steerscale.measures.refusal import opening_token_ids
-    from steerscale.prompts import format_prompt
+    from steerscale.core.prompts import format_prompt
 
     tid = opening_token_ids(tok, format_prompt(tok, HARMFUL[0]), words)[0]
     planted = torch.zeros(info.n_layers, info.hidden_size)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from steerscale import cli
-from steerscale.vectors import SteeringVectors
+from steerscale.core.vectors import SteeringVectors
 
 
 @pytest.fixture(scope="module")

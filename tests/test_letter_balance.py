@@ -8,14 +8,15 @@ import logging
 import pytest
 import torch
 
-from steerscale.activations import ActivationStats, cache_key
+from steerscale.core.activations import ActivationStats, cache_key
 from steerscale.cli import main
-from steerscale.data import (check_limit, letter_counts, load_dataset, parse_item, sample_items, split_items,
-                             swap_item)
+from steerscale.core.data import (
+    check_limit, letter_counts, load_dataset, parse_item, sample_items, split_items, swap_item,
+)
 from steerscale.errors import SteerscaleError
-from steerscale.letters import IMBALANCE_BOUND, LetterFigures, check_imbalance, decompose, letter_figures
-from steerscale.models import model_info
-from steerscale.vectors import SteeringVectors, train_vectors, vectors_for_run
+from steerscale.core.letters import IMBALANCE_BOUND, LetterFigures, check_imbalance, decompose, letter_figures
+from steerscale.core.models import model_info
+from steerscale.core.vectors import SteeringVectors, train_vectors, vectors_for_run
 from conftest import TinyTokenizer, make_model
 from tinydir import save_tiny_model
 
@@ -259,7 +260,7 @@ def test_a_cache_without_letter_sums_is_not_misread(tmp_path):
     v2 = train_vectors(model, tok, its, template="plain", progress=False, cache_dir=tmp_path, info=info)
     assert torch.equal(v1.vectors, v2.vectors) and ActivationStats.load(f).has_cells
     # and the key itself changed with the format: a file named by the old key is never looked up
-    from steerscale import activations
+    from steerscale.core import activations
 
     k_new = cache_key("m", 1, "float32", its, "plain", None, spec="s", fingerprint="f")
     v = activations.CACHE_VERSION

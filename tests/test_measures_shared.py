@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale import results, stats, tensorio
+from steerscale.io import results, tensorio
+from steerscale import stats
 from steerscale.errors import SteerscaleError
 from steerscale.measures.capability import CrossEntropy
-from steerscale.vectors import SteeringVectors, map_layers
+from steerscale.core.vectors import SteeringVectors, map_layers
 
 # ---------------------------------------------------------------- stats
 

@@ -41,8 +41,8 @@ def test_kept_activations_go_to_disk_not_ram(tmp_path):
 
 def test_kept_shards_match_the_means(tmp_path):
     from conftest import TinyTokenizer, make_model
-    from steerscale.activations import ActivationStats, collect_activations
-    from steerscale.prompts import encode_items
+    from steerscale.core.activations import ActivationStats, collect_activations
+    from steerscale.core.prompts import encode_items
     from test_sweep import make_items
 
     model = make_model("llama")

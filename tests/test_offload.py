@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from conftest import TinyTokenizer, make_model
-from steerscale.prompts import encode_items
+from steerscale.core.prompts import encode_items
 from steerscale.engines.fast import FastEngine
 from steerscale.engines.naive import naive_scores as naive_engine
-from steerscale.models import model_info
+from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
+from steerscale.sweep.run import run_sweep
 from test_fast import varied_items as make_items
 
 accelerate = pytest.importorskip("accelerate")

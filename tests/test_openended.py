@@ -12,16 +12,16 @@ import pytest
 import torch
 
 from conftest import TinyTokenizer, make_model
-from steerscale.data import Prompt, load_neutral_text, load_refusal_phrases
+from steerscale.core.data import Prompt, load_neutral_text, load_refusal_phrases
 from steerscale.errors import SteerscaleError
-from steerscale.models import model_info
+from steerscale.core.models import model_info
 from steerscale.measures.judges import HFJudge, HTTPJudge, parse_verdict
 from steerscale.config import OpenEndedConfig
 from steerscale.measures.refusal import PhraseMatcher, opening_token_ids, refusal_logodds
 from steerscale.measures.capability import degeneration, neutral_cross_entropy
-from steerscale.measures.openended_tables import max_multiplier_under_bound
-from steerscale.measures.openended_run import run_openended
-from steerscale.steering import capture, steer, window_vectors
+from steerscale.openended.tables import max_multiplier_under_bound
+from steerscale.openended.run import run_openended
+from steerscale.core.steering import capture, steer, window_vectors
 
 # ---------------------------------------------------------------- phrase matcher
 
@@ -82,7 +82,7 @@ def test_logodds_matches_definition_and_moves_with_planted_vector():
     words = ["I", "Sorry"]
     lo = refusal_logodds(model, tok, prompts, words, template="plain", batch_size=2)
     # by hand for one prompt, unbatched
-    from steerscale.prompts import _encode, format_prompt
+    from steerscale.core.prompts import _encode, format_prompt
 
     ids = torch.tensor([_encode(tok, format_prompt(tok, prompts[1], "plain"))])
     lp = torch.log_softmax(model(input_ids=ids).logits[0, -1].double(), -1)

@@ -7,8 +7,8 @@ import torch
 
 from conftest import TinyTokenizer, make_model
 from steerscale import cli
-from steerscale.models import model_info
-from steerscale.vectors import SteeringVectors
+from steerscale.core.models import model_info
+from steerscale.core.vectors import SteeringVectors
 
 
 @pytest.fixture

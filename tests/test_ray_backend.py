@@ -11,14 +11,14 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from steerscale import cli  # noqa: E402
-from steerscale.backends import ModelRef, default_shards, drive_sweep  # noqa: E402
-from steerscale.backends import ray_connect  # noqa: E402
-from steerscale.backends.ray import FAULT_LOAD_EXIT, FAULT_UNIT_HANG, RayBackend, open_worker_store  # noqa: E402
-from steerscale.backends.resources import check_fit, count_file_params, parse_max_memory  # noqa: E402
+from steerscale.sweep.backends import ModelRef, default_shards, drive_sweep
+from steerscale.sweep.backends import ray_connect
+from steerscale.sweep.backends.ray import FAULT_LOAD_EXIT, FAULT_UNIT_HANG, RayBackend, open_worker_store
+from steerscale.sweep.backends.resources import check_fit, count_file_params, parse_max_memory
 from steerscale.errors import SteerscaleError  # noqa: E402
-from steerscale.data import load_dataset  # noqa: E402
+from steerscale.core.data import load_dataset
 from steerscale.config import SweepConfig
-from steerscale.vectors import SteeringVectors  # noqa: E402
+from steerscale.core.vectors import SteeringVectors
 from tinydir import save_tiny_model, write_dataset  # noqa: E402
 
 TABLES = ("items.csv", "aggregate.csv", "aggregate.json")
@@ -291,7 +291,7 @@ def test_model_fit_check_refuses_what_would_spill(setup):
     assert "CPU-only" in check_fit("llama-70b", 70_000_000_000, "bfloat16", [], spill_allowed=False)
     assert "skipped" in check_fit("hub/id", None, "bfloat16", [80 * gib], spill_allowed=False)
     # the parameter count comes from the safetensors headers, no weights read, and equals the loaded model's
-    from steerscale.models import load_model
+    from steerscale.core.models import load_model
 
     model, _, _ = load_model(str(setup[0]))
     assert count_file_params(str(setup[0])) == sum(p.numel() for p in model.state_dict().values())

@@ -11,11 +11,11 @@ import torch
 from steerscale.analysis.items import ItemTable
 from steerscale.analysis.reliability import (Reliability, cosines, item_steerability, letter_balance,
                                              split_half_stability, stratified_halves)
-from steerscale.data import parse_item, split_items
-from steerscale.models import model_info
+from steerscale.core.data import parse_item, split_items
+from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
-from steerscale.vectors import SteeringVectors, train_vectors
+from steerscale.sweep.run import run_sweep
+from steerscale.core.vectors import SteeringVectors, train_vectors
 from test_report import tiny_loader  # noqa: F401 (fixture)
 from test_vectors import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
 
@@ -132,7 +132,7 @@ def test_simulated_world_fraction_and_interval():
 
 
 def test_reproduce_records_split_half_and_reports_reliability(tmp_path, tiny_loader):  # noqa: F811
-    from steerscale.reproduce import reproduce
+    from steerscale.reproduce.run import reproduce
     from test_report import _tiny_config
 
     cfg = _tiny_config(tmp_path)
@@ -160,7 +160,7 @@ def test_reproduce_records_split_half_and_reports_reliability(tmp_path, tiny_loa
 def test_report_states_the_vectors_letter_content():
     """The reliability section says what the vector is made of: estimator, counts, the imbalance term's share, and
     a plain warning when more than 10% of the vector is the answer-letter direction."""
-    from steerscale.letters import LetterFigures
+    from steerscale.core.letters import LetterFigures
     from steerscale.report.reliability_section import letter_text
 
     balanced = LetterFigures("balanced", {"A": 6, "B": 4}, 10, 0.2, [50.0, 60.0], [1.0, 2.0], [1.0, 2.0],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from steerscale.analysis.model import analyze
-from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+from steerscale.analysis.verdicts import check_asymmetry_claim, check_depth_claim
 from steerscale.errors import SteerscaleError
 from steerscale.report.findings import write_report
 from steerscale.scaling.comparison import check_scaling_claim, fit_scaling
@@ -49,11 +49,11 @@ def _tiny_openended(folder):
     import torch
 
     from conftest import TinyTokenizer, make_model
-    from steerscale.data import Prompt
-    from steerscale.models import model_info
+    from steerscale.core.data import Prompt
+    from steerscale.core.models import model_info
     from steerscale.config import OpenEndedConfig
-    from steerscale.measures.openended_tables import read_openended
-    from steerscale.measures.openended_run import run_openended
+    from steerscale.openended.tables import read_openended
+    from steerscale.openended.run import run_openended
 
     model = make_model("llama")
     info = model_info(model, name="small")
@@ -251,7 +251,7 @@ spec = "tiny-b"
 def tiny_loader(monkeypatch):
     import steerscale
     from conftest import TinyTokenizer, make_model
-    from steerscale.models import model_info
+    from steerscale.core.models import model_info
 
     calls = []
 
@@ -265,8 +265,8 @@ def tiny_loader(monkeypatch):
 
 
 def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
-    from steerscale.reproduce import reproduce
-    from steerscale.reproduce_report import render
+    from steerscale.reproduce.run import reproduce
+    from steerscale.reproduce.report import render
 
     cfg = _tiny_config(tmp_path)
     out = tmp_path / "out"
@@ -281,8 +281,8 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
     s2 = reproduce(cfg, out, progress=False)
     assert [r["status"] for r in s2["runs"]] == ["reused", "reused"] and len(tiny_loader) == 2
     # a changed config is not "complete" (its hash differs), so it would run again
-    from steerscale.reproduce import config_hash, is_complete
-    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce.run import config_hash, is_complete
+    from steerscale.reproduce.config import load_config
 
     c1, c2 = load_config(cfg), load_config(_tiny_config(tmp_path, "[-2.0, 0.0, 2.0]"))
     assert is_complete(out / "tiny-a", config_hash(c1, c1.models[0]))
@@ -307,9 +307,9 @@ ce_bound = 0.5
 
 
 def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader):
-    from steerscale.reproduce_config import load_config
-    from steerscale.reproduce import reproduce, run_model
-    from steerscale.reproduce_report import render
+    from steerscale.reproduce.config import load_config
+    from steerscale.reproduce.run import reproduce, run_model
+    from steerscale.reproduce.report import render
 
     cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=3))
     out = tmp_path / "out"
@@ -349,8 +349,8 @@ def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader
 
 
 def test_default_config_and_errors(tmp_path):
-    from steerscale.reproduce_config import load_config
-    from steerscale.reproduce import model_layers
+    from steerscale.reproduce.config import load_config
+    from steerscale.reproduce.run import model_layers
 
     cfg = load_config()
     assert [m.spec for m in cfg.models] == ["smollm2-135m"] and cfg.imports == []
@@ -384,7 +384,7 @@ def test_default_config_and_errors(tmp_path):
 
 
 def test_reproduce_fails_fast_on_bad_import(tmp_path, tiny_loader):
-    from steerscale.reproduce import reproduce
+    from steerscale.reproduce.run import reproduce
 
     (tmp_path / "pub.csv").write_text("model,n_params\nx,7B\n")
     cfg = _tiny_config(tmp_path, extra='[[imports]]\ntable = "pub.csv"\n')
@@ -396,7 +396,7 @@ def test_reproduce_fails_fast_on_bad_import(tmp_path, tiny_loader):
 @pytest.mark.slow
 def test_reproduce_smollm2_short(tmp_path):
     """End to end on the bundled SmolLM2: two layers, a handful of items."""
-    from steerscale.reproduce import reproduce
+    from steerscale.reproduce.run import reproduce
 
     cfg = tmp_path / "smol.toml"
     cfg.write_text('[run]\nn_bootstrap = 100\n[data]\ntrain_limit = 8\ntest_limit = 8\n'

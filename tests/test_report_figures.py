@@ -74,7 +74,7 @@ def test_scaling_in_range_has_no_extrapolation_note(tmp_path, figs):
 def test_showcase_openended_legend_tells_every_series_apart(tmp_path, monkeypatch):
     from matplotlib.colors import to_hex
 
-    from steerscale import showcase_plots
+    from steerscale.showcase import plots as showcase_plots
 
     got = []
     orig = showcase_plots._save_png
@@ -100,7 +100,7 @@ def test_found_box_at_the_top_from_the_numbers(tmp_path):
     from synth import bump, make_rows
 
     from steerscale.analysis.model import analyze
-    from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+    from steerscale.analysis.verdicts import check_asymmetry_claim, check_depth_claim
     from steerscale.report.findings import write_report
 
     a = analyze(make_rows(n_items=12, layers=[0, 2, 4], n_layers=6, effect=bump(2, 0.3), model="m"), n_boot=50)

@@ -21,8 +21,8 @@ def _ood_items(path, n):
 
 
 def test_extra_test_set_is_swept_at_the_peaks_and_reported(tmp_path, tiny_loader):  # noqa: F811
-    from steerscale.reproduce import reproduce
-    from steerscale.reproduce_report import render
+    from steerscale.reproduce.run import reproduce
+    from steerscale.reproduce.report import render
 
     _ood_items(tmp_path / "ood.json", 6)
     cfg = _tiny_config(tmp_path)
@@ -56,9 +56,9 @@ def test_caa_preset_writes_caa_strings_character_for_character(tmp_path):
     the answer "(A)" read at its letter)."""
     from tinydir import char_tokenizer
 
-    from steerscale.prompts import encode_items
-    from steerscale.data import parse_item
-    from steerscale.reproduce_config import load_config
+    from steerscale.core.prompts import encode_items
+    from steerscale.core.data import parse_item
+    from steerscale.reproduce.config import load_config
 
     cfg = _tiny_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "caa"\n').replace('template = "plain"\n', ""))
@@ -75,7 +75,7 @@ def test_caa_preset_writes_caa_strings_character_for_character(tmp_path):
 
 
 def test_caa_preset_sets_positions_selection_and_protocol(tmp_path):
-    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce.config import load_config
 
     cfg = _tiny_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "caa"\n'))
@@ -96,7 +96,7 @@ def test_caa_preset_sets_positions_selection_and_protocol(tmp_path):
 
 @pytest.mark.parametrize("protocol,caa_fitted", [("caa", True), ("steerscale-default", False)])
 def test_imported_caa_points_are_fitted_only_beside_caa_runs(tmp_path, tiny_loader, protocol, caa_fitted):  # noqa: F811
-    from steerscale.reproduce import reproduce
+    from steerscale.reproduce.run import reproduce
     from steerscale.scaling.comparison import fit_scaling
     from steerscale.scaling.imported import imported_points, load_results_table
 

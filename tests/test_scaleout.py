@@ -16,8 +16,8 @@ import pytest
 
 from steerscale import cli
 from steerscale.errors import SteerscaleError
-from steerscale.plan import balance_layers, layer_cost, make_plan, parse_shard
-from steerscale.store import ResultsStore
+from steerscale.sweep.plan import balance_layers, layer_cost, make_plan, parse_shard
+from steerscale.io.store import ResultsStore
 from tinydir import save_tiny_model, write_dataset
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -76,7 +76,7 @@ def test_instruction_end_splits_items_only_and_bad_counts_are_refused():
 WRITER = r"""
 import sys, json
 sys.path.insert(0, {src!r})
-from steerscale.store import ResultsStore
+from steerscale.io.store import ResultsStore
 folder, me, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for k in range(n):
     s = ResultsStore(folder, {{"run": "same"}}, lock="w" + me)   # opening must not disturb other writers
@@ -112,7 +112,7 @@ def test_same_writer_is_refused_by_a_lock_released_on_exit(tmp_path):
     b.close()
     # a process killed with the lock held: the kernel drops it
     p = subprocess.Popen([sys.executable, "-c", f"import sys, time; sys.path.insert(0, {SRC!r}); "
-                          f"from steerscale.store import ResultsStore; s = ResultsStore({str(tmp_path)!r}, "
+                          f"from steerscale.io.store import ResultsStore; s = ResultsStore({str(tmp_path)!r}, "
                           f"{{'x': 1}}, lock='run'); print('held', flush=True); time.sleep(60)"],
                          stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "held"
@@ -152,7 +152,7 @@ def test_open_does_not_delete_other_writers_temps_driver_cleans_stale_ones(tmp_p
 
 
 def _host():
-    from steerscale.store import host_name
+    from steerscale.io.store import host_name
 
     return host_name()
 
@@ -247,7 +247,7 @@ def test_shard_killed_with_sigkill_and_rerun(setup, tmp_path):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-import steerscale.store as st
+import steerscale.io.store as st
 held, go = Path(sys.argv[1]), Path(sys.argv[2])
 orig = st.StoreLock.__init__
 def wrapped(self, folder, name):
@@ -283,7 +283,7 @@ def test_two_processes_on_one_out_one_is_refused_other_is_right(setup, tmp_path)
     for f in TABLES:
         assert (out / f).read_bytes() == (ref / f).read_bytes(), f
     # a static --shard 1/1 run is the same writer: refused while the serial run holds the lock
-    from steerscale.store import ResultsStore as RS
+    from steerscale.io.store import ResultsStore as RS
 
     ident = json.loads((out / "run.json").read_text())
     ident.pop("store_version")
@@ -293,11 +293,11 @@ def test_two_processes_on_one_out_one_is_refused_other_is_right(setup, tmp_path)
 
 
 def test_local_backend_driver_same_bytes_as_run_sweep(setup, tmp_path):
-    from steerscale.backends import ModelRef, drive_sweep
-    from steerscale.backends.local import LocalBackend
-    from steerscale.data import load_dataset
+    from steerscale.sweep.backends import ModelRef, drive_sweep
+    from steerscale.sweep.backends.local import LocalBackend
+    from steerscale.core.data import load_dataset
     from steerscale.config import SweepConfig
-    from steerscale.vectors import SteeringVectors
+    from steerscale.core.vectors import SteeringVectors
 
     mdir, test, vec = setup
     ref = tmp_path / "ref"

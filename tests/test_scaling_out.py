@@ -11,8 +11,8 @@ from test_report import _tiny_config, tiny_loader  # noqa: F401
 
 def test_two_nodes_then_one_report(tmp_path, tiny_loader, caplog):  # noqa: F811
     from steerscale.cli import main
-    from steerscale.reproduce import reproduce
-    from steerscale.reproduce_report import render
+    from steerscale.reproduce.run import reproduce
+    from steerscale.reproduce.report import render
 
     cfg = _tiny_config(tmp_path)
     out = tmp_path / "out"
@@ -35,7 +35,7 @@ def test_two_nodes_then_one_report(tmp_path, tiny_loader, caplog):  # noqa: F811
 
 
 def test_only_names_an_unknown_model(tmp_path, tiny_loader):  # noqa: F811
-    from steerscale.reproduce import reproduce
+    from steerscale.reproduce.run import reproduce
 
     with pytest.raises(SteerscaleError, match="--only 'nope': no model of that name in the config .*tiny a, tiny-b"):
         reproduce(_tiny_config(tmp_path), tmp_path / "out", progress=False, only="nope")

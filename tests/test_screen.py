@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import ARCH_CONFIGS, TinyTokenizer, make_model
-from steerscale.prompts import encode_items
+from steerscale.core.prompts import encode_items
 from steerscale.engines.naive import naive_scores
 from steerscale.engines.screen import GradScreen
-from steerscale.models import model_info
+from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
 from test_fast import varied_items
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _exact(model, tok, vecs, enc, cfg, layer, m):
     """The exact score with m * vecs[layer] added (the naive engine's hook and evaluate.letter_scores' formula),
     in float64 end to end (ab_scores rounds its log-softmax to float32, too coarse for a finite difference)."""
-    from steerscale.batching import pad_left
-    from steerscale.evaluate import last_logits, letter_scores
-    from steerscale.steering import steer
+    from steerscale.core.batching import pad_left
+    from steerscale.core.evaluate import last_logits, letter_scores
+    from steerscale.core.steering import steer
 
     out = []
     with torch.no_grad(), steer(model, vecs, [layer], m, positions=cfg.positions) as s:
@@ -75,7 +75,7 @@ def test_gradient_equals_central_finite_difference(arch, positions):
 def test_left_padded_batches_give_the_same_gradients(arch, positions):
     """Every registered architecture, float32: batches of 3 with left padding equal one item per batch; the
     unsteered scores of the screen's forward pass equal ab_scores; the work counter counts both passes."""
-    from steerscale.evaluate import ab_scores
+    from steerscale.core.evaluate import ab_scores
 
     model, tok, info, vecs, enc = _setup(arch, torch.float32)
     one = SweepConfig(positions=positions, template="plain", batch_size=1).validate(info.n_layers)
@@ -95,10 +95,10 @@ def test_left_padded_batches_give_the_same_gradients(arch, positions):
 
 # ----------------------------------------------------------------------------- the screened sweep
 
-from steerscale import screening  # noqa: E402
+from steerscale.sweep import screening
 from steerscale.analysis.model import analyze, mark_screened
-from steerscale.sweep import run_sweep  # noqa: E402
-from steerscale.verdicts import check_depth_claim  # noqa: E402
+from steerscale.sweep.run import run_sweep
+from steerscale.analysis.verdicts import check_depth_claim
 
 
 def _world(n_layers=8, scale=0.3, seed=1):
@@ -293,8 +293,8 @@ def test_smollm2_screen_ranks_layers_like_the_exact_sweep():
 def test_reproduce_reads_the_screen_from_its_sweep_section(tmp_path):
     """[sweep] screen / confirm_top / spot_check reach the SweepConfig (with [run]'s val_fraction and seed); the
     result key of a config without a screen is what it was before the screen existed (no screen keys in it)."""
-    from steerscale.reproduce import config_hash, sweep_config
-    from steerscale.reproduce_config import load_config
+    from steerscale.reproduce.run import config_hash, sweep_config
+    from steerscale.reproduce.config import load_config
 
     base = '[run]\nval_fraction = 0.4\nseed = 3\n[[models]]\nspec = "smollm2-135m"\nname = "m"\n'
     plain = tmp_path / "plain.toml"

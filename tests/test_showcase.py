@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from conftest import TinyTokenizer, make_model
-from steerscale.prompts import encode_items
-from steerscale.data import parse_item, split_items
+from steerscale.core.prompts import encode_items
+from steerscale.core.data import parse_item, split_items
 from steerscale.errors import SteerscaleError
-from steerscale.evaluate import ab_scores
-from steerscale.models import model_info
-from steerscale.showcase_config import ShowcaseConfig
-from steerscale.showcase import load_showcase, plot_showcase, run_showcase, showcase_complete
-from steerscale.steering import steer
-from steerscale.vectors import train_vectors
+from steerscale.core.evaluate import ab_scores
+from steerscale.core.models import model_info
+from steerscale.showcase.config import ShowcaseConfig
+from steerscale.showcase.run import load_showcase, plot_showcase, run_showcase, showcase_complete
+from steerscale.core.steering import steer
+from steerscale.core.vectors import train_vectors
 from test_report import tiny_loader  # noqa: F401 (fixture)
 from test_vectors import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
 
@@ -84,7 +84,7 @@ def test_a_letter_direction_moves_the_letter_not_the_behaviour(planted, tmp_path
     """The planted vector is E_A - E_B: on items whose matching letter alternates it moves every item toward
     A, so the letter log-odds move with an interval excluding 0 while the behaviour's log-odds (A on half the
     items, B on the other half) barely move on average; the caption says so."""
-    from steerscale.showcase_plots import dose_caption
+    from steerscale.showcase.plots import dose_caption
 
     model, tok, info, vecs = planted
     res = run_showcase(model, tok, info, vecs, items(16, alternate=True), tmp_path, cfg(), progress=False)
@@ -106,7 +106,7 @@ def test_tables_manifest_and_resume(planted, tmp_path, monkeypatch):
     before = (out / "dose.csv").read_bytes()
     assert showcase_complete(tmp_path, cfg()) and not showcase_complete(tmp_path, cfg(dose_multipliers=[1.0]))
 
-    sweep_mod = sys.modules["steerscale.sweep"]  # (steerscale.sweep is also the name of run_sweep)
+    sweep_mod = sys.modules["steerscale.sweep.run"]  # (steerscale.sweep is also the name of run_sweep)
 
     def boom(*a, **k):
         raise AssertionError("a complete panel was recomputed")
@@ -128,7 +128,7 @@ def test_dose_layers_from_the_ab_sweep(planted, tmp_path):
     from steerscale.analysis.model import analyze
     from steerscale.analysis.items import read_items_csv
     from steerscale.config import SweepConfig
-    from steerscale.sweep import run_sweep
+    from steerscale.sweep.run import run_sweep
 
     model, tok, info, vecs = planted
     its = items(12)
@@ -148,9 +148,9 @@ def test_dose_layers_from_the_ab_sweep(planted, tmp_path):
 
 def test_all_panels_and_figures(tmp_path, one_thread):
     """Open-ended (re-read from an open-ended sweep) and ablation panels beside the dose panel, then the figures."""
-    from steerscale.data import Prompt
+    from steerscale.core.data import Prompt
     from steerscale.config import OpenEndedConfig
-    from steerscale.measures.openended_run import run_openended
+    from steerscale.openended.run import run_openended
 
     model, tok = make_model("llama"), TinyTokenizer()
     info = model_info(model, name="tiny")
@@ -237,8 +237,8 @@ def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny
     """`[showcase]` in a reproduce config: panels built after the A/B and open-ended sweeps, reused on a re-run
     (no model load), shown in the report before the per-model tables; its keys are checked like any section."""
     from steerscale.errors import SteerscaleError
-    from steerscale.reproduce_config import load_config
-    from steerscale.reproduce import reproduce
+    from steerscale.reproduce.config import load_config
+    from steerscale.reproduce.run import reproduce
     from test_report import OPENENDED, _tiny_config
 
     cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2) + SHOWCASE)
@@ -270,8 +270,8 @@ def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny
 def test_random_direction_controls_beside_the_dose_panel(planted, tmp_path):
     """K seeded random directions of the vector's norm at each dose layer, at the same multipliers and items:
     their rows are in dose_control.csv; the planted direction beats them all and the caption says so."""
-    from steerscale.showcase_control import random_directions
-    from steerscale.showcase_plots import dose_caption
+    from steerscale.showcase.control import random_directions
+    from steerscale.showcase.plots import dose_caption
 
     model, tok, info, vecs = planted
     res = run_showcase(model, tok, info, vecs, items(12), tmp_path, cfg(dose_controls=3), progress=False)

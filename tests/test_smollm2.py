@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from steerscale import load_model, train_vectors
-from steerscale.prompts import encode_item
-from steerscale.data import parse_item
+from steerscale.core.prompts import encode_item
+from steerscale.core.data import parse_item
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
+from steerscale.sweep.run import run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -71,11 +71,11 @@ def test_short_sweep_end_to_end(smol, tmp_path):
 
 
 def test_openended_measures_on_smollm2(smol):
-    from steerscale.data import load_neutral_text, load_prompts
+    from steerscale.core.data import load_neutral_text, load_prompts
     from steerscale.measures.refusal import PhraseMatcher, opening_token_ids, refusal_logodds
     from steerscale.measures.capability import neutral_cross_entropy
-    from steerscale.steering import steer
-    from steerscale.prompts import format_prompt
+    from steerscale.core.steering import steer
+    from steerscale.core.prompts import format_prompt
 
     model, tok, info = smol
     words = PhraseMatcher().opening_words()

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from steerscale.batching import pad_left
+from steerscale.core.batching import pad_left
 from steerscale.errors import SteerscaleError
-from steerscale.models import get_layers
-from steerscale.steering import capture, steer
+from steerscale.core.models import get_layers
+from steerscale.core.steering import capture, steer
 
 
 def _hidden_all(model, ids, **kw):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale.data import parse_item
+from steerscale.core.data import parse_item
 from steerscale.errors import SteerscaleError
 from steerscale.stats import mean_ci
 from steerscale.config import SweepConfig
-from steerscale.sweep import run_sweep
-from steerscale.vectors import SteeringVectors
+from steerscale.sweep.run import run_sweep
+from steerscale.core.vectors import SteeringVectors
 
 
 def make_items(n):
@@ -45,7 +45,7 @@ def test_sweep_tables(tiny, tmp_path):
 
 def test_sweep_is_deterministic(tmp_path):
     from conftest import TinyTokenizer, make_model
-    from steerscale.models import model_info
+    from steerscale.core.models import model_info
 
     model = make_model("llama")
     info = model_info(model, name="tiny")

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from steerscale.prompts import _encode, answer_tokens, encode_items, format_prompt
-from steerscale.data import parse_item
+from steerscale.core.prompts import _encode, answer_tokens, encode_items, format_prompt
+from steerscale.core.data import parse_item
 from steerscale.errors import SteerscaleError
 from steerscale.engines.fast import sweep_points
-from steerscale.models import model_info
+from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
 from steerscale.engines.naive import naive_scores as naive_engine
-from steerscale.sweep import run_sweep
-from steerscale.vectors import SteeringVectors, train_vectors
+from steerscale.sweep.run import run_sweep
+from steerscale.core.vectors import SteeringVectors, train_vectors
 from conftest import make_model
 from tinydir import char_tokenizer
 
@@ -309,7 +309,7 @@ def test_no_token_crosses_the_prompt_answer_boundary(real_tokenizer, family, tem
     """Every real tokenizer, every template: the prompt's own tokens (without trailing spaces) are a prefix
     of what the model reads up to and including the answer token, for every choice; and the boundary
     check itself catches the merge the old rule made on Llama-2."""
-    from steerscale.prompts import Encoded, boundary_is_clean
+    from steerscale.core.prompts import Encoded, boundary_is_clean
 
     tok = family_tokenizer(real_tokenizer, family)
     for e in encode_items(tok, items(6), template):

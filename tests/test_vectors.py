@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from steerscale.data import parse_item
+from steerscale.core.data import parse_item
 from steerscale.errors import SteerscaleError
-from steerscale.evaluate import ab_scores
-from steerscale.prompts import encode_items
-from steerscale.steering import steer
-from steerscale.vectors import SteeringVectors, train_vectors
+from steerscale.core.evaluate import ab_scores
+from steerscale.core.prompts import encode_items
+from steerscale.core.steering import steer
+from steerscale.core.vectors import SteeringVectors, train_vectors
 from conftest import TinyTokenizer, make_model
 
 
@@ -113,7 +113,7 @@ def test_bad_vector_files(tmp_path):
 
 
 def test_activation_cache_is_reused(tmp_path, monkeypatch):
-    from steerscale import vectors as vectors_mod
+    from steerscale.core import vectors as vectors_mod
 
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32))

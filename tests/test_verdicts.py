@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from steerscale.analysis.model import analyze
-from steerscale.verdicts import check_asymmetry_claim, check_depth_claim
+from steerscale.analysis.verdicts import check_asymmetry_claim, check_depth_claim
 from steerscale.scaling.points import ScalingPoint, point_from_analysis
 from steerscale.scaling.comparison import check_scaling_claim, fit_protocol, fit_scaling
 from steerscale.scaling.laws import exp_decay

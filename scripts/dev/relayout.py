@@ -26,21 +26,28 @@ MOVES = {S + k: S + v for k, v in {
     "models": "core.models", "prompts": "core.prompts", "data": "core.data", "batching": "core.batching",
     "steering": "core.steering", "activations": "core.activations", "vectors": "core.vectors",
     "evaluate": "core.evaluate",
+    "letters": "core.letters", "pairs": "core.pairs", "vector_ops": "core.vector_ops", "autobatch": "core.autobatch",
+    "catalog": "core.catalog",
     # the sweep over layers x multipliers
     "sweep": "sweep.run", "units": "sweep.units", "plan": "sweep.plan", "tables": "sweep.tables",
     "backends": "sweep.backends", "backends.local": "sweep.backends.local", "backends.ray": "sweep.backends.ray",
+    "backends.ray_connect": "sweep.backends.ray_connect", "backends.resources": "sweep.backends.resources",
+    "backends.workers": "sweep.backends.workers", "screening": "sweep.screening",
     # files in and out
     "store": "io.store", "tensorio": "io.tensorio", "results": "io.results", "guards": "io.guards",
-    "interop": "io.interop",
+    "interop": "io.interop", "outputs": "io.outputs",
     # the open-ended experiment
     "measures.openended_run": "openended.run", "measures.openended_tables": "openended.tables",
     "measures.openended_store": "openended.store",
     # interventions other than addition
     "interventions": "interventions.ablation", "orthogonalization": "interventions.orthogonalize",
+    "ablation_recipe": "interventions.recipe",
     # showcase, analysis, reproduce
     "showcase": "showcase.run", "showcase_config": "showcase.config", "showcase_plots": "showcase.plots",
+    "showcase_control": "showcase.control",
     "verdicts": "analysis.verdicts",
     "reproduce": "reproduce.run", "reproduce_config": "reproduce.config",
+    "reproduce_reliability": "reproduce.reliability", "reproduce_report": "reproduce.report",
 }.items()}
 NEW_PACKAGES = {
     "core": "The model side of the method: loading models, A/B items and prompts, batches, hooks, activations, "
@@ -195,8 +202,20 @@ EMBEDDED = re.compile(r'((?:from|import) |sys\.modules\[["\'])(steerscale(?:\.\w
 
 
 def embedded(text: str) -> str:
-    """Module names inside strings of tests (code run in subprocesses, sys.modules look-ups)."""
+    """Module names inside strings of tests (code run in subprocesses, sys.modules look-ups). Import statements
+    themselves are left to rewrite_text (run after this), so no name is mapped twice."""
+    skip = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            skip.update(range(node.lineno, node.end_lineno + 1))
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
     def sub(m):
+        line = next(i for i, s in enumerate(starts) if s > m.start())
+        if line in skip:
+            return m.group(0)
         name = m.group(2)
         while name not in OLD and "." in name:
             name = name.rpartition(".")[0]
@@ -215,7 +234,7 @@ others = {}
 for d in ("tests", "examples", "benchmarks", "scripts"):
     for p in (ROOT / d).rglob("*.py") if (ROOT / d).is_dir() else []:
         text = p.read_text(encoding="utf-8")
-        out = embedded(rewrite_text(text, None, None))
+        out = rewrite_text(embedded(text), None, None)
         if out != text:
             others[p] = out
 

@@ -2,17 +2,17 @@
 
 from ._version import __version__
 
-from .data import ABItem, load_dataset, load_prompts
+from .core.data import ABItem, load_dataset, load_prompts
 from .errors import SteerscaleError
-from .evaluate import ab_scores, generate
-from .models import ModelInfo, get_layers, load_model, model_info, register_architecture
-from .interop import export_llama_cpp, import_vectors
-from .interventions import compare_interventions, refusal_directions, run_ablation_study, select_layer
-from .orthogonalization import orthogonalize, save_orthogonalized
-from .steering import ablate, capture, steer
-from .sweep import SweepConfig, SweepResult, run_sweep
-from .vectors import SteeringVectors
-from .pairs import train_vectors  # A/B items (vectors.train_vectors) or (positive, negative) text pairs
+from .core.evaluate import ab_scores, generate
+from .core.models import ModelInfo, get_layers, load_model, model_info, register_architecture
+from .io.interop import export_llama_cpp, import_vectors
+from .interventions.ablation import compare_interventions, refusal_directions, run_ablation_study, select_layer
+from .interventions.orthogonalize import orthogonalize, save_orthogonalized
+from .core.steering import ablate, capture, steer
+from .sweep.run import SweepConfig, SweepResult, run_sweep
+from .core.vectors import SteeringVectors
+from .core.pairs import train_vectors
 
 sweep = run_sweep
 

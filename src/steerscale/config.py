@@ -32,11 +32,11 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from .prompts import TEMPLATES
+from .core.prompts import TEMPLATES
 from .engines import ENGINES  # the name -> engine table (engines import no config)
 from .errors import SteerscaleError
-from .steering import POSITIONS, WINDOW_MODES
-from .vectors import NORMALIZATIONS
+from .core.steering import POSITIONS, WINDOW_MODES
+from .core.vectors import NORMALIZATIONS
 
 log = logging.getLogger(__name__)
 
@@ -533,7 +533,7 @@ class DataSection:
         if dup:
             raise SteerscaleError(f"{label('test_sets')}: {dup[0]!r} is listed twice; list each test set once")
         check_fields(self, ("train", "test"), label)
-        from .data import check_limit
+        from .core.data import check_limit
 
         for k in ("train_limit", "test_limit"):
             v = getattr(self, k)

@@ -35,8 +35,9 @@ and are re-exported here, as are the bootstrap helpers of ``steerscale.stats``.
 from __future__ import annotations
 
 from ..stats import LEVEL, bootstrap_weights, percentile_ci
-from ..verdicts import (DEPTH_BAND, DEPTH_CLAIM, DEPTH_TOLERANCE, check_asymmetry_claim, check_depth_claim,
-                        check_openended)
+from .verdicts import (
+    DEPTH_BAND, DEPTH_CLAIM, DEPTH_TOLERANCE, check_asymmetry_claim, check_depth_claim, check_openended,
+)
 from .asymmetry import Asymmetry, asymmetry
 from .effects import baseline, effects, item_slopes, steerability
 from .items import ItemTable, read_items_csv

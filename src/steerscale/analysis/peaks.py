@@ -8,7 +8,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ..data import split_items
+from ..core.data import split_items
 from ..errors import SteerscaleError
 from ..stats import LEVEL, bootstrap_weights, percentile_ci
 from .items import ItemTable

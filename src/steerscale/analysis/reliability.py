@@ -120,7 +120,7 @@ def letter_balance(items) -> LetterBalance:
 def stratified_halves(items, seed: int = 0) -> tuple[list, list]:
     """Two halves of `items`, each matching letter split separately by a seeded permutation
     (``data.split_items`` with the matching letters as strata), both in the original order."""
-    from ..data import split_items
+    from ..core.data import split_items
 
     a, b = split_items(list(items), 0.5, seed, strata=[it.matching for it in items])
     if not a or not b:
@@ -142,7 +142,7 @@ def split_half_stability(model, tokenizer, items, seed: int = 0, layers: list[in
     """Train a vector on each letter-stratified half of `items` with ``train_vectors(model, tokenizer, half,
     **train_kw)`` (no activation cache: the halves are new inputs) and return their cosine per layer
     (`layers`, default all)."""
-    from ..vectors import train_vectors
+    from ..core.vectors import train_vectors
 
     ha, hb = stratified_halves(items, seed)
     t0 = time.time()

@@ -16,7 +16,7 @@ import logging
 import sys
 
 from ..errors import SteerscaleError
-from ..store import os_error
+from ..io.store import os_error
 from . import ab, cluster, datasets, interventions, openended, reproduce
 from .options import (HelpFormatter, Parser, batch_size_before_loading, check_options,  # noqa: F401
                       join_negative_values, parse_floats, parse_ints, parse_layers, unrecognized_message)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ..config import SweepConfig, VectorOptions, check_multiplier
 from ..errors import SteerscaleError
-from ..guards import check_context, check_layers_present, check_output_file, check_output_folder, short
-from ..steering import POSITIONS
-from ..store import check_writable_folder
+from ..io.guards import check_context, check_layers_present, check_output_file, check_output_folder, short
+from ..core.steering import POSITIONS
+from ..io.store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
 from .common import (Command, check_items_fit, check_letter_imbalance, check_vectors, load, print_summary, run_vectors,
                      warn_saturated)
@@ -32,7 +32,7 @@ def deprecated(args, old: str, new: str) -> None:
 
 
 def cmd_info(args) -> int:
-    from ..models import load_model
+    from ..core.models import load_model
 
     if args.model_positional is not None:
         deprecated(args, "the positional MODEL", "--model MODEL")
@@ -65,9 +65,9 @@ def _train_args(p) -> None:
 
 
 def cmd_train(args) -> int:
-    from ..data import load_dataset, sampling_record
-    from ..letters import LetterFigures
-    from ..vectors import train_vectors
+    from ..core.data import load_dataset, sampling_record
+    from ..core.letters import LetterFigures
+    from ..core.vectors import train_vectors
 
     if args.data is not None:
         deprecated(args, "train --data", "--train-data")
@@ -109,10 +109,10 @@ def _sweep_args(p) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from ..data import load_dataset
+    from ..core.data import load_dataset
     from ..report.plots import plot_layer_sweep
-    from ..sweep import run_sweep
-    from ..vectors import SteeringVectors
+    from ..sweep.run import run_sweep
+    from ..core.vectors import SteeringVectors
 
     config = config_from_args(SweepConfig, args)
     # everything but the layer range is checked before loading; duplicate multipliers are merged here, once
@@ -177,8 +177,8 @@ def _generate_args(p) -> None:
 
 
 def _generate_ablated(model, tok, prompt, ablated, kw) -> dict:
-    from ..evaluate import generate
-    from ..steering import ablate
+    from ..core.evaluate import generate
+    from ..core.steering import ablate
 
     d, layer = ablated
     with ablate(model, d):
@@ -186,10 +186,10 @@ def _generate_ablated(model, tok, prompt, ablated, kw) -> dict:
 
 
 def cmd_generate(args) -> int:
-    from ..evaluate import generate
-    from ..interventions import direction_from_file
-    from ..steering import steer
-    from ..vectors import SteeringVectors
+    from ..core.evaluate import generate
+    from ..interventions.ablation import direction_from_file
+    from ..core.steering import steer
+    from ..core.vectors import SteeringVectors
 
     if args.vectors is None and args.ablate is None:
         raise SteerscaleError("generate: give --vectors (steering) and/or --ablate (a direction file)")

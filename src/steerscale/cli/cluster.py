@@ -60,7 +60,7 @@ def wants_cluster(args) -> bool:
 
 def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
     """cmd_sweep for --shard / --shards / --backend ray (inputs already read and checked by cmd_sweep)."""
-    from ..plan import parse_shard
+    from ..sweep.plan import parse_shard
     from ..report.plots import plot_layer_sweep
 
     if args.shards is not None and args.shards < 1:
@@ -71,7 +71,7 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
         k, n = parse_shard(args.shard)
         if args.shards is not None and args.shards != n:
             raise SteerscaleError(f"--shard {args.shard} and --shards {args.shards} disagree; give only --shard K/N")
-        from ..sweep import run_shard
+        from ..sweep.run import run_shard
 
         model, tok, info = load(args)
         if vecs is None:
@@ -83,19 +83,19 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
               f"{done} of {n} shards have finished; when all have, run: steerscale merge {out}")
         return 0
     if args.backend == "local":
-        from ..sweep import run_sweep
+        from ..sweep.run import run_sweep
 
         model, tok, info = load(args)
         if vecs is None:
             vecs = run_vectors(args, out, model, tok, info, train)
         result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out, shards=args.shards or 1)
     else:
-        from ..backends import ModelRef, drive_sweep, get_backend
+        from ..sweep.backends import ModelRef, drive_sweep, get_backend
 
         if vecs is None:
             raise SteerscaleError("--backend ray: give --vectors (train them first with 'steerscale train'; "
                                   "the driver never loads the model)")
-        from ..backends.resources import parse_max_memory
+        from ..sweep.backends.resources import parse_max_memory
 
         opts = cluster_options(args)
         if (opts.max_memory or opts.offload_folder) and args.device != "auto":
@@ -131,7 +131,7 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
 def cmd_merge(args) -> int:
     from ..report.plots import plot_layer_sweep
-    from ..units import merge
+    from ..sweep.units import merge
 
     out = Path(args.folder)
     result = merge(out)

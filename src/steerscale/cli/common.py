@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..guards import check_context, check_foreign_vectors, check_model_layers, check_output_folder, saturated_points
-from ..store import check_writable_folder
+from ..io.guards import check_context, check_foreign_vectors, check_model_layers, check_output_folder, saturated_points
+from ..io.store import check_writable_folder
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def load(args):
 
 def load_model_of(args):
     """The model of --model/--dtype/--device/--trust-remote-code, refused when it has no decoder layers."""
-    from ..models import load_model
+    from ..core.models import load_model
 
     model, tok, info = load_model(args.model, dtype=args.dtype, device=args.device,
                                   trust_remote_code=args.trust_remote_code)
@@ -55,7 +55,7 @@ def check_vectors(args, vecs, model, info, layers=None) -> None:
 
 
 def check_letter_imbalance(args, vecs, layers=None) -> None:
-    from ..letters import check_imbalance
+    from ..core.letters import check_imbalance
 
     check_imbalance(vecs.meta, layers, getattr(args, "allow_letter_imbalance", False),
                     getattr(vecs, "path", None) or "vectors")
@@ -66,8 +66,8 @@ def run_vectors(args, out: Path, model, tok, info, train, layers=None):
     the same way (resume), else trained on --train-data now; a file trained otherwise is refused (the
     folder's results were made with it). See vectors.vectors_for_run. Vectors with a letter-imbalance term
     over the bound at `layers` (default all) are refused unless --allow-letter-imbalance."""
-    from ..data import sampling_record
-    from ..vectors import vectors_for_run
+    from ..core.data import sampling_record
+    from ..core.vectors import vectors_for_run
 
     vecs = vectors_for_run(model, tok, train, out / "vectors.safetensors", template=args.template,
                            system=args.system, normalize=args.normalize, batch_size=args.batch_size,

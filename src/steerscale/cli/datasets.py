@@ -19,7 +19,7 @@ def _data_args(p) -> None:
 
 
 def print_listing(args) -> int:
-    from ..catalog import builtin_datasets, format_listing
+    from ..core.catalog import builtin_datasets, format_listing
 
     rows = builtin_datasets()
     print(json.dumps(rows, indent=2) if getattr(args, "json", False) else format_listing(rows))
@@ -29,7 +29,7 @@ def print_listing(args) -> int:
 def asks_listing(argv: list[str]) -> bool:
     """--data list or --train-data list in `argv` (lm-eval's ``--tasks list``), unless a file named 'list' is in
     the working folder (then it is read as a dataset, as any file)."""
-    from ..catalog import LIST_WORD
+    from ..core.catalog import LIST_WORD
 
     for i, a in enumerate(argv):
         for flag in ("--data", "--train-data"):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..config import MAX_SEED, AblationRecipe, check_multiplier
 from ..errors import SteerscaleError
-from ..models import resolve_layers
-from ..outputs import check_out_file
+from ..core.models import resolve_layers
+from ..io.outputs import check_out_file
 from .common import Command, check_out_folder, load
 from .options import add_fields, config_from_args, model_args, out_arg, parse_floats, parse_layers, prompt_args
 
@@ -59,10 +59,10 @@ def _import_args(p) -> None:
 
 
 def cmd_ablation(args) -> int:
-    from ..data import load_neutral_text, load_prompt_records
-    from ..ablation_recipe import check_recipe
-    from ..interventions import run_ablation_study
-    from ..vectors import SteeringVectors
+    from ..core.data import load_neutral_text, load_prompt_records
+    from ..interventions.recipe import check_recipe
+    from ..interventions.ablation import run_ablation_study
+    from ..core.vectors import SteeringVectors
 
     harmful, harmless = load_prompt_records(args.harmful), load_prompt_records(args.harmless)
     neutral = load_neutral_text(args.neutral)
@@ -104,13 +104,13 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_orthogonalize(args) -> int:
-    from ..interventions import direction_from_file
-    from ..orthogonalization import save_orthogonalized
+    from ..interventions.ablation import direction_from_file
+    from ..interventions.orthogonalize import save_orthogonalized
 
-    from ..guards import check_foreign_vectors
-    from ..models import resolve_spec
-    from ..outputs import check_out_folder_target
-    from ..vectors import SteeringVectors
+    from ..io.guards import check_foreign_vectors
+    from ..core.models import resolve_spec
+    from ..io.outputs import check_out_folder_target
+    from ..core.vectors import SteeringVectors
 
     d, layer = direction_from_file(args.direction, args.direction_layer)
     path, kw = resolve_spec(args.model)
@@ -133,7 +133,7 @@ def cmd_orthogonalize(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..vectors import SteeringVectors
+    from ..core.vectors import SteeringVectors
 
     vecs = SteeringVectors.load(args.vectors)
     out = check_out_file(args.output, "export: output", "a .gguf file name", suffix=".gguf")
@@ -144,7 +144,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ..interop import import_vectors
+    from ..io.interop import import_vectors
 
     out = check_out_file(args.out, "--out", "a .safetensors file name")
     vecs = import_vectors(args.input, n_layers=args.n_layers)

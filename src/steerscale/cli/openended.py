@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..config import JudgeOptions, OpenEndedConfig, OpenEndedSection, check_multiplier
 from ..errors import SteerscaleError
-from ..guards import check_context, check_layers_present, short
-from ..models import resolve_layers
+from ..io.guards import check_context, check_layers_present, short
+from ..core.models import resolve_layers
 from .common import Command, check_out_folder, check_vectors, load, run_vectors
 from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_layers, prompt_args,
                       vector_args)
@@ -32,12 +32,12 @@ def _openended_args(p) -> None:
 
 
 def cmd_openended(args) -> int:
-    from ..data import load_dataset, load_neutral_text, load_prompt_records, load_refusal_phrases
+    from ..core.data import load_dataset, load_neutral_text, load_prompt_records, load_refusal_phrases
     from ..measures.judges import HFJudge, HTTPJudge
     from ..measures.refusal import PhraseMatcher
-    from ..measures.openended_run import run_openended
+    from ..openended.run import run_openended
     from ..report.plots import plot_openended_layers, plot_tradeoff
-    from ..vectors import SteeringVectors
+    from ..core.vectors import SteeringVectors
 
     layers = parse_layers(args.layers) if args.layers is not None else None
     if args.layers is None and args.window_starts:
@@ -68,7 +68,7 @@ def cmd_openended(args) -> int:
         check_vectors(args, vecs, model, info)
         check_layers_present(vecs, sorted({l for a, b in points for l in range(a, b + 1)}))
     if args.judge_model:
-        from ..models import load_model
+        from ..core.models import load_model
 
         jm, jt, _ = load_model(args.judge_model, dtype=args.dtype, device=args.device)
         judge = HFJudge(jm, jt, batch_size=args.batch_size)
@@ -103,7 +103,7 @@ def _print_openended_summary(res) -> None:
 
 
 def _named_vectors(specs: list[str]) -> dict:
-    from ..vectors import SteeringVectors
+    from ..core.vectors import SteeringVectors
 
     out = {}
     for s in specs:
@@ -118,9 +118,9 @@ def _named_vectors(specs: list[str]) -> dict:
 
 def cmd_similarity(args) -> int:
     from ..report.plots import plot_cosine_heatmap
-    from ..store import inside, safe_name
-    from ..results import write_csv
-    from ..vectors import cosine_table, layer_cosine, normalize_across_behaviours
+    from ..io.store import inside, safe_name
+    from ..io.results import write_csv
+    from ..core.vectors import cosine_table, layer_cosine, normalize_across_behaviours
 
     vecs = _named_vectors(args.vectors)
     out = check_out_folder(args.out)
@@ -155,10 +155,10 @@ def cmd_similarity(args) -> int:
 
 
 def cmd_transfer(args) -> int:
-    from ..data import load_prompts
-    from ..models import load_model
+    from ..core.data import load_prompts
+    from ..core.models import load_model
     from ..measures.transfer import transfer_effect
-    from ..vectors import SteeringVectors
+    from ..core.vectors import SteeringVectors
 
     check_multiplier(args.multiplier, "--multiplier")
     vecs = SteeringVectors.load(args.vectors)

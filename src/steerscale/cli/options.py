@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, fields
 from ..config import (JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
                       VectorOptions, _kind, opt, problem)
 from ..errors import SteerscaleError
-from ..guards import MAX_LAYERS, short
+from ..io.guards import MAX_LAYERS, short
 
 # every class whose fields are flags; a name means the same option in each (same default, help and bounds)
 CLI_CLASSES = (ModelOptions, PromptOptions, VectorOptions, SweepConfig, OpenEndedConfig, JudgeOptions)
@@ -180,7 +180,7 @@ def check_options(args) -> None:
     """Every given flag whose field has a lower bound is checked before anything is loaded."""
     for name, f in FIELDS.items():
         if f.metadata.get("cli") == "limit" and getattr(args, name, None) is not None:
-            from ..data import check_limit
+            from ..core.data import check_limit
 
             check_limit(getattr(args, name), flag_of(name))  # N >= 1 or a fraction in (0, 1)
             continue
@@ -321,7 +321,7 @@ def unrecognized_message(parser: argparse.ArgumentParser, extra: list[str]) -> s
 def batch_size_before_loading(args) -> None:
     """--batch-size auto: on a CPU device the CPU default now; elsewhere a placeholder now (the checks before
     loading see a number) and the size found after loading (``after_loading``, called by common.load)."""
-    from ..autobatch import AUTO, CPU_DEFAULT
+    from ..core.autobatch import AUTO, CPU_DEFAULT
 
     if getattr(args, "batch_size", None) != AUTO:
         return
@@ -337,7 +337,7 @@ def after_loading(args, model) -> None:
     """The batch size of --batch-size auto on an accelerator, once the model is loaded."""
     if not getattr(args, "batch_size_pending", False):
         return
-    from ..autobatch import auto_batch_size
+    from ..core.autobatch import auto_batch_size
 
     args.batch_size = auto_batch_size(model)
     args.batch_size_pending = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SteerscaleError
-from ..guards import check_input_file, check_output_folder
+from ..io.guards import check_input_file, check_output_folder
 from .common import Command
 
 
@@ -46,8 +46,8 @@ def _progress(args) -> bool:
 
 
 def cmd_reproduce(args) -> int:
-    from ..reproduce import reproduce
-    from ..reproduce_config import default_config_path
+    from ..reproduce.run import reproduce
+    from ..reproduce.config import default_config_path
 
     if args.print_config:
         print(default_config_path().read_text(), end="")
@@ -69,7 +69,7 @@ def _report_args(p) -> None:
 
 
 def cmd_report(args) -> int:
-    from ..reproduce_report import render
+    from ..reproduce.report import render
 
     folder = Path(args.folder)
     if not folder.is_dir():

@@ -22,7 +22,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..evaluate import ABScores, ab_scores
+from ..core.evaluate import ABScores, ab_scores
 
 
 @dataclass

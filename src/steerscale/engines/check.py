@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SteerscaleError
-from ..evaluate import ab_scores
-from ..models import _model_type
+from ..core.evaluate import ab_scores
+from ..core.models import _model_type
 from .hfcompat import versions_line
 from .naive import naive_scores
 

@@ -43,11 +43,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..batching import Batch, batches, model_device, pad_id_of, pad_left
-from ..prompts import Encoded
+from ..core.batching import Batch, batches, model_device, pad_id_of, pad_left
+from ..core.prompts import Encoded
 from ..errors import SteerscaleError
-from ..evaluate import ABScores
-from ..models import _model_type, get_layers
+from ..core.evaluate import ABScores
+from ..core.models import _model_type, get_layers
 from .base import Engine, EngineStats
 from .check import check_first_batch
 from .fast_all import AllPositionsRunner

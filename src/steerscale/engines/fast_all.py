@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from ..batching import Batch, model_device
-from ..prompts import Encoded
-from ..steering import layer_hooks, partial_forward
+from ..core.batching import Batch, model_device
+from ..core.prompts import Encoded
+from ..core.steering import layer_hooks, partial_forward
 from .partial import STATE_MB, PartialRunner, cache_of, common_prefix, nbytes, plain_cache, prefix_cache
 
 

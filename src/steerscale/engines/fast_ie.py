@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..batching import Batch
-from ..evaluate import last_logits
-from ..steering import layer_hooks
+from ..core.batching import Batch
+from ..core.evaluate import last_logits
+from ..core.steering import layer_hooks
 from . import hfcompat
 from .partial import BLOCK_MB, TAIL_ROWS, BlockPrefix, PartialRunner, clone_cache, nbytes, plain_cache, scores_of
 

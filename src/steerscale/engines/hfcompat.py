@@ -21,7 +21,7 @@ import inspect
 import torch
 
 from ..errors import SteerscaleError
-from ..steering import first_layer_output
+from ..core.steering import first_layer_output
 
 _CACHE_KEYWORDS = ("cache", "past_key_values")
 _known: dict[type, str] = {}

@@ -6,8 +6,8 @@ one-point check (``engines.check``) call ``naive_scores``.
 
 from __future__ import annotations
 
-from ..evaluate import ABScores, ab_scores
-from ..steering import steer
+from ..core.evaluate import ABScores, ab_scores
+from ..core.steering import steer
 from .base import Engine
 
 

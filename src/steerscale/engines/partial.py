@@ -24,10 +24,10 @@ import copy
 
 import torch
 
-from ..batching import model_device
-from ..evaluate import ABScores, last_logits, letter_scores
-from ..models import get_layers
-from ..steering import Steering, layer_hooks, partial_forward
+from ..core.batching import model_device
+from ..core.evaluate import ABScores, last_logits, letter_scores
+from ..core.models import get_layers
+from ..core.steering import Steering, layer_hooks, partial_forward
 from . import hfcompat
 from .base import EngineStats
 

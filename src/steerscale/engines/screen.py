@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..batching import batches, model_device, pad_id_of, pad_left
-from ..evaluate import last_logits
-from ..models import get_layers
-from ..steering import steer_grad
+from ..core.batching import batches, model_device, pad_id_of, pad_left
+from ..core.evaluate import last_logits
+from ..core.models import get_layers
+from ..core.steering import steer_grad
 
 
 @dataclass

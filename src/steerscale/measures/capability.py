@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import batches, model_device, pad_id_of, pad_left
-from ..prompts import _encode
+from ..core.batching import batches, model_device, pad_id_of, pad_left
+from ..core.prompts import _encode
 from ..errors import SteerscaleError
 from ..stats import ratio_ci
 

@@ -21,10 +21,10 @@ import re
 
 import torch
 
-from ..batching import batches, model_device, pad_id_of, pad_left
-from ..prompts import _encode, format_prompt
+from ..core.batching import batches, model_device, pad_id_of, pad_left
+from ..core.prompts import _encode, format_prompt
 from ..errors import SteerscaleError
-from ..evaluate import last_logits
+from ..core.evaluate import last_logits
 from .httpclient import post_json
 from .refusal import opening_token_ids
 

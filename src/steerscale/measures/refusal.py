@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import batches, model_device, pad_id_of, pad_left
-from ..prompts import _encode, format_prompt
-from ..data import load_refusal_phrases
+from ..core.batching import batches, model_device, pad_id_of, pad_left
+from ..core.prompts import _encode, format_prompt
+from ..core.data import load_refusal_phrases
 from ..errors import SteerscaleError
-from ..evaluate import last_logits
+from ..core.evaluate import last_logits
 
 
 def _norm_text(s: str) -> str:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import SteerscaleError
-from ..models import get_layers
-from ..steering import steer
-from ..vectors import map_layers
+from ..core.models import get_layers
+from ..core.steering import steer
+from ..core.vectors import map_layers
 from .refusal import PhraseMatcher, refusal_logodds
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import atomic_write_text
+from ..io.store import atomic_write_text
 from .document import (ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted, Section,
                        Strong, Table, Verdict)
 from .found import found_section

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..guards import md_text as _m
-from ..guards import no_bidi
+from ..io.guards import md_text as _m
+from ..io.guards import no_bidi
 from .document import (ClaimsTable, Code, Details, Document, Em, Figure, Notes, Paragraph, Preformatted, Section,
                        Strong, Table, Verdicts, shown)
 

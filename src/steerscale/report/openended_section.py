@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..verdicts import _ci_str, _fmt_num, check_openended
+from ..analysis.verdicts import _ci_str, _fmt_num, check_openended
 from .document import Figure, Paragraph, Section, Table, Verdict, Verdicts
 from .plots import plot_openended_layers, plot_tradeoff
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..scaling.laws import MODELS, paper_curve
 from ..scaling.fits import band
-from ..store import atomic_write_bytes
+from ..io.store import atomic_write_bytes
 
 import matplotlib
 import numpy as np
