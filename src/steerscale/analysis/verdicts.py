@@ -2,7 +2,7 @@
 
 Every rule here is symmetric: "supported" and "not supported" each need the evidence (an interval)
 to lie on their side; anything else is "inconclusive". Simulated worlds with a known truth test
-these rules (tests/test_verdicts.py). The functions are re-exported by ``steerscale.analysis``.
+these rules (tests/analysis/test_verdicts.py). The functions are re-exported by ``steerscale.analysis``.
 Each returns ``{"claim", "model", "verdict", "why", "numbers"}``.
 """
 

@@ -23,7 +23,7 @@ Layers are skipped by replacing decoder layers 0..L with stand-ins for the durat
 Exactness: items are batched in prompt-length order and the common prefix is shared;
 ``sort_by_length=False, share_prefix=False`` gives the naive engine's batches and operations and
 bit-for-bit equal float32 scores in all-positions mode. Otherwise rows computed against a KV cache use
-other matmul shapes, so scores agree with the naive engine up to float32 rounding (tests/test_fast.py
+other matmul shapes, so scores agree with the naive engine up to float32 rounding (tests/engines/test_fast.py
 asserts 1e-5 on tiny models of every supported architecture; measured differences on SmolLM2 and the
 cost of each saving: docs/engines.md and docs/cost_model.md).
 

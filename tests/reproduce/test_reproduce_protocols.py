@@ -6,7 +6,7 @@ import json
 import pytest
 
 from steerscale.errors import SteerscaleError
-from test_report import _tiny_config, _write_items, tiny_loader  # noqa: F401 (fixture)
+from builders import tiny_config, write_items
 
 
 def _ood_items(path, n):
@@ -25,7 +25,7 @@ def test_extra_test_set_is_swept_at_the_peaks_and_reported(tmp_path, tiny_loader
     from steerscale.reproduce.report import render
 
     _ood_items(tmp_path / "ood.json", 6)
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     text = cfg.read_text().replace('test = "test.json"', 'test = "test.json"\ntest_sets = ["ood.json"]')
     cfg.write_text(text)
     out = tmp_path / "out"
@@ -60,7 +60,7 @@ def test_caa_preset_writes_caa_strings_character_for_character(tmp_path):
     from steerscale.core.data import parse_item
     from steerscale.reproduce.config import load_config
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "caa"\n').replace('template = "plain"\n', ""))
     template = load_config(cfg).models[0].sweep["template"]
     assert template == "llama2"
@@ -77,7 +77,7 @@ def test_caa_preset_writes_caa_strings_character_for_character(tmp_path):
 def test_caa_preset_sets_positions_selection_and_protocol(tmp_path):
     from steerscale.reproduce.config import load_config
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "caa"\n'))
     # the tiny config pins template "plain": not CAA's strings, so not the caa protocol
     assert [m.protocol for m in load_config(cfg).models] == ["custom"] * 2
@@ -87,7 +87,7 @@ def test_caa_preset_sets_positions_selection_and_protocol(tmp_path):
         [("instruction_end", "llama2", "caa")] * 2
     cfg.write_text(cfg.read_text().replace('spec = "tiny-b"', 'spec = "tiny-b"\npositions = "all"'))
     assert [m.protocol for m in load_config(cfg).models] == ["caa", "custom"]
-    default = load_config(_tiny_config(tmp_path))
+    default = load_config(tiny_config(tmp_path))
     assert [(m.sweep["positions"], m.protocol) for m in default.models] == [("all", "steerscale-default")] * 2
     cfg.write_text(cfg.read_text().replace("[run]\n", '[run]\nprotocol = "rimsky"\n'))
     with pytest.raises(SteerscaleError, match=r"\[run\] protocol 'rimsky': expected one of steerscale-default, caa"):
@@ -100,7 +100,7 @@ def test_imported_caa_points_are_fitted_only_beside_caa_runs(tmp_path, tiny_load
     from steerscale.scaling.comparison import fit_scaling
     from steerscale.scaling.imported import imported_points, load_results_table
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     text = cfg.read_text().replace("[run]\n", f'[run]\nprotocol = "{protocol}"\n')
     if protocol == "caa":  # the preset's own template (llama2), not the tiny config's plain one
         text = text.replace('template = "plain"\n', "")

@@ -14,7 +14,7 @@ from steerscale.engines.naive import naive_scores as naive_engine
 from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
 from steerscale.sweep.run import run_sweep
-from test_fast import varied_items as make_items
+from builders import varied_items as make_items
 
 accelerate = pytest.importorskip("accelerate")
 

@@ -13,13 +13,7 @@ from steerscale.stats import mean_ci
 from steerscale.config import SweepConfig
 from steerscale.sweep.run import run_sweep
 from steerscale.core.vectors import SteeringVectors
-
-
-def make_items(n):
-    return [parse_item({"question": f"question {i} please?\n\nChoices:\n(A) yes\n(B) no",
-                        "answer_matching_behavior": "(B)" if i % 2 else "(A)",
-                        "answer_not_matching_behavior": "(A)" if i % 2 else "(B)", "category": "c"}, idx=i)
-            for i in range(n)]
+from builders import make_items
 
 
 def test_sweep_tables(tiny, tmp_path):

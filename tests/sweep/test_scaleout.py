@@ -20,7 +20,7 @@ from steerscale.sweep.plan import balance_layers, layer_cost, make_plan, parse_s
 from steerscale.io.store import ResultsStore
 from tinydir import save_tiny_model, write_dataset
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 TABLES = ("items.csv", "aggregate.csv", "aggregate.json")
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -18,6 +18,7 @@ from steerscale.scaling.comparison import check_scaling_claim, fit_scaling
 from steerscale.scaling.imported import imported_points, imported_summary, load_results_table
 from steerscale.scaling.points import point_from_analysis
 from synth import bump, make_rows
+from builders import OPENENDED, tiny_config, write_items
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or \
     ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
@@ -213,62 +214,11 @@ def test_write_report_takes_extra_sections(tmp_path):
 # ---------------------------------------------------------------- reproduce (tiny model, no download)
 
 
-def _write_items(path, n, offset=0):
-    items = []
-    for i in range(n):
-        refuse_a = (i + offset) % 2 == 0
-        a, b = ("No, I won't.", "Sure, here.") if refuse_a else ("Sure, here.", "No, I won't.")
-        items.append({"question": f"Request {i + offset}?\n\nChoices:\n(A) {a}\n(B) {b}",
-                      "answer_matching_behavior": "(A)" if refuse_a else "(B)",
-                      "answer_not_matching_behavior": "(B)" if refuse_a else "(A)", "category": "c"})
-    path.write_text(json.dumps(items))
-
-
-def _tiny_config(tmp_path, multipliers="[-1.0, 0.0, 1.0]", extra=""):
-    _write_items(tmp_path / "train.json", 8)
-    _write_items(tmp_path / "test.json", 8, offset=100)
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(f"""
-[run]
-n_bootstrap = 50
-[data]
-train = "train.json"
-test = "test.json"
-[sweep]
-template = "plain"
-layer_stride = 2
-multipliers = {multipliers}
-[[models]]
-spec = "tiny-a"
-name = "tiny a"
-[[models]]
-spec = "tiny-b"
-{extra}""")
-    return cfg
-
-
-@pytest.fixture
-def tiny_loader(monkeypatch):
-    import steerscale
-    from conftest import TinyTokenizer, make_model
-    from steerscale.core.models import model_info
-
-    calls = []
-
-    def fake_load_model(spec, dtype="float32", device="cpu", trust_remote_code=False):
-        calls.append(spec)
-        model = make_model("llama", seed=0 if spec == "tiny-a" else 1)
-        return model, TinyTokenizer(), model_info(model, spec=spec, name=spec)
-
-    monkeypatch.setattr(steerscale, "load_model", fake_load_model)
-    return calls
-
-
 def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
     from steerscale.reproduce.run import reproduce
     from steerscale.reproduce.report import render
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     out = tmp_path / "out"
     s1 = reproduce(cfg, out, progress=False)
     assert [r["status"] for r in s1["runs"]] == ["ran", "ran"] and tiny_loader == ["tiny-a", "tiny-b"]
@@ -284,7 +234,7 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
     from steerscale.reproduce.run import config_hash, is_complete
     from steerscale.reproduce.config import load_config
 
-    c1, c2 = load_config(cfg), load_config(_tiny_config(tmp_path, "[-2.0, 0.0, 2.0]"))
+    c1, c2 = load_config(cfg), load_config(tiny_config(tmp_path, "[-2.0, 0.0, 2.0]"))
     assert is_complete(out / "tiny-a", config_hash(c1, c1.models[0]))
     assert config_hash(c2, c2.models[0]) != config_hash(c1, c1.models[0])
     assert not is_complete(out / "tiny-a", config_hash(c2, c2.models[0]))
@@ -295,23 +245,12 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, tiny_loader):
     assert s3["models"][0]["peaks"]["negative"]["layer"] in (0, 2)
 
 
-OPENENDED = """[openended]
-layer_stride = 2
-multipliers = [-4.0, 0.0, 4.0]
-n_logodds = 3
-n_generate = 1
-max_new_tokens = {max_new_tokens}
-n_neutral = 2
-ce_bound = 0.5
-"""
-
-
 def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader):
     from steerscale.reproduce.config import load_config
     from steerscale.reproduce.run import reproduce, run_model
     from steerscale.reproduce.report import render
 
-    cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=3))
+    cfg = tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=3))
     out = tmp_path / "out"
     s1 = reproduce(cfg, out, progress=False)
     assert [(r["status"], r["openended"]) for r in s1["runs"]] == [("ran", "ran")] * 2 and len(tiny_loader) == 2
@@ -333,7 +272,7 @@ def test_reproduce_with_openended_runs_resumes_and_reports(tmp_path, tiny_loader
     assert [o["model"] for o in summary["openended"]] == ["tiny a", "tiny-b"]
     assert {v["verdict"] for o in s1["openended"] for v in o["verdicts"]} <= {"supported", "not supported", "inconclusive"}
     # same config: neither part runs again, the model is not even loaded (run_model: no report rendering here)
-    c1, c2 = load_config(cfg), load_config(_tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2)))
+    c1, c2 = load_config(cfg), load_config(tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2)))
     m1, m2 = c1.models[1], c2.models[1]
     assert run_model(c1, m1, out / "tiny-b", progress=False)["openended"] == "reused" and len(tiny_loader) == 2
     # only the [openended] section changed: the A/B sweep is kept, the open-ended sweep runs again
@@ -387,7 +326,7 @@ def test_reproduce_fails_fast_on_bad_import(tmp_path, tiny_loader):
     from steerscale.reproduce.run import reproduce
 
     (tmp_path / "pub.csv").write_text("model,n_params\nx,7B\n")
-    cfg = _tiny_config(tmp_path, extra='[[imports]]\ntable = "pub.csv"\n')
+    cfg = tiny_config(tmp_path, extra='[[imports]]\ntable = "pub.csv"\n')
     with pytest.raises(SteerscaleError, match=r"pub\.csv: header lacks column"):
         reproduce(cfg, tmp_path / "out", progress=False)
     assert tiny_loader == []

@@ -17,7 +17,7 @@ import pytest
 from steerscale import cli
 from tinydir import save_tiny_model, write_dataset
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,34 +10,7 @@ from steerscale.core.prompts import encode_items
 from steerscale.core.steering import steer
 from steerscale.core.vectors import SteeringVectors, train_vectors
 from conftest import TinyTokenizer, make_model
-
-
-def identity_llama(direction: torch.Tensor):
-    """A Llama whose blocks add nothing (zeroed output projections): the residual is the token embedding.
-
-    The embeddings of the letters A and B differ by exactly `direction`, so the mean difference at
-    every layer is known in closed form.
-    """
-    model = make_model("llama")
-    tok = TinyTokenizer()
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        E = model.model.embed_tokens.weight
-        a, b = tok("A").input_ids[0], tok("B").input_ids[0]
-        E[a] = E[b] + direction
-        model.lm_head.weight.copy_(E)  # unembedding = embedding, so the letter logits read the direction
-    return model, tok
-
-
-def items(n, frac_a):
-    out = []
-    for i in range(n):
-        m, nm = ("(A)", "(B)") if i < round(n * frac_a) else ("(B)", "(A)")
-        out.append(parse_item({"question": f"request number {i}?\n\nChoices:\n(A) no\n(B) yes",
-                               "answer_matching_behavior": m, "answer_not_matching_behavior": nm}, idx=i))
-    return out
+from builders import identity_llama, letter_items
 
 
 @pytest.mark.parametrize("frac_a", [1.0, 0.75, 0.5])
@@ -47,22 +20,22 @@ def test_planted_direction_is_recovered(frac_a):
     torch.manual_seed(0)
     d = torch.randn(32)
     model, tok = identity_llama(d)
-    vecs = train_vectors(model, tok, items(8, frac_a), template="plain", batch_size=4, progress=False,
+    vecs = train_vectors(model, tok, letter_items(8, frac_a), template="plain", batch_size=4, progress=False,
                          letter_balance="none")
     expected = (2 * frac_a - 1) * d
     for l in range(vecs.n_layers):
         torch.testing.assert_close(vecs[l], expected, atol=1e-5, rtol=1e-5)
     if frac_a < 1:
-        bal = train_vectors(model, tok, items(8, frac_a), template="plain", batch_size=4, progress=False)
+        bal = train_vectors(model, tok, letter_items(8, frac_a), template="plain", batch_size=4, progress=False)
         assert float(bal.vectors.abs().max()) < 1e-5
 
 
 def test_normalizations():
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32))
-    unit = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="unit", progress=False, letter_balance="none")
+    unit = train_vectors(model, tok, letter_items(4, 1.0), template="plain", normalize="unit", progress=False, letter_balance="none")
     torch.testing.assert_close(unit.norms(), torch.ones(unit.n_layers))
-    res = train_vectors(model, tok, items(4, 1.0), template="plain", normalize="residual", progress=False, letter_balance="none")
+    res = train_vectors(model, tok, letter_items(4, 1.0), template="plain", normalize="residual", progress=False, letter_balance="none")
     mean_norm = torch.tensor(res.meta["mean_residual_norm"])
     torch.testing.assert_close(res.norms(), mean_norm, atol=1e-4, rtol=1e-4)
 
@@ -71,9 +44,9 @@ def test_planted_direction_steers_the_right_way():
     torch.manual_seed(0)
     d = torch.randn(32) * 0.5
     model, tok = identity_llama(d)
-    train = items(8, 1.0)  # A always matches: vector = E_A - E_B
+    train = letter_items(8, 1.0)  # A always matches: vector = E_A - E_B
     vecs = train_vectors(model, tok, train, template="plain", progress=False, letter_balance="none")
-    enc = encode_items(tok, items(6, 0.5), "plain")
+    enc = encode_items(tok, letter_items(6, 0.5), "plain")
     base = ab_scores(model, tok, enc).logit_diff
     shifts = []
     for m in (-2.0, 2.0):
@@ -117,7 +90,7 @@ def test_activation_cache_is_reused(tmp_path, monkeypatch):
 
     torch.manual_seed(0)
     model, tok = identity_llama(torch.randn(32))
-    its = items(4, 1.0)
+    its = letter_items(4, 1.0)
     v1 = train_vectors(model, tok, its, template="plain", cache_dir=tmp_path, progress=False, letter_balance="none")
     files = list(tmp_path.glob("activations-*.safetensors"))
     assert len(files) == 1

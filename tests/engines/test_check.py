@@ -16,7 +16,7 @@ from steerscale.errors import SteerscaleError
 from steerscale.core.models import register_architecture
 from steerscale.config import SweepConfig
 from steerscale.sweep.run import run_sweep
-from test_fast import varied_items
+from builders import varied_items
 from tinydir import save_tiny_model, write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench(*args) -> dict:
@@ -43,7 +43,7 @@ def test_kept_shards_match_the_means(tmp_path):
     from conftest import TinyTokenizer, make_model
     from steerscale.core.activations import ActivationStats, collect_activations
     from steerscale.core.prompts import encode_items
-    from test_sweep import make_items
+    from builders import make_items
 
     model = make_model("llama")
     enc = encode_items(TinyTokenizer(), make_items(7), "plain")

@@ -20,7 +20,7 @@ from steerscale.core.models import get_layers, model_info
 from steerscale.core.steering import StandIn, capture, contiguous_head, partial_forward, steer
 from steerscale.config import SweepConfig
 from steerscale.sweep.run import run_sweep
-from test_fast import FIELDS, varied_items
+from builders import FIELDS, varied_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from steerscale.core.data import load_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _WORD = re.compile(r"[a-z0-9']+")
 
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from steerscale.errors import SteerscaleError
-from test_report import _tiny_config, tiny_loader  # noqa: F401
+from builders import tiny_config
 
 
 def test_two_nodes_then_one_report(tmp_path, tiny_loader, caplog):  # noqa: F811
@@ -14,7 +14,7 @@ def test_two_nodes_then_one_report(tmp_path, tiny_loader, caplog):  # noqa: F811
     from steerscale.reproduce.run import reproduce
     from steerscale.reproduce.report import render
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     out = tmp_path / "out"
     # node 1 and node 2 of the SLURM array, each one model, no report
     s1 = reproduce(cfg, out, progress=False, only="tiny a")
@@ -38,7 +38,7 @@ def test_only_names_an_unknown_model(tmp_path, tiny_loader):  # noqa: F811
     from steerscale.reproduce.run import reproduce
 
     with pytest.raises(SteerscaleError, match="--only 'nope': no model of that name in the config .*tiny a, tiny-b"):
-        reproduce(_tiny_config(tmp_path), tmp_path / "out", progress=False, only="nope")
+        reproduce(tiny_config(tmp_path), tmp_path / "out", progress=False, only="nope")
     assert tiny_loader == []
 
 
@@ -47,7 +47,7 @@ def test_progress_stage_lines_plain_on_non_tty_and_quiet(tmp_path, tiny_loader, 
     returns or escape codes (no tqdm bars); --quiet leaves only the results paths on stdout and no info lines."""
     from steerscale.cli import main
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     with caplog.at_level(logging.INFO, logger="steerscale.reproduce"):
         assert main(["reproduce", "--config", str(cfg), "--out", str(tmp_path / "a")]) == 0
     msgs = [r.getMessage() for r in caplog.records]

@@ -16,8 +16,7 @@ from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
 from steerscale.sweep.run import run_sweep
 from steerscale.core.vectors import SteeringVectors, train_vectors
-from test_report import tiny_loader  # noqa: F401 (fixture)
-from test_vectors import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
+from builders import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -133,9 +132,9 @@ def test_simulated_world_fraction_and_interval():
 
 def test_reproduce_records_split_half_and_reports_reliability(tmp_path, tiny_loader):  # noqa: F811
     from steerscale.reproduce.run import reproduce
-    from test_report import _tiny_config
+    from builders import tiny_config
 
-    cfg = _tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path)
     out = tmp_path / "out"
     s1 = reproduce(cfg, out, progress=False)
     assert all(r["split_half_seconds"] >= 0 for r in s1["runs"])

@@ -18,8 +18,7 @@ from steerscale.showcase.config import ShowcaseConfig
 from steerscale.showcase.run import load_showcase, plot_showcase, run_showcase, showcase_complete
 from steerscale.core.steering import steer
 from steerscale.core.vectors import train_vectors
-from test_report import tiny_loader  # noqa: F401 (fixture)
-from test_vectors import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
+from builders import identity_llama  # blocks add nothing; E[A] - E[B] = the planted direction
 
 MULTS = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]
 
@@ -239,9 +238,9 @@ def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny
     from steerscale.errors import SteerscaleError
     from steerscale.reproduce.config import load_config
     from steerscale.reproduce.run import reproduce
-    from test_report import OPENENDED, _tiny_config
+    from builders import OPENENDED, tiny_config
 
-    cfg = _tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2) + SHOWCASE)
+    cfg = tiny_config(tmp_path, extra=OPENENDED.format(max_new_tokens=2) + SHOWCASE)
     out = tmp_path / "out"
     s1 = reproduce(cfg, out, progress=False)
     assert [r.get("showcase") for r in s1["runs"]] == ["ran", "ran"] and len(tiny_loader) == 2
@@ -259,10 +258,10 @@ def test_reproduce_runs_the_showcase_resumes_and_reports_it_first(tmp_path, tiny
     s2 = reproduce(cfg, out, progress=False)
     assert [r.get("showcase") for r in s2["runs"]] == ["reused", "reused"] and len(tiny_loader) == 2
     # keys the model's [sweep]/[run] settings own, and unknown keys, are refused with the file and key
-    bad = _tiny_config(tmp_path, extra="[showcase]\nbatch_size = 4\n")
+    bad = tiny_config(tmp_path, extra="[showcase]\nbatch_size = 4\n")
     with pytest.raises(SteerscaleError, match=r"\[showcase\] key 'batch_size': set it in \[sweep\] or \[run\]"):
         load_config(bad)
-    bad = _tiny_config(tmp_path, extra="[showcase]\ndose_layer = 4\n")
+    bad = tiny_config(tmp_path, extra="[showcase]\ndose_layer = 4\n")
     with pytest.raises(SteerscaleError, match=r"\[showcase\] unknown key 'dose_layer'"):
         load_config(bad)
 

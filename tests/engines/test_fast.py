@@ -16,23 +16,12 @@ from steerscale.engines.naive import naive_scores as naive_engine
 from steerscale.core.models import get_layers, model_info
 from steerscale.config import SweepConfig
 from steerscale.sweep.run import run_sweep
+from builders import FIELDS, varied_items
 
 TOL = 1e-5
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-FIELDS = ("score", "logit_diff", "letter_mass")
-
-
-def varied_items(n):
-    """Items of different lengths (so batches carry padding) and both answer orders."""
-    out = []
-    for i in range(n):
-        q = f"q{i} " + "why " * (i % 4) + "ok?"
-        out.append(parse_item({"question": f"{q}\n\nChoices:\n(A) yes\n(B) no",
-                               "answer_matching_behavior": "(B)" if i % 2 else "(A)",
-                               "answer_not_matching_behavior": "(A)" if i % 2 else "(B)"}, idx=i))
-    return out
 
 
 def assert_same(a, b, where="", tol=None):

@@ -14,7 +14,7 @@ from steerscale.engines.naive import naive_scores
 from steerscale.engines.screen import GradScreen
 from steerscale.core.models import model_info
 from steerscale.config import SweepConfig
-from test_fast import varied_items
+from builders import varied_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -118,7 +118,7 @@ def test_planted_direction_ranks_its_layer_first_and_only_measured_layers_are_re
     """Identity blocks (the residual is the embedding), unembedding = embedding: the letter direction A - B planted
     at layer 5 (noise elsewhere) is first in the screen's ranking for both signs; with K = 1 and no spot check only
     layer 5 is measured, and it is the peak of both signs, flagged as the best of 1 measured layer."""
-    from test_vectors import identity_llama, items as planted_items
+    from builders import identity_llama, letter_items as planted_items
 
     torch.manual_seed(0)
     direction = torch.randn(32)
