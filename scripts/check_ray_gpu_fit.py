@@ -38,7 +38,7 @@ def main() -> int:
     import ray
     import torch
 
-    from steerscale.sweep.backends import ModelRef
+    from steerscale.sweep.backends.base import ModelRef
     from steerscale.sweep.backends.ray import RayBackend
     from steerscale.sweep.backends.resources import count_file_params, reserved_gpu_bytes
     from steerscale.errors import SteerscaleError

@@ -11,7 +11,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from steerscale import cli  # noqa: E402
-from steerscale.sweep.backends import ModelRef, default_shards, drive_sweep
+from steerscale.sweep.backends.base import ModelRef
+from steerscale.sweep.run import default_shards, drive_sweep
 from steerscale.sweep.backends import ray_connect
 from steerscale.sweep.backends.ray import FAULT_LOAD_EXIT, FAULT_UNIT_HANG, RayBackend, open_worker_store
 from steerscale.sweep.backends.resources import check_fit, count_file_params, parse_max_memory

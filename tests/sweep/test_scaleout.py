@@ -293,7 +293,8 @@ def test_two_processes_on_one_out_one_is_refused_other_is_right(setup, tmp_path)
 
 
 def test_local_backend_driver_same_bytes_as_run_sweep(setup, tmp_path):
-    from steerscale.sweep.backends import ModelRef, drive_sweep
+    from steerscale.sweep.backends.base import ModelRef
+    from steerscale.sweep.run import drive_sweep
     from steerscale.sweep.backends.local import LocalBackend
     from steerscale.core.data import load_dataset
     from steerscale.config import SweepConfig

@@ -90,7 +90,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
             vecs = run_vectors(args, out, model, tok, info, train)
         result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out, shards=args.shards or 1)
     else:
-        from ..sweep.backends import ModelRef, drive_sweep, get_backend
+        from ..sweep.backends.base import ModelRef, get_backend
+        from ..sweep.run import drive_sweep
 
         if vecs is None:
             raise SteerscaleError("--backend ray: give --vectors (train them first with 'steerscale train'; "
@@ -109,7 +110,7 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
                               cpus_per_worker=opts.cpus_per_worker, unit_timeout=opts.unit_timeout,
                               unit_retries=opts.unit_retries, max_memory=parse_max_memory(opts.max_memory),
                               offload_folder=offload)
-        logging.getLogger("steerscale.backends").setLevel(logging.INFO)  # one line per finished unit
+        logging.getLogger("steerscale.sweep.backends").setLevel(logging.INFO)  # one line per finished unit
         try:
             ref = ModelRef(args.model, args.dtype, args.device, args.trust_remote_code)
             result = drive_sweep(backend, ref, items, vecs, config, out, args.shards, opts.store)

@@ -6,7 +6,8 @@ numbers always give the same bytes; string cells are defused against spreadsheet
 versions and source revision written into every manifest.
 
 ``manifest(kind, config, model_info, t0, **sections)`` builds the head every ``manifest.json`` starts with
-(kind, time, command, revision, versions, model, config) followed by the caller's sections in order;
+(kind, time, command, revision, versions, model, config) followed by the caller's sections in order (the
+sweep, merge, open-ended, interventions and showcase manifests all come from it);
 ``save_tables(out_dir, tables, manifest)`` is the one ``save``: the tables in the order given, then
 ``manifest.json`` last (a folder with a manifest is complete).
 """
@@ -86,14 +87,18 @@ def versions() -> dict:
     }
 
 
-def manifest(kind: str, config, model_info, t0: float, **sections) -> dict:
-    """The manifest of a run: ``kind``, ``created_unix`` (`t0`, the run's start, to the millisecond),
-    ``command`` (sys.argv), ``git_revision``, ``versions``, ``model`` (a ModelInfo's ``to_dict()``, or a dict
-    as given), ``config`` (a dataclass's ``asdict``, or a dict as given), then `sections` in the order given."""
+def manifest(kind: str, config, model_info, t0: float, *, flags: dict | None = None, command: bool = True,
+             **sections) -> dict:
+    """The manifest of a run: ``kind``, then `flags` (keys that say what kind of run it is, e.g. a merge's
+    ``merged: True``), ``created_unix`` (`t0`, the run's start, to the millisecond), ``command`` (sys.argv;
+    left out with ``command=False``: the showcase manifest has none), ``git_revision``, ``versions``,
+    ``model`` (a ModelInfo's ``to_dict()``, or a dict as given), ``config`` (a dataclass's ``asdict``, or a
+    dict as given), then `sections` in the order given. Every manifest steerscale writes starts here."""
+    head = {"kind": kind, **(flags or {}), "created_unix": round(t0, 3)}
+    if command:
+        head["command"] = sys.argv
     return {
-        "kind": kind,
-        "created_unix": round(t0, 3),
-        "command": sys.argv,
+        **head,
         "git_revision": git_revision(),
         "versions": versions(),
         "model": model_info if isinstance(model_info, dict) else model_info.to_dict(),

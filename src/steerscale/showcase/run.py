@@ -32,7 +32,8 @@ import torch
 
 from ..errors import SteerscaleError
 from .config import ShowcaseConfig
-from ..io.results import git_revision, versions, write_csv, write_json
+from ..io.results import manifest as make_manifest
+from ..io.results import write_csv, write_json
 from ..stats import mean_ci
 
 log = logging.getLogger(__name__)
@@ -332,9 +333,7 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
     except (OSError, ValueError, AttributeError):
         old = {}
     t0 = time.time()
-    manifest = {"kind": "showcase", "created_unix": round(t0, 3), "git_revision": git_revision(),
-                "versions": versions(), "model": info.to_dict(), "config": asdict(cfg), "inputs": _inputs(folder),
-                "panels": {}}
+    manifest = make_manifest("showcase", cfg, info, t0, command=False, inputs=_inputs(folder), panels={})
     dose_layers = dose_plan(folder, items, cfg)[0] if "dose" in cfg.panels else None
     for name in cfg.panels:
         t, c = time.time(), time.process_time()

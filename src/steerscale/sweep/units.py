@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -199,7 +198,7 @@ def merge(folder, progress: bool = False):
     Refuses shard reports that mix package versions; removes stale temporary files. Returns SweepResult.
     """
     from ..io.store import ResultsStore, clean_stale_temps
-    from ..io.results import git_revision, versions
+    from ..io.results import manifest as make_manifest
 
     folder = Path(folder)
     path = folder / "run.json"
@@ -229,19 +228,18 @@ def merge(folder, progress: bool = False):
         rows, agg = build_tables(store, identity, plan, str(folder))
     finally:
         store.close()
-    manifest = {
-        "kind": "sweep", "merged": True, "created_unix": round(time.time(), 3), "command": sys.argv,
-        "git_revision": git_revision(), "versions": versions(), "model": identity["model"],
-        "config": identity["config"], "dataset": {"n_items": identity["n_items"], "hash": identity["dataset_hash"]},
-        "answer_scheme": "/".join(sorted({str(r.get("answer_scheme")) for r in reports})),  # one: shards agree
-        "answer_opening": reports[0].get("answer_opening") if reports else None,
-        "last_prompt_tokens": reports[0].get("last_prompt_tokens") if reports else None,
-        "plan": dict(plan.to_dict(), units=[u.to_dict() for u in plan.units]),
-        "shards": sorted(({"index": r["unit"]["index"], "host": r.get("host"), "seconds": r.get("seconds"),
-                           "points_computed": r.get("points_computed")} for r in reports), key=lambda r: r["index"]),
-        "resume": {"points_total": len(identity["config"]["layers"]) * len(identity["config"]["multipliers"])},
-        "identity": {"dataset_hash": identity["dataset_hash"], "vectors_hash": identity["vectors_hash"]},
-    }
+    manifest = make_manifest(
+        "sweep", identity["config"], identity["model"], time.time(), flags={"merged": True},
+        dataset={"n_items": identity["n_items"], "hash": identity["dataset_hash"]},
+        answer_scheme="/".join(sorted({str(r.get("answer_scheme")) for r in reports})),  # one: shards agree
+        answer_opening=reports[0].get("answer_opening") if reports else None,
+        last_prompt_tokens=reports[0].get("last_prompt_tokens") if reports else None,
+        plan=dict(plan.to_dict(), units=[u.to_dict() for u in plan.units]),
+        shards=sorted(({"index": r["unit"]["index"], "host": r.get("host"), "seconds": r.get("seconds"),
+                        "points_computed": r.get("points_computed")} for r in reports), key=lambda r: r["index"]),
+        resume={"points_total": len(identity["config"]["layers"]) * len(identity["config"]["multipliers"])},
+        identity={"dataset_hash": identity["dataset_hash"], "vectors_hash": identity["vectors_hash"]},
+    )
     result = SweepResult(rows, agg, manifest)
     result.save(folder)
     return result

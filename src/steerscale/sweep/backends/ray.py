@@ -40,8 +40,14 @@ import re
 import time
 from collections import deque
 
+from typing import TYPE_CHECKING
+
 from ...errors import SteerscaleError
+from .base import Backend, Job, ModelRef, register_backend
 from .ray_connect import auth_hint, check_address, connect
+
+if TYPE_CHECKING:
+    from ..plan import Unit
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +194,8 @@ class SweepWorker:
         return report
 
 
-class RayBackend:
+@register_backend("ray")
+class RayBackend(Backend):
     """Ray Core actors, one per model replica; see the module docstring.
 
     address: ``"auto"`` (a running cluster), ``HOST:PORT``, ``"ray://host:10001"``, or None (an existing
@@ -270,9 +277,11 @@ class RayBackend:
     def _can_replace(self) -> bool:
         return self.replaced < self.n_slots * (self.unit_retries + 1)
 
-    def start(self, ref) -> list[dict]:
+    def start(self, ref: ModelRef | None) -> list[dict]:
         """Start the actors and load the model in each; an actor that dies or times out while loading is
         replaced (bounded); a load that fails with an error of its own (bad model, does not fit) stops the run."""
+        if ref is None:
+            raise SteerscaleError("--backend ray: the workers load the model themselves; give a ModelRef (--model)")
         self.n_slots = self.planned_workers()
         self._rd = {"spec": ref.spec, "dtype": ref.dtype, "device": ref.device, "name": ref.name,
                     "trust_remote_code": ref.trust_remote_code, "max_memory": self.max_memory,
@@ -333,7 +342,7 @@ class RayBackend:
             self._done.append(res)
         yield kind, a, u, None
 
-    def run(self, job, units, store) -> list[dict]:
+    def run(self, job: Job, units: list[Unit], store) -> list[dict]:
         from dataclasses import asdict
 
         from safetensors.torch import save as st_save
