@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from ..core.vectors import SteeringVectors
+    from .plan import ShardPlan
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def vectors_hash(vectors) -> str:
     return tensor_hash(torch.as_tensor(v))
 
 
-def run_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors) -> dict:
+def run_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors: SteeringVectors) -> dict:
     """What must match for a run folder to be resumed: config, model (with ``weights_fingerprint``, so
     another checkpoint of the same name and shape is refused), dataset and vectors."""
     model = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
@@ -89,13 +90,15 @@ class _MemoryStore:
         pass
 
 
-def sweep_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors, plan) -> dict:
+def sweep_identity(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors: SteeringVectors,
+                   plan: ShardPlan) -> dict:
     """run_identity plus the shard plan (shards change batch composition) and the package versions (a run
     must not mix them: resuming after an upgrade, or a shard on a node with other versions, is refused)."""
     return dict(run_identity(config, info, items, vectors), plan=plan.to_dict(), versions=package_versions())
 
 
-def prepare_sweep(config: SweepConfig | None, info: ModelInfo, items: list[ABItem], vectors, shards: int = 1):
+def prepare_sweep(config: SweepConfig | None, info: ModelInfo, items: list[ABItem], vectors: SteeringVectors,
+                  shards: int = 1) -> tuple[SweepConfig, ShardPlan, dict]:
     """(validated config, plan, identity) of a sweep: everything but the model work."""
     from .plan import make_plan
 
@@ -197,7 +200,8 @@ def drive_sweep(backend: Backend, model_ref: ModelRef | None, items: list[ABItem
         if config.screen != "none":  # screening.py: screen, exact sweep of the confirmed layers, spot check
             reports, rows, aggregate, screen = backend.screen(job, store, where)
         else:
-            todo = [u for u in plan.units if backend.reruns_finished_units or not unit_done(store, u, config, info.name)]
+            todo = [u for u in plan.units
+                    if backend.reruns_finished_units or not unit_done(store, u, config, info.name)]
             reports = backend.run(job, todo, store) if todo else []
             lost = [u.tag for u in todo if not unit_done(store, u, config, info.name)]
             if lost:
@@ -214,7 +218,8 @@ def drive_sweep(backend: Backend, model_ref: ModelRef | None, items: list[ABItem
         manifest["resume"]["points_total"] = len(screen["measured_layers"]) * len(config.multipliers)
     if model_ref is not None:
         _keep_unit_facts(manifest, reports, old_manifest)
-        manifest["backend"] = dict(backend.describe(), store=store_mode, units_run=[r["unit"]["index"] for r in reports],
+        manifest["backend"] = dict(backend.describe(), store=store_mode,
+                                   units_run=[r["unit"]["index"] for r in reports],
                                    hosts=sorted({h.get("host", "?") for h in hellos}), model_loads=len(hellos),
                                    model_files=_model_files(model_ref), out=str(out_dir),
                                    start_s=round(t_start, 3), units_s=round(t_run, 3))
@@ -224,8 +229,9 @@ def drive_sweep(backend: Backend, model_ref: ModelRef | None, items: list[ABItem
     return result
 
 
-def run_shard(model, tokenizer, vectors, items, config: SweepConfig | None, info: ModelInfo | None, out_dir,
-              shard: tuple[int, int], progress: bool = True) -> dict:
+def run_shard(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, vectors: SteeringVectors, items: list[ABItem],
+              config: SweepConfig | None, info: ModelInfo | None, out_dir, shard: tuple[int, int],
+              progress: bool = True) -> dict:
     """One static shard (``--shard K/N``) into the shared run folder `out_dir`; `steerscale merge` builds the
     tables once every shard is there. Holds the lock ``locks/shard-KofN.lock`` while it runs (a second
     process for the same shard is refused; other shards may write the folder at the same time).
@@ -253,8 +259,8 @@ def config_from_identity(identity: dict) -> SweepConfig:
     return SweepConfig(**identity["config"])
 
 
-def sweep_manifest(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors: SteeringVectors, plan,
-                   reports: list[dict], t0: float) -> dict:
+def sweep_manifest(config: SweepConfig, info: ModelInfo, items: list[ABItem], vectors: SteeringVectors,
+                   plan: ShardPlan, reports: list[dict], t0: float) -> dict:
     """The manifest of a sweep (``io.results.manifest``'s head, then the sweep's sections), from the unit
     reports of this run (none: a run that computed nothing now)."""
     engine = dict(reports[-1]["engine"]) if reports else {"name": config.engine}
@@ -334,8 +340,8 @@ def _model_files(model_ref: ModelRef) -> dict | None:
     return {"spec": model_ref.spec, "dtype": model_ref.dtype, "name": model_ref.name, "files_fingerprint": fp}
 
 
-def _before_loading(backend: Backend, model_ref: ModelRef, items, vectors, config, out_dir: Path, shards, old_run,
-                    old_manifest):
+def _before_loading(backend: Backend, model_ref: ModelRef, items: list[ABItem], vectors: SteeringVectors,
+                    config: SweepConfig | None, out_dir: Path, shards: int | None, old_run, old_manifest):
     """(shards, the plan made before any worker starts or None, the finished run's SweepResult or None): what
     the driver settles from the vectors' shape alone (drive_sweep's docstring)."""
     if shards is None and isinstance(old_run, dict) and isinstance(old_run.get("plan"), dict):
@@ -363,8 +369,8 @@ def _keep_unit_facts(manifest: dict, reports: list, old_manifest) -> None:
             manifest[k] = old_manifest[k]
 
 
-def _finished_without_loading(out_dir: Path, old_run, old_manifest, model_ref: ModelRef, items, vectors, config,
-                              shards):
+def _finished_without_loading(out_dir: Path, old_run, old_manifest, model_ref: ModelRef, items: list[ABItem],
+                              vectors: SteeringVectors, config: SweepConfig | None, shards: int):
     """The SweepResult of a finished run rebuilt from its store without loading a model, or None when the
     folder does not hold this run finished (the caller then starts the workers, which check everything).
 

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,15 @@ from ..engines.screen import GradScreen
 from ..errors import SteerscaleError
 from .plan import make_plan
 from .units import build_tables, run_unit
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ..config import SweepConfig
+    from ..core.data import ABItem
+    from ..engines.base import Engine
+    from ..core.models import ModelInfo
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +78,8 @@ def screen_key(items, val_idx, layers) -> str:
     return f"screen-grad-{h.hexdigest()[:12]}"
 
 
-def run_screen(model, tokenizer, vectors, items, config, info, store, val_idx) -> dict:
+def run_screen(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, vectors: SteeringVectors,
+               items: list[ABItem], config: SweepConfig, info: ModelInfo, store, val_idx: list[int]) -> dict:
     """The screen's record (per-item gradients on the validation items, work counters), from the store when
     this run already computed it."""
     key = screen_key(items, val_idx, config.layers)
@@ -97,7 +108,9 @@ def _val_move(store, name, layer, m, sign, val_idx) -> float:
     return float(sign * d.mean())
 
 
-def screened_sweep(model, tokenizer, vectors, items, config, info, identity, store, progress, engine, where=""):
+def screened_sweep(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, vectors: SteeringVectors,
+                   items: list[ABItem], config: SweepConfig, info: ModelInfo, identity: dict, store, progress: bool,
+                   engine: Engine, where: str = "") -> tuple[list[dict], list[dict], list[dict], dict]:
     """Screen, exact sweep of the confirmed layers, spot check (module docstring). Returns
     (unit reports, item rows, aggregate rows, the manifest's screen record)."""
     if config.screen != "grad":

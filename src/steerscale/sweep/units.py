@@ -16,6 +16,7 @@ import logging
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +30,14 @@ from ..core.evaluate import ABScores
 from ..core.models import get_layers
 from .plan import ShardPlan, Unit, make_plan
 from .tables import SweepResult, aggregate_rows, item_rows
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from ..config import SweepConfig
+    from ..core.data import ABItem
+    from ..core.models import ModelInfo
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +67,7 @@ def plan_for(identity: dict) -> ShardPlan:
                      p["n_shards"], cfg["batch_size"])
 
 
-def unit_points(unit: Unit, config) -> list[tuple[int | None, float | None]]:
+def unit_points(unit: Unit, config: SweepConfig) -> list[tuple[int | None, float | None]]:
     """(layer, multiplier) of every point the unit writes; (None, None) is the item shard's baseline."""
     pts = [(l, m) for l in unit.layers for m in config.multipliers if m != 0.0]
     if unit.owns_baseline and 0.0 in config.multipliers:
@@ -87,7 +96,8 @@ def fits(point, n_items: int, layer, m) -> bool:
     return True
 
 
-def run_unit(model, tokenizer, vectors, items, config, info, unit: Unit, store, progress: bool = False,
+def run_unit(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, vectors: SteeringVectors, items: list[ABItem],
+             config: SweepConfig, info: ModelInfo, unit: Unit, store, progress: bool = False,
              engine: Engine | None = None) -> dict:
     """Compute the missing points of `unit` (over the full `items` list) into `store`; return a report.
 
