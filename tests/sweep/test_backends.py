@@ -192,3 +192,21 @@ def test_manifest_head_order_flags_and_no_command():
     assert (m["merged"], m["created_unix"], m["command"]) == (True, 12.346, sys.argv)
     s = manifest("showcase", {"a": 1}, {"name": "m"}, 1.0, command=False, panels={})
     assert list(s) == ["kind", "created_unix", "git_revision", "versions", "model", "config", "panels"]
+
+
+def test_one_engine_over_units_never_takes_one_units_items_for_anothers(world, tmp_path, monkeypatch):
+    """The local backend hands every unit one engine (its work counters add up). Units of equal size get item
+    lists of equal length, and a list freed after one unit may get the next one's ``id``: the fast engine must
+    not take that for the same items and return the previous unit's scores. ``id`` is made constant here, the
+    worst case of that reuse; the tables must equal a one-unit run's."""
+    import steerscale.engines.fast as fast
+
+    mdir, items, vecs, model, tok, info = world
+    cfg = _cfg(layers=[1, 2])
+    one = run_sweep(model, tok, vecs, items[:8], cfg, info=info, progress=False)
+    ids = run_sweep(model, tok, vecs, items[:8], cfg, info=info, progress=False, shards=2)
+    monkeypatch.setattr(fast, "id", lambda obj: 0, raising=False)
+    two = run_sweep(model, tok, vecs, items[:8], cfg, info=info, progress=False, shards=2)
+    assert two.manifest["plan"]["item_shards"] == 2
+    assert two.rows == one.rows and two.aggregate == one.aggregate
+    assert two.manifest["engine"] == ids.manifest["engine"]  # the second unit's work was done, and counted

@@ -78,6 +78,7 @@ class FastEngine(Engine):
         self.sort_by_length = sort_by_length
         self.share_prefix = share_prefix
         self._key = None
+        self._inputs: tuple | None = None  # (model, vectors, encoded) the kept results were computed for
         self._results: dict[tuple[int, float], ABScores] = {}
         self._baseline: ABScores | None = None
         self._state: dict = {}
@@ -137,10 +138,12 @@ class FastEngine(Engine):
     # ------------------------------------------------------------------ internals
 
     def _reset_if_new(self, model, vectors, encoded, config):
-        key = (id(model), id(vectors), id(encoded), len(encoded), config.positions, config.batch_size,
-               next(model.parameters()).dtype)
-        if key != self._key:
-            self._key = key
+        # the very objects, compared with `is` and held: an id() alone is reused once its object is freed (the
+        # next unit's item list of the same length), and the last unit's scores would be returned for it
+        key = (len(encoded), config.positions, config.batch_size, next(model.parameters()).dtype)
+        same = self._inputs is not None and all(a is b for a, b in zip(self._inputs, (model, vectors, encoded)))
+        if key != self._key or not same:
+            self._key, self._inputs = key, (model, vectors, encoded)
             self._results, self._baseline = {}, None
             self._state = {}  # unsteered work kept between calls (see sweep_points)
             self.stats.check = None  # a new setup is checked again
