@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The behaviour check of a refactoring: run `steerscale reproduce` with scripts/dev/golden.toml on two commits and
-# compare the folders, and the public API and CLI surface (scripts/dev/api_surface.py) of both (scripts/dev/golden_compare.py: tables byte-identical, the rest identical up to timings,
-# paths, revision, figure ids).
+# The behaviour check of a refactoring, on two commits: the public API and CLI surface (scripts/dev/api_surface.py)
+# must be identical, and `steerscale reproduce` with scripts/dev/golden.toml must give the same folder
+# (scripts/dev/golden_compare.py: tables byte-identical, the rest identical up to timings, paths, revision, figure ids).
 #   scripts/dev/golden.sh BEFORE_REV [AFTER_REV (default: the work tree)] [OUT (default: /tmp/steerscale-golden)]
 # Python: $PYTHON, else .venv/bin/python. Needs the embedded SmolLM2 (make install). About 8 min per side on 2 cores.
 set -euo pipefail
