@@ -25,7 +25,8 @@ and ``compare_interventions(..., interventions=[Baseline(), ScaledAddition(2.0)]
 Weight orthogonalisation (interventions/orthogonalize.py) is not an ``Intervention``: it is a weight edit
 that writes a new model, not a hook that comes off. It is the baked-in form of ``ablation`` (every
 residual-writing weight projected off the direction), and it checks itself against hooked ablation at run
-time (logits on a probe must agree); tests/interventions/test_ablation.py checks the same.
+time (logits on a probe must agree), and
+tests/interventions/test_ablation.py::test_orthogonalized_equals_hooked_ablation checks the two agree.
 """
 
 from __future__ import annotations
