@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ..core.models import ModelInfo
 
 
-def _batch(tokenizer, texts, template, system, dev):
+def _batch(tokenizer: PreTrainedTokenizerBase, texts: list[str], template: str, system: str | None, dev):
     ids = [_encode(tokenizer, format_prompt(tokenizer, t, template, system)) for t in texts]
     return pad_left(ids, pad_id_of(tokenizer)).to(dev)
 
@@ -109,7 +109,8 @@ def _direction_meta(info, template, system, harmful, harmless, position: int) ->
 
 
 @torch.no_grad()
-def _last_logprobs(model, tokenizer, prompts, template, system, batch_size) -> torch.Tensor:
+def _last_logprobs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], template: str,
+                   system: str | None, batch_size: int) -> torch.Tensor:
     dev = model_device(model)
     out = []
     for idx in batches(len(prompts), batch_size):
