@@ -147,7 +147,7 @@ def select_layer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     [n_positions, n_layers, hidden] tensor from `candidate_directions` (positions -n_positions .. -1).
     Pruning: `ablation_recipe.pruned` with `prune_rule`; `induce_threshold=None` turns that filter off.
     """
-    v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
+    v = vectors.vectors if isinstance(vectors, SteeringVectors) else torch.as_tensor(vectors)
     v = v[None] if v.ndim == 2 else v
     n_pos, n = v.shape[0], v.shape[1]
     harmful_val, harmless_val = [p.text for p in as_prompts(harmful_val)], [p.text for p in as_prompts(harmless_val)]

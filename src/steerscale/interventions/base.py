@@ -52,7 +52,7 @@ class Intervention(ABC):
     definition: ClassVar[str] = ""
     records_layer: ClassVar[bool] = True  # the tables' layer column holds the direction's layer
 
-    multiplier: float = 0.0
+    multiplier: float = 0.0  # the tables' multiplier column (0.0 for kinds without one)
 
     @property
     @abstractmethod
@@ -107,8 +107,9 @@ def as_interventions(items: Sequence[Intervention | str]) -> list[Intervention]:
     return out
 
 
-def check_multiplier_value(m) -> float:
-    if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
+def _finite(m) -> float:
+    """The one check of an addition's multiplier (compare_interventions' rule since it has had one)."""
+    if not isinstance(m, (int, float)) or not math.isfinite(m):
         raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
     return float(m)
 
@@ -155,7 +156,7 @@ class Addition(Intervention):
     definition = "multiplier x vector[layer] added to the output of decoder layer `layer`, every position"
 
     def __init__(self, multiplier: float = 1.0):
-        self.multiplier = check_multiplier_value(multiplier)
+        self.multiplier = _finite(multiplier)
 
     @property
     def condition(self) -> str:
@@ -168,8 +169,10 @@ class Addition(Intervention):
 
 
 def default_interventions(multipliers: Sequence[float]) -> list[Intervention]:
-    """The standard comparison: baseline, ablation, and one addition per non-zero multiplier (in order)."""
-    return [Baseline(), Ablation()] + [Addition(float(m)) for m in multipliers if m != 0]
+    """The standard comparison: baseline, ablation, and one addition per non-zero multiplier (in order); every
+    multiplier must be a finite number, zero included."""
+    checked = [_finite(m) for m in multipliers]
+    return [Baseline(), Ablation()] + [Addition(m) for m in checked if m != 0]
 
 
 def resolve_conditions(multipliers: Sequence[float] | None, interventions: Sequence[Intervention | str] | None
@@ -182,9 +185,6 @@ def resolve_conditions(multipliers: Sequence[float] | None, interventions: Seque
                               "multiplier is part of the intervention: Addition(multiplier))")
     if interventions is None:
         multipliers = (-1.0, 1.0) if multipliers is None else multipliers
-        for m in multipliers:
-            if not isinstance(m, (int, float)) or not math.isfinite(m):
-                raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
         return default_interventions(multipliers), list(multipliers)
     conditions = as_interventions(interventions)
     if "baseline" not in [c.condition for c in conditions]:

@@ -98,7 +98,7 @@ def compare_interventions(model: PreTrainedModel, tokenizer: PreTrainedTokenizer
     `harmful`/`harmless`: test prompts (Prompt records or strings), never the ones used for selection.
     """
     info = info or model_info(model)
-    v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
+    v = vectors.vectors if isinstance(vectors, SteeringVectors) else torch.as_tensor(vectors)
     if tuple(v.shape) != (info.n_layers, info.hidden_size):
         raise SteerscaleError(f"vectors of shape {tuple(v.shape)}: this model needs [{info.n_layers}, {info.hidden_size}]")
     if not 0 <= layer < info.n_layers:
@@ -153,7 +153,7 @@ def compare_interventions(model: PreTrainedModel, tokenizer: PreTrainedTokenizer
     config.update({} if interventions is None else {"interventions": [c.condition for c in conditions]})
     manifest = make_manifest(
         "interventions", config, info, t0,
-        vectors=getattr(vectors, "meta", {}),
+        vectors=vectors.meta if isinstance(vectors, SteeringVectors) else {},
         direction_norm=float(v[layer].norm()),
         selection=None if selection is None else {"layer": selection.layer, **selection.config},
         prompts={"harmful_ids": [p.id for p in harmful], "harmless_ids": [p.id for p in harmless],
