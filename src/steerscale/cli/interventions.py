@@ -80,9 +80,10 @@ def cmd_ablation(args) -> int:
     cands, layer = parse_layers(args.layers), args.layer  # -1 = the last layer
     cands = None if cands is None else resolve_layers(cands, info.n_layers, "--layers")
     layer = None if layer is None else resolve_layers([layer], info.n_layers, "--layer")[0]
-    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, layer, cands,
-                                   mults, recipe, args.split_seed, args.template,
-                                   args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
+    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vectors=vecs, layer=layer,
+                                   candidate_layers=cands, multipliers=mults, recipe=recipe,
+                                   split_seed=args.split_seed, template=args.template, system=args.system,
+                                   batch_size=args.batch_size, seed=args.seed, info=info, out_dir=out)
     layer, pos = vecs.meta["selected_layer"], vecs.meta["selected_position"]
     rec = res.manifest["recipe"]
     print(f"{info.name}: direction from layer {layer} (output of decoder layer {layer}), prompt position {pos} "

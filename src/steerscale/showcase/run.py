@@ -200,7 +200,8 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     """Refusal direction from the train split; layer chosen on the validation split (unless given); baseline,
     ablation and actadd compared on the test split (interventions.split_prompts, seeded)."""
     from ..core.data import load_neutral_text, load_prompt_records
-    from ..interventions.ablation import compare_interventions, refusal_directions, select_layer, split_prompts
+    from ..interventions.ablation import refusal_directions, select_layer, split_prompts
+    from ..interventions.compare import compare_interventions
 
     (h_tr, h_val, h_te), (hl_tr, hl_val, hl_te) = (split_prompts(load_prompt_records(cfg.harmful), seed=cfg.seed),
                                                    split_prompts(load_prompt_records(cfg.harmless), seed=cfg.seed))
@@ -220,8 +221,9 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     elif not 0 <= layer < info.n_layers:
         raise SteerscaleError(f"showcase ablation_layer {layer}: out of range, this model has layers "
                               f"0..{info.n_layers - 1}")
-    res = compare_interventions(model, tok, d, layer, h_te, hl_te, neutral, cfg.ablation_multipliers, cfg.template,
-                                cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, selection=sel,
+    res = compare_interventions(model, tok, d, layer, h_te, hl_te, neutral, multipliers=cfg.ablation_multipliers,
+                                template=cfg.template, system=cfg.system, batch_size=cfg.batch_size,
+                                n_bootstrap=cfg.n_bootstrap, seed=cfg.seed, info=info, selection=sel,
                                 progress=progress)
     passes += len(res.aggregate) * (len(h_te) + len(hl_te) + len(neutral))
     from ..interventions.recipe import recipe_record
@@ -373,7 +375,7 @@ PANEL_TABLES = {"dose": ("dose", "dose_items", "dose_control"), "openended": ("o
 
 
 def _columns(tname: str) -> list[str]:
-    from ..interventions.ablation import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
+    from ..interventions.compare import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
     from ..sweep.tables import ITEM_COLUMNS as SWEEP_ITEMS
 
     return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "dose_control": DOSE_CONTROL_COLUMNS,
