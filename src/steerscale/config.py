@@ -413,7 +413,8 @@ class ShardOptions:
     """How `steerscale sweep` runs past one process (docs/scaling_out.md); the Ray options are ClusterOptions."""
 
     shard: str | None = option(None, metavar="K/N", help="run only unit K of an N-unit plan into the shared --out "
-                               "folder (SLURM job arrays); 'steerscale merge OUT' builds the tables when all N are done")
+                               "folder (SLURM job arrays); 'steerscale merge OUT' builds the tables when all N are "
+                               "done")
     shards: int | None = option(None, min=1, expected="a positive number", metavar="N",
                                 help="split the sweep into N units (item shards first, then layer groups; default 1, "
                                 "or 2 per Ray worker)")

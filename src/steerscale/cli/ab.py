@@ -8,14 +8,16 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import GenerateOptions, InfoOptions, ItemOptions, SweepConfig, TrainOptions, VectorOptions, check_multipliers
+from ..config import (GenerateOptions, InfoOptions, ItemOptions, SweepConfig, TrainOptions, VectorOptions,
+                      check_multipliers)
 from ..errors import SteerscaleError
 from ..io.guards import check_context, check_layers_present, check_output_file, check_output_folder, short
 from ..io.store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
 from .common import (Command, check_items_fit, check_letter_imbalance, check_vectors, load, print_summary, run_vectors,
                      warn_saturated)
-from .options import FIELDS, add_fields, config_from_args, json_arg, limit_arg, model_args, out_arg, prompt_args, vector_args
+from .options import (FIELDS, add_fields, config_from_args, json_arg, limit_arg, model_args, out_arg, prompt_args,
+                      vector_args)
 
 
 def _info_args(p) -> None:
@@ -78,7 +80,8 @@ def cmd_train(args) -> int:
     check_writable_folder(out.parent if str(out.parent) else Path("."))
     model, tok, info = load(args)
     check_items_fit(model, tok, args, items, args.train_data)
-    vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
+    vecs = train_vectors(model, tok, items, template=args.template, system=args.system, normalize=args.normalize,
+                         batch_size=args.batch_size,
                          cache_dir=args.cache_dir, info=info, letter_balance=args.letter_balance)
     vecs.meta["dataset"] = str(args.train_data)
     vecs.meta["sampling"] = sampling_record(args.train_limit, 0)
@@ -136,10 +139,10 @@ def cmd_sweep(args) -> int:
     if train:
         check_items_fit(model, tok, args, train, args.train_data)
     if vecs is None:
-        vecs = run_vectors(args, out, model, tok, info, train, layers=config.layers)
+        vecs = run_vectors(args, out, model, tok, info, train=train, layers=config.layers)
     else:
         check_vectors(args, vecs, model, info, layers=config.layers)
-    result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
+    result = run_sweep(model, tok, vecs, items, config=config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     print_summary(result)
     sc = result.manifest.get("screen")
@@ -195,8 +198,8 @@ def cmd_generate(args) -> int:
     if bad:
         raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "
                               f"layers 0..{info.n_layers - 1}")
-    check_context(model, tok, [("", opts.prompt)], args.template, args.system, extra=opts.max_new_tokens,
-                  what="prompt")
+    check_context(model, tok, [("", opts.prompt)], template=args.template, system=args.system,
+                  extra=opts.max_new_tokens, what="prompt")
     kw = dict(template=args.template, system=args.system, max_new_tokens=opts.max_new_tokens)
     outputs = {"unsteered": generate(model, tok, [opts.prompt], **kw)[0]}
     if ablated is not None:

@@ -58,8 +58,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
         model, tok, info = load(args)
         if vecs is None:
-            vecs = run_vectors(args, out, model, tok, info, train)
-        rep = run_shard(model, tok, vecs, items, config, info, out, (k, n), progress=True)
+            vecs = run_vectors(args, out, model, tok, info, train=train)
+        rep = run_shard(model, tok, vecs, items, config=config, info=info, out_dir=out, shard=(k, n), progress=True)
         done = len(list((out / "shards").glob(f"shard-*of{n}.json")))
         print(f"shard {k}/{n}: {rep['points_computed']} points computed in {rep['seconds']:.1f} s "
               f"(items {rep['unit']['items'][0]}-{rep['unit']['items'][1] - 1}, layers {rep['unit']['layers']}); "
@@ -70,8 +70,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
         model, tok, info = load(args)
         if vecs is None:
-            vecs = run_vectors(args, out, model, tok, info, train)
-        result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out, shards=args.shards or 1)
+            vecs = run_vectors(args, out, model, tok, info, train=train)
+        result = run_sweep(model, tok, vecs, items, config=config, info=info, out_dir=out, shards=args.shards or 1)
     else:
         from ..sweep.backends import ModelRef, drive_sweep, get_backend
 
@@ -95,7 +95,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
         logging.getLogger("steerscale.backends").setLevel(logging.INFO)  # one line per finished unit
         try:
             ref = ModelRef(args.model, args.dtype, args.device, args.trust_remote_code)
-            result = drive_sweep(backend, ref, items, vecs, config, out, args.shards, opts.store)
+            result = drive_sweep(backend, ref, items, vecs, config=config, out_dir=out, shards=args.shards,
+                                 store_mode=opts.store)
         finally:
             backend.close()
     plot_layer_sweep(result.aggregate, out / "layer_sweep")

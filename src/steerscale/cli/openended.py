@@ -61,10 +61,10 @@ def cmd_openended(args) -> int:
     config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded
     points = config.points(info.n_layers)  # layers and windows against the model, before any work
     for source, prompts in ((args.harmful, harmful), (args.harmless, harmless)):  # the prompts this run uses
-        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], args.template,
-                      args.system, extra=1, what=f"{source}: prompt")
-        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_generate]], args.template,
-                      args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], template=args.template,
+                      system=args.system, extra=1, what=f"{source}: prompt")
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_generate]], template=args.template,
+                      system=args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
     if vecs is not None:
         check_vectors(args, vecs, model, info)
         check_layers_present(vecs, sorted({l for a, b in points for l in range(a, b + 1)}))
@@ -74,9 +74,9 @@ def cmd_openended(args) -> int:
         jm, jt, _ = load_model(args.judge_model, dtype=args.dtype, device=args.device)
         judge = HFJudge(jm, jt, batch_size=args.batch_size)
     if vecs is None:
-        vecs = run_vectors(args, out, model, tok, info, load_dataset(args.train_data, limit=args.train_limit))
-    res = run_openended(model, tok, vecs, harmful, harmless, neutral, config, info=info, phrases=phrases,
-                        judge=judge, out_dir=out)
+        vecs = run_vectors(args, out, model, tok, info, train=load_dataset(args.train_data, limit=args.train_limit))
+    res = run_openended(model, tok, vecs, harmful=harmful, harmless=harmless, neutral=neutral, config=config,
+                        info=info, phrases=phrases, judge=judge, out_dir=out)
     plot_tradeoff(res.aggregate, out / "tradeoff")
     if any(r["width"] == 1 for r in res.aggregate):
         plot_openended_layers(res.aggregate, out / "openended_layers")
@@ -173,8 +173,8 @@ def cmd_transfer(args) -> int:
     src = load_model(opts.source_model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     tgt = load(args)
     vecs.check_model(src[0])
-    r = transfer_effect(src[:2], tgt[:2], vecs, layers, opts.multiplier, prompts, how=opts.map,
-                        template=args.template, system=args.system, batch_size=args.batch_size)
+    r = transfer_effect(src[:2], tgt[:2], vecs, layers=layers, multiplier=opts.multiplier, prompts=prompts,
+                        how=opts.map, template=args.template, system=args.system, batch_size=args.batch_size)
     r.update(source_model=src[2].name, target_model=tgt[2].name)
     if args.json:
         print(json.dumps(r, indent=2))
