@@ -207,14 +207,15 @@ def check_multiplier(m, label: str = "multiplier") -> float:
 def check_multipliers(values, label: str = "multipliers") -> list[float]:
     """The one check of a list of steering multipliers (every command, TOML section and config class).
 
-    `values` must be a non-empty list (or tuple) of numbers, each passing `check_multiplier` (message
-    '<label> value <m>: ...'). Returned: floats, -0 as 0, a repeated value counted once with the FIRST
+    `values` must be a non-empty list (or other sequence: a tuple, a numpy array) of numbers, each passing
+    `check_multiplier` (message '<label> value <m>: ...'). Returned: floats, -0 as 0, a repeated value counted once with the FIRST
     occurrence kept -- the caller's order is kept, because the A/B sweep's and ablation's tables list
     multipliers in the order given. Callers whose tables list multipliers ascending (open-ended, the showcase's
     dose panel) sort the result themselves. A repeat is logged: it would repeat rows and narrow the intervals."""
-    if not isinstance(values, (list, tuple)) or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
-                                                        for m in values):
+    seq = None if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__") else list(values)
+    if seq is None or not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in seq):
         raise SteerscaleError(f"{label} {values!r}: expected a list of numbers")
+    values = seq
     if not values:
         raise SteerscaleError(f"{label}: expected at least one value")
     mults = list(dict.fromkeys(check_multiplier(m, f"{label} value") + 0.0 for m in values))

@@ -76,7 +76,7 @@ class ShowcaseConfig:
                 fail("panels", p, f"any of {', '.join(PANELS)}")
         # an empty list is allowed: the baseline alone (dose; 0 is added) or no actadd condition (ablation).
         # The ablation multipliers are only checked: the panel's identity and manifest keep them as written.
-        dose, _ = ([] if getattr(self, n) == [] else check_multipliers(getattr(self, n), label(n))
+        dose, _ = ([] if _empty(getattr(self, n)) else check_multipliers(getattr(self, n), label(n))
                    for n in ("dose_multipliers", "ablation_multipliers"))
         for name in ("dose_layers", "ablation_candidates"):
             v = getattr(self, name)
@@ -107,3 +107,7 @@ def _num(x) -> bool:
 
 def _layer(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _empty(x) -> bool:
+    return isinstance(x, (list, tuple)) and len(x) == 0
