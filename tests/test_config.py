@@ -80,7 +80,7 @@ def test_one_openended_default_for_api_cli_and_toml(tmp_path):
     ("[sweep]\npositions = 'last'\n", r"\[sweep\]: positions 'last': expected one of all, instruction_end"),
     ("[sweep]\nsystem = 3\n", r"\[sweep\]: system 3: expected a string"),
     ("[run]\nseed = -1\n", r"c\.toml: \[run\] seed -1: expected an integer >= 0"),
-    ("[run]\nval_fraction = 'half'\n", r"\[run\] val_fraction half: expected a number between 0 and 1"),
+    ("[run]\nval_fraction = 'half'\n", r"\[run\] val_fraction 'half': expected a number between 0 and 1"),
     ("[data]\ntrain_limit = 0\n", r"\[data\] train_limit 0: expected a positive number of items or a fraction in \(0, 1\)"),
     ("[data]\ntrain = 5\n", r"\[data\] train 5: expected a string"),
     ("[openended]\nharmful = ['a']\n", r"\[openended\]: harmful \['a'\]: expected a string"),

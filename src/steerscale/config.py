@@ -13,10 +13,14 @@ Field metadata keys: ``help``; ``choices``; ``min`` (inclusive lower bound of a 
 the CLI says what a flag wants, e.g. "a positive number of tokens"; file and API messages say "an integer
 >= 1"); ``cli`` (how the flag is read: ``"layers"`` = ``parse_layers`` text, ``"floats"``/``"ints"`` =
 comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``;
-``auto`` (the flag also takes ``auto``: ``--batch-size auto``, resolved by the CLI, steerscale.autobatch).
+``auto`` (the flag also takes ``auto``: ``--batch-size auto``, resolved by the CLI, steerscale.autobatch);
+``short`` (a short flag, ``-o``); ``required`` (the flag must be given); ``positional`` (``True``: a positional
+argument, ``"?"``: an optional one); ``nargs``.
 
 Classes: ``SweepConfig`` (a layer x multiplier A/B sweep), ``OpenEndedConfig`` (an open-ended sweep),
-``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), and the
+``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), the options of
+the other commands (``AblationOptions``, ``GenerateOptions``, ... ``GlobalOptions``: every flag of every
+command is a field; tests/cli/test_cli_fields.py walks the parser to check it), and the
 sections of a ``steerscale reproduce`` TOML file (``RunSection``, ``DataSection``, ``SweepSection``,
 ``OpenEndedSection``) with ``ReproduceConfig`` / ``ModelSpec``, which keep the sections as plain dicts
 because their JSON is hashed into the keys that mark result folders complete (see reproduce.config_hash).
@@ -200,6 +204,33 @@ def check_multiplier(m, label: str = "multiplier") -> float:
     return float(m)
 
 
+def check_multipliers(values, label: str = "multipliers") -> list[float]:
+    """The one check of a list of steering multipliers (every command, TOML section and config class).
+
+    `values` must be a non-empty list (or other sequence: a tuple, a numpy array) of numbers, each passing
+    `check_multiplier` (message '<label> value <m>: ...'). Returned: floats, -0 as 0, a repeated value counted once with the FIRST
+    occurrence kept -- the caller's order is kept, because the A/B sweep's and ablation's tables list
+    multipliers in the order given. Callers whose tables list multipliers ascending (open-ended, the showcase's
+    dose panel) sort the result themselves. A repeat is logged: it would repeat rows and narrow the intervals."""
+    seq = None if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__") else list(values)
+    if seq is None or not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in seq):
+        raise SteerscaleError(f"{label} {values!r}: expected a list of numbers")
+    values = seq
+    if not values:
+        raise SteerscaleError(f"{label}: expected at least one value")
+    mults = list(dict.fromkeys(check_multiplier(m, f"{label} value") + 0.0 for m in values))
+    if len(mults) != len(values):
+        log.warning("%s %s: repeated values count once: %s", label, list(values), mults)
+    return mults
+
+
+def check_val_fraction(value, label: str = "val_fraction") -> float:
+    """The share of evaluation items that chooses the peak layer: a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < float(value) < 1):
+        raise SteerscaleError(f"{label} {value!r}: expected a number between 0 and 1")
+    return float(value)
+
+
 def check_fields(obj, names=None, label=lambda name: name) -> None:
     """Raise the first `problem` among the fields `names` (default all) of dataclass `obj`, as
     '<label(name)> <value!r>: expected ...'."""
@@ -331,6 +362,196 @@ class AblationRecipe:
                              "(prunes one layer fewer)")
 
 
+# ------------------------------------------------------------------------------------------------ command options
+# The flags of the commands that have no experiment class (cli/options.add_fields builds each from its field).
+
+
+@dataclass
+class GlobalOptions:
+    """Flags of `steerscale` itself, before the command."""
+
+    debug: bool = option(False, help="show full tracebacks")
+    quiet: bool = option(False, help="no progress bars or info lines (warnings and errors still print; results "
+                         "paths too)")
+
+
+@dataclass
+class OutputOptions:
+    """Where a command writes, and how it prints (the command may word `out`'s help for what it writes)."""
+
+    out: str = option(None, short="-o", required=True, help="results folder")
+    json: bool = option(False, help="print JSON")
+
+
+@dataclass
+class ItemOptions:
+    """The A/B items or prompts a command reads."""
+
+    limit: int | float | None = opt("limit")
+    data: str = option("refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in name ('list' lists "
+                       "them)")
+
+
+@dataclass
+class InfoOptions:
+    """`steerscale info` (besides the model's options)."""
+
+    model_positional: str | None = option(None, positional="?", metavar="MODEL", help="deprecated: the model as a "
+                                          "positional argument; use --model like every other command")
+
+
+@dataclass
+class TrainOptions:
+    """`steerscale train` (besides the model, prompt and vector options)."""
+
+    data: str | None = option(None, help="deprecated spelling of --train-data (--data is the evaluation set in every "
+                              "other command)")
+    cache_dir: str | None = option(None, help="reuse activations cached here when the inputs match")
+
+
+@dataclass
+class ShardOptions:
+    """How `steerscale sweep` runs past one process (docs/scaling_out.md); the Ray options are ClusterOptions."""
+
+    shard: str | None = option(None, metavar="K/N", help="run only unit K of an N-unit plan into the shared --out "
+                               "folder (SLURM job arrays); 'steerscale merge OUT' builds the tables when all N are "
+                               "done")
+    shards: int | None = option(None, min=1, expected="a positive number", metavar="N",
+                                help="split the sweep into N units (item shards first, then layer groups; default 1, "
+                                "or 2 per Ray worker)")
+    backend: str = option("local", choices=("local", "ray"), help="where the units run: this process (default) or "
+                          "Ray actors (pip install 'steerscale[ray]')")
+
+
+@dataclass
+class FolderOptions:
+    """The folder argument of `steerscale merge` and `steerscale report` (each words the help)."""
+
+    folder: str = option(None, positional=True, help="a results folder")
+
+
+@dataclass
+class DataListOptions:
+    """`steerscale data`."""
+
+    action: str = option(None, positional=True, choices=("list",),
+                         help="'list': the built-in datasets with sizes and letter balance")
+
+
+@dataclass
+class SimilarityOptions:
+    """`steerscale similarity`."""
+
+    vectors: list[str] = option(None, positional=True, nargs="+",
+                                help="vector files from 'steerscale train', optionally NAME=FILE")
+    normalize_across: bool = option(False, help="rescale each behaviour's vector to the mean norm across behaviours "
+                                    "at each layer (CAA) and save the results as NAME.normalized.safetensors in --out")
+
+
+@dataclass
+class OpenEndedCommandOptions:
+    """`steerscale openended` flags that are neither OpenEndedConfig nor a TOML key."""
+
+    phrases: str | None = option(None, help="refusal-phrase list (JSON); default the built-in list")
+
+
+@dataclass
+class AblationOptions:
+    """`steerscale ablation` besides the model and prompt options and the recipe (AblationRecipe, recorded in
+    the manifest): prompts, candidate layers, the actadd comparison's multipliers, seeds."""
+
+    vectors: str | None = option(None, help="candidate vectors (e.g. A/B vectors from 'train') instead of "
+                                 "harmful-minus-harmless directions")
+    harmful: str = opt("harmful")
+    harmless: str = opt("harmless")
+    neutral: str = opt("neutral")
+    layers: list[int] | None = option(None, cli="layers", help="candidate layers (default all)")
+    layer: int | None = option(None, help="skip selection and use this layer")
+    multipliers: list[float] = option(factory=lambda: [-1.0, 1.0], cli="floats",
+                                      help="actadd multipliers (default -1,1)")
+    split_seed: int = option(0, min=0, max=MAX_SEED, expected=f"an integer 0..{MAX_SEED}",
+                             help="seed of the selection/evaluation split of the prompts")
+    seed: int = opt("seed")
+
+
+@dataclass
+class OrthogonalizeOptions:
+    """`steerscale orthogonalize` besides the model options."""
+
+    direction: str = option(None, required=True, help="vectors file (e.g. directions.safetensors from 'ablation')")
+    direction_layer: int | None = option(None, help="layer of the direction (default: the file's selected_layer)")
+    force: bool = option(False, help="replace a non-empty --out folder (atomically: the old folder stays intact "
+                         "until the new one is complete)")
+    allow_foreign_vectors: bool = option(False, help="use a direction file whose metadata names another model")
+
+
+@dataclass
+class ExportOptions:
+    """`steerscale export`."""
+
+    format: str = option("llama.cpp", choices=("llama.cpp",), help="output format")
+    vectors: str = option(None, positional=True, help="vectors file from 'steerscale train'")
+    output: str = option(None, positional=True, help="output .gguf file")
+    layers: str | None = option(None, help="layers to write, e.g. 10-20 (default 1..n_layers-1)")
+    multiplier: float = option(1.0, help="each written tensor is multiplier x vector[L]")
+    model_hint: str | None = option(None, help="model type recorded in the file (default from the vectors)")
+
+
+@dataclass
+class ImportOptions:
+    """`steerscale import`."""
+
+    input: str = option(None, positional=True, help=".gguf or .safetensors file")
+    n_layers: int = option(None, required=True, help="layer count of the model you will steer")
+
+
+@dataclass
+class TransferOptions:
+    """`steerscale transfer` besides the (target) model and prompt options."""
+
+    vectors: str = option(None, required=True, help="vectors made on --source-model")
+    source_model: str = option(None, required=True, help="the model the vectors were made on")
+    layers: list[int] = option(None, cli="layers", required=True,
+                               help="source layer(s) to steer, e.g. 15, 12-14 or -1 (the last)")
+    multiplier: float = option(4.0, help="multiplier on both models")
+    map: str = option("relative", choices=("relative", "same"),
+                      help="target layer for each source layer: by relative depth, or the same index")
+    prompts: str = option("harmful-prompts", help="prompts: built-in name or JSON/JSONL file")
+    limit: int | float | None = opt("limit", default=16)
+
+
+@dataclass
+class GenerateOptions:
+    """`steerscale generate` besides the model and prompt options."""
+
+    prompt: str = option(None, positional=True, help="the user message")
+    vectors: str | None = option(None, help="vectors from 'steerscale train' (needed unless only --ablate)")
+    ablate: str | None = option(None, metavar="DIRECTION_FILE", help="also show the answer with this direction "
+                                "ablated at every layer (a vectors file; layer from its selected_layer or "
+                                "--direction-layer), e.g. directions.safetensors from 'ablation'")
+    direction_layer: int | None = option(None, help="layer of the --ablate file's direction")
+    allow_foreign_vectors: bool = option(False, help="steer with vectors whose metadata names another model of "
+                                         "the same shape")
+    layers: list[int] | None = option(factory=lambda: [13], cli="layers", help="layer(s) to steer, e.g. 13, 12-14, "
+                                      "0-29:3 (every 3rd) or -1 (the last)")
+    multipliers: list[float] = option(factory=lambda: [-1.0, 1.0], cli="floats",
+                                      help="comma list of multipliers to show beside the unsteered answer")
+    positions: str = opt("positions")
+    max_new_tokens: int = opt("max_new_tokens", default=60, help="tokens to generate (default 60)")
+
+
+@dataclass
+class ReproduceOptions:
+    """`steerscale reproduce` (the run's settings are in its TOML config, ReproduceConfig)."""
+
+    config: str | None = option(None, help="TOML config (default: the bundled configs/default.toml)")
+    out: str = option("results/reproduce", short="-o", help="output folder (default results/reproduce)")
+    force: bool = option(False, help="run every model again even if its results are complete")
+    print_config: bool = option(False, help="print the default config and exit")
+    only: str | None = option(None, metavar="NAME", help="run only the model NAME into its folder, no report (one "
+                              "cluster node; docs/scaling_out.md)")
+
+
 # ------------------------------------------------------------------------------------------------ experiments
 
 
@@ -369,10 +590,7 @@ class SweepConfig:
         """A checked copy for a model of `n_layers` layers: layers every layer for None, sorted and unique;
         multipliers as floats (-0 is 0), repeats counted once. Raises SteerscaleError naming the field."""
         check_fields(self, ("positions", "engine"))
-        if not self.multipliers:
-            raise SteerscaleError("multipliers: expected at least one value")
-        for m in self.multipliers:
-            check_multiplier(m)
+        mults = check_multipliers(self.multipliers)  # kept order: the tables list multipliers as given
         layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
         layers = [l + n_layers if -n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
         bad = [l for l in layers if not 0 <= l < n_layers]
@@ -380,13 +598,8 @@ class SweepConfig:
             shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
             raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
         check_fields(self, ("batch_size", "seed", "screen", "confirm_top", "spot_check"))
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
-            raise SteerscaleError(f"val_fraction {self.val_fraction!r}: expected a number between 0 and 1")
-        # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
-        # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
-        mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
-        if len(mults) != len(self.multipliers):
-            log.warning("multipliers %s: repeated values count once: %s", list(self.multipliers), mults)
+        check_val_fraction(self.val_fraction)
+        # Repeated layers count once, like repeated multipliers (check_multipliers).
         if len(set(layers)) != len(layers):
             log.warning("layers: repeated values count once")
         return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=mults))
@@ -449,13 +662,9 @@ class OpenEndedConfig:
     def validate(self) -> "OpenEndedConfig":
         """A checked copy: multipliers sorted, unique floats (-0 is 0). Raises SteerscaleError naming the field."""
         check_fields(self, ("positions",))
-        if not self.multipliers:
-            raise SteerscaleError("multipliers: expected at least one value")
-        for m in self.multipliers:
-            check_multiplier(m)
+        mults = sorted(check_multipliers(self.multipliers))  # the open-ended tables list multipliers ascending
         check_fields(self, ("batch_size", "n_generate", "max_new_tokens", "seed", "n_logodds", "n_neutral"))
-        # -0 is 0; repeated multipliers count once (they would repeat rows and narrow the intervals)
-        return OpenEndedConfig(**dict(asdict(self), multipliers=sorted({float(m) + 0.0 for m in self.multipliers})))
+        return OpenEndedConfig(**dict(asdict(self), multipliers=mults))
 
 
 # ------------------------------------------------------------------------------------------------ reproduce TOML
@@ -484,11 +693,9 @@ def _check_layer_list(obj, label) -> None:
     if not (obj.layers == "all" or (isinstance(obj.layers, list) and all(isinstance(l, int) for l in obj.layers))):
         raise SteerscaleError(f"{label('layers')} {obj.layers!r}: expected \"all\" or a list of layer indices")
     check_fields(obj, ("layer_stride",), label)
-    if not isinstance(obj.multipliers, list) or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
-                                                        for m in obj.multipliers):
+    if not isinstance(obj.multipliers, list):  # a TOML array (a tuple cannot come from a file)
         raise SteerscaleError(f"{label('multipliers')} {obj.multipliers!r}: expected a list of numbers")
-    for m in obj.multipliers:
-        check_multiplier(m, label("multipliers") + " value")
+    check_multipliers(obj.multipliers, label("multipliers"))  # checked only: the section is kept as written
     if 0 not in obj.multipliers:
         raise SteerscaleError(f"{label('multipliers')} must include 0 (the unsteered baseline every effect is "
                               f"measured against)")
@@ -510,8 +717,7 @@ class RunSection:
         if self.protocol not in PROTOCOL_PRESETS:
             raise SteerscaleError(f"{label('protocol')} {self.protocol!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
         check_fields(self, ("scaling_y", "seed", "n_bootstrap", "split_half"), label)
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
-            raise SteerscaleError(f"{label('val_fraction')} {self.val_fraction}: expected a number between 0 and 1")
+        check_val_fraction(self.val_fraction, label("val_fraction"))
 
 
 @dataclass

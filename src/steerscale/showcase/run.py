@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import AblationRecipe
 from ..errors import SteerscaleError
 from .config import ShowcaseConfig
 from ..io.results import git_revision, versions, write_csv, write_json
@@ -193,7 +194,8 @@ def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
         return sorted(set(cfg.ablation_candidates))
     from ..interventions.recipe import pruned
 
-    return [l for l in range(n_layers // 5, n_layers, max(1, n_layers // 10)) if not pruned(l, n_layers, 0.2)] or [0]
+    every = range(n_layers // 5, n_layers, max(1, n_layers // 10))
+    return [l for l in every if not pruned(l, n_layers, AblationRecipe.prune)] or [0]  # refusal_direction's prune
 
 
 def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
@@ -211,7 +213,7 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     if layer is None:
         cands = ablation_candidates(info.n_layers, cfg)
         try:
-            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2,
+            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, AblationRecipe.prune,
                                cfg.ablation_induce_threshold,
                                cfg.template, cfg.system, cfg.batch_size, progress=progress)
         except SteerscaleError as e:  # every candidate filtered: this model has no panel, the run goes on
@@ -227,7 +229,6 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
                                 progress=progress)
     passes += len(res.aggregate) * (len(h_te) + len(hl_te) + len(neutral))
     from ..interventions.recipe import recipe_record
-    from ..config import AblationRecipe
 
     induce = cfg.ablation_induce_threshold
     recipe = AblationRecipe(candidate_positions="last", filter_prompts="none", kl_threshold=cfg.ablation_kl_threshold,
