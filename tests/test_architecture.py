@@ -166,3 +166,95 @@ def test_no_alias_modules():
         if not own:
             aliases.append(str(p.relative_to(SRC)))
     assert aliases == [], f"alias modules (imports only): {aliases}"
+
+
+# ----------------------------------------------------------------------------- the tests' own layout
+
+TESTS = Path(__file__).resolve().parent
+CROSS_CUTTING = {"integration", "bench"}  # whole-pipeline runs on the real model, GPU benchmarks: no one stage
+
+
+def _test_files() -> list[Path]:
+    return sorted(p for p in TESTS.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module name an ``import`` or ``from ... import`` in `path` names, at any depth of the file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_no_test_module_imports_another():
+    """Helpers shared by tests live in conftest.py or a plain module beside it (builders, tinydir, badinput, ...);
+    a test module that imports another runs that module's tests' setup and ties two files' edits together."""
+    bad = [f"{p.relative_to(TESTS)} imports {n}" for p in _test_files() for n in sorted(_imported_names(p))
+           if any(part.startswith("test_") for part in n.split("."))]
+    assert bad == []
+
+
+def test_no_test_module_imports_another_is_seen(tmp_path):
+    p = tmp_path / "test_x.py"
+    p.write_text("def test_a():\n    from test_bad_inputs_core import Ctx\n")
+    assert "test_bad_inputs_core" in _imported_names(p)
+
+
+def test_test_file_names_are_unique():
+    """Test folders have no ``__init__.py``, so pytest imports each test file by its basename: two files of one
+    name in two folders would collide (and a reader could not tell them apart in a report)."""
+    seen: dict[str, list[str]] = {}
+    for p in _test_files():
+        if p.name.startswith("test_"):
+            seen.setdefault(p.name, []).append(str(p.relative_to(TESTS)))
+    assert {n: ps for n, ps in seen.items() if len(ps) > 1} == {}
+
+
+def test_test_folders_mirror_the_packages():
+    """Each folder under tests/ is a stage, named as its package under src/steerscale (with an ``__init__.py``),
+    except the declared cross-cutting ones."""
+    packages = {p.parent.name for p in SRC.glob("*/__init__.py")}
+    folders = {d.name for d in TESTS.iterdir() if d.is_dir() and d.name != "__pycache__" and not d.name.startswith(".")}
+    assert folders - packages - CROSS_CUTTING == set()
+    assert CROSS_CUTTING <= folders  # the exceptions are real folders, not a blanket pass
+    assert not [p for p in TESTS.rglob("__init__.py")]  # basenames are the import names (see above)
+
+
+def _modules_imported_by_tests() -> set[str]:
+    known = set(import_graph())
+    found = set()
+    for p in _test_files():
+        found |= _imports(p, "tests." + p.stem, known)
+    return found
+
+
+# Modules no test imports under their own path today (the issue counted 35 of 85 before the move). This is a
+# backlog that may only shrink: a new module comes with a test that imports it, and a module tested since must
+# leave the list. Package __init__ files re-export nothing and __main__ only calls cli.main, so they are not
+# counted. Most of those listed are reached through the CLI (cli.main) or a driver and checked there end to end.
+UNTESTED_MODULES: set[str] = {
+    # the subcommands' modules: run through cli.main([...]) by tests/cli and the bad-input catalogues
+    "steerscale.cli.ab", "steerscale.cli.cluster", "steerscale.cli.common", "steerscale.cli.datasets",
+    "steerscale.cli.interventions", "steerscale.cli.openended", "steerscale.cli.reproduce",
+    # run whole by their drivers (fast engine, open-ended run, report, reproduce, Ray backend, sweep plan)
+    "steerscale.engines.fast_all", "steerscale.engines.fast_ie", "steerscale.measures.httpclient",
+    "steerscale.openended.store", "steerscale.report.found", "steerscale.report.openended_section",
+    "steerscale.reproduce.reliability", "steerscale.sweep.backends.workers", "steerscale.sweep.units",
+}
+
+
+def _counted_modules() -> set[str]:
+    return {n for n, p in ((_module_name(p), p) for p in SRC.rglob("*.py"))
+            if p.name not in ("__init__.py", "__main__.py")}
+
+
+def test_modules_without_a_test_of_their_own_only_shrink():
+    untested = _counted_modules() - _modules_imported_by_tests()
+    print(f"\n{len(untested)} of {len(_counted_modules())} modules are imported by no test under their own path: "
+          + ", ".join(sorted(untested)))
+    assert untested - UNTESTED_MODULES == set(), "new modules without a test that imports them"
+    assert UNTESTED_MODULES - untested == set(), "tested now: remove them from UNTESTED_MODULES"
