@@ -15,6 +15,7 @@ import os
 import resource
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,30 @@ def base(tmp_path_factory):
     return b
 
 
-def run_catalogue(c: "Ctx", capsys, build, fragment) -> None:
+def stage_file(stage: str) -> str:
+    """The file (relative to tests/) that holds the bad-input cases of `stage` (a package, or "config")."""
+    return "test_bad_inputs_config.py" if stage == "config" else f"{stage}/test_bad_inputs_{stage}.py"
+
+
+def _raised_in(tb) -> str:
+    """The stage whose code raised: the package (or top module) of the innermost steerscale frame of `tb`."""
+    parts = [Path(f.filename).parts for f in traceback.extract_tb(tb) if "steerscale" in Path(f.filename).parts[:-1]]
+    rel = parts[-1][len(parts[-1]) - parts[-1][::-1].index("steerscale"):]  # below the last steerscale/ folder
+    return rel[0] if len(rel) > 1 else Path(rel[0]).stem
+
+
+def run_catalogue(c: "Ctx", capsys, build, fragment, test_file: str) -> None:
     """Build the case's argv in `c`, run the CLI in-process: exit 2, and the last line of stderr (progress bars may
-    come before it) is one 'steerscale <command>: ...' line holding `fragment`, with no traceback or numpy repr."""
+    come before it) is one 'steerscale <command>: ...' line holding `fragment`, with no traceback or numpy repr.
+    The error was raised by the stage whose file holds the case (`test_file`; argparse's own errors are cli's)."""
+    raised = []
+    real = cli._one_line
+
+    def spy(msg, *a, **k):  # called inside cli.main's `except SteerscaleError`: the error's traceback is at hand
+        raised.append(_raised_in(sys.exc_info()[2]))
+        return real(msg, *a, **k)
+
+    c.mp.setattr(cli, "_one_line", spy)
     argv = build(c)
     capsys.readouterr()
     rc = cli.main([str(a) for a in argv])
@@ -57,6 +79,9 @@ def run_catalogue(c: "Ctx", capsys, build, fragment) -> None:
     assert fragment in last, err
     assert "Traceback" not in err and last.startswith("steerscale ")
     assert "np.uint64" not in last and "np.float" not in last
+    stage = raised[-1] if raised else "cli"
+    here = Path(test_file).resolve().relative_to(TESTS).as_posix()
+    assert here == stage_file(stage), f"raised in {stage}/: the case belongs in tests/{stage_file(stage)}"
 
 
 def check_documented(catalogue: list, test_file: str) -> None:

@@ -56,7 +56,7 @@ CATALOGUE = [
 
 @pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
 def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment)
+    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
 
 
 def test_catalogue_is_documented():

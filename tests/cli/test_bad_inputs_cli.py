@@ -70,11 +70,18 @@ CATALOGUE = [
 
 @pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
 def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment)
+    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
 
 
 def test_catalogue_is_documented():
     check_documented(CATALOGUE, __file__)
+
+
+def test_a_case_in_another_stages_file_is_refused(base, tmp_path, monkeypatch, capsys):
+    """The stage check of the catalogue runner fires: an empty dataset is core's error, not cli's."""
+    with pytest.raises(AssertionError, match="raised in core/: the case belongs in tests/core/test_bad_inputs_core.py"):
+        run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, lambda c: c.train(c.file("d.json", "[]")),
+                      "dataset is empty", __file__)
 
 
 def test_real_command_exit_code_and_debug(base, tmp_path):
