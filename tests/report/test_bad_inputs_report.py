@@ -1,8 +1,6 @@
 """Hostile text in reports: HTML and links escaped, bidi controls shown, atomic writes.
 
-The catalogue's cases are those whose error this stage's code raises (the innermost steerscale frame); each exits 2
-with one line naming the file/field/value, and each has a row in docs/errors.md naming this file. The shared inputs
-and builders are in tests/badinput.py.
+No catalogue case is raised in this stage; the bad-input tests' shared helpers are in tests/badinput.py.
 """
 
 from __future__ import annotations
