@@ -37,7 +37,7 @@ keyword, layer outputs) are read from the installed code (``engines.hfcompat``).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -51,11 +51,24 @@ from ..core.models import _model_type, get_layers
 from .base import Engine, EngineStats
 from .check import check_first_batch
 from .fast_all import AllPositionsRunner
-from .fast_ie import InstructionEndRunner
+from .fast_ie import IEBlock, InstructionEndRunner
 from .hfcompat import versions_line
-from .partial import STATE_MB, nbytes, scores_of
+from .partial import STATE_MB, scores_of
 
 LAYERS_PER_GROUP = 6  # at most this many layers share one unsteered pass per points() call; at least 5 groups
+
+
+@dataclass(slots=True)
+class FastState:
+    """Unsteered work ``sweep_points`` keeps between calls with the same model, vectors, items and settings.
+
+    ``walk`` (all positions): (batch index, shared prefix length) -> (deepest walked layer, residual after it).
+    ``blocks`` (instruction end): the prefix caches and suffix residuals of every block, or None until a
+    call has kept them (not kept when over ``STATE_MB``).
+    """
+
+    walk: dict[tuple[int, int], tuple[int, torch.Tensor]] = field(default_factory=dict)
+    blocks: list[IEBlock] | None = None
 
 
 class FastEngine(Engine):
@@ -80,7 +93,7 @@ class FastEngine(Engine):
         self._key = None
         self._results: dict[tuple[int, float], ABScores] = {}
         self._baseline: ABScores | None = None
-        self._state: dict = {}
+        self._state = FastState()
 
     # ------------------------------------------------------------------ contract
 
@@ -142,7 +155,7 @@ class FastEngine(Engine):
         if key != self._key:
             self._key = key
             self._results, self._baseline = {}, None
-            self._state = {}  # unsteered work kept between calls (see sweep_points)
+            self._state = FastState()  # unsteered work kept between calls (see sweep_points)
             self.stats.check = None  # a new setup is checked again
 
     def _run(self, model, tokenizer, vectors, encoded, layers, mults, config) -> None:
@@ -188,7 +201,7 @@ def _unsort(parts: list[ABScores], inv: np.ndarray) -> ABScores:
 def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list[int], multipliers: list[float],
                  positions: str = "all", batch_size: int = 8, want_baseline: bool = True,
                  stats: EngineStats | None = None, progress: bool = False, sort_by_length: bool = False,
-                 state: dict | None = None, share_prefix: bool = True):
+                 state: FastState | None = None, share_prefix: bool = True):
     """Scores for every (layer, multiplier) in layers x multipliers, and the unsteered scores.
 
     Returns ({(layer, multiplier): ABScores}, baseline ABScores or None), in item order.
@@ -198,7 +211,7 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
     ``share_prefix`` (all positions): run the tokens every item starts with once per point, not once per
     item (``AllPositionsRunner.shared_prefix``); off, every item runs all its tokens (with
     ``sort_by_length=False`` the scores are then bit-for-bit the naive engine's).
-    ``state``: a dict kept by the caller between calls with the same model, vectors, items and settings;
+    ``state``: a ``FastState`` kept by the caller between calls with the same model, vectors, items and settings;
     the unsteered work (the walk's residuals in all-positions mode, the prefix keys/values and suffix
     residuals in instruction-end mode) is kept there, up to ``STATE_MB``, so later calls for other
     layers do not repeat it.
@@ -223,9 +236,9 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
         return encs, b.to(dev)
 
     if positions == "all":
-        walk = state.setdefault("walk", {}) if state is not None else None
+        walk = state.walk if state is not None else None
         shared = runner.shared_prefix(encoded, layers) if share_prefix else None
-        C = shared["C"] if shared else 0
+        C = shared.C if shared else 0
         stats.extra["shared_prefix"] = C
         for bi, idx in enumerate(tqdm(batch_list, desc="fast sweep (all)", disable=not progress, leave=False)):
             encs, b = make(idx, C)
@@ -235,21 +248,21 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
             if base is not None:
                 base_parts.append(scores_of(base, encs))
     else:
-        kept = state.get("blocks") if state is not None else None
+        kept = state.blocks if state is not None else None
         keep = [] if state is not None and kept is None else None
         size = 0
         src = kept if kept is not None else runner.ie_blocks(batch_list, make, len(multipliers), progress)
         for blk in src:
             out = runner.ie_tails(blk, layers, multipliers)
             for key, logits in out.items():
-                parts[key].append(scores_of(logits, blk["encs"]))
+                parts[key].append(scores_of(logits, blk.encs))
             if want_baseline:
-                base_parts.extend(blk["base"])
+                base_parts.extend(blk.base)
             if keep is not None:
-                size += nbytes(blk)
+                size += blk.nbytes()
                 keep = keep + [blk] if size <= STATE_MB * 2**20 else None
         if keep is not None:
-            state["blocks"] = keep
+            state.blocks = keep
     inv = np.argsort(np.array(order))
     res = {key: _unsort(p, inv) for key, p in parts.items()}
     return res, (_unsort(base_parts, inv) if base_parts else None)
