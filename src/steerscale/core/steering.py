@@ -28,6 +28,7 @@ import torch
 
 from ..errors import SteerscaleError
 from .models import get_layers, resolve_layers
+from .types import FittedVectors
 
 POSITIONS = ("all", "instruction_end")
 
@@ -113,6 +114,16 @@ class Steering:
         return h + mask.to(h.dtype) * delta
 
 
+def check_vectors(model, vectors) -> None:
+    """The one rule for the kinds of vectors steering accepts: SteeringVectors (any ``types.FittedVectors``) are
+    checked against `model`; a tensor or a dict layer -> vector is used as given; anything else is refused."""
+    if isinstance(vectors, FittedVectors):
+        vectors.check_model(model)
+    elif not isinstance(vectors, (torch.Tensor, dict)):
+        raise SteerscaleError(f"steering vectors: got {type(vectors).__name__}; expected SteeringVectors, a "
+                              f"[n_layers, hidden] torch.Tensor or a dict layer -> tensor")
+
+
 def _layer_vectors(vectors, layers: Iterable[int]) -> dict[int, torch.Tensor]:
     out = {}
     for l in layers:
@@ -138,8 +149,7 @@ def steer(model, vectors, layers: int | Iterable[int] | None = None, multiplier=
     per-row tensor; evaluation and generation pass each batch with ``Steering.for_batch``).
     Yields the Steering object.
     """
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    check_vectors(model, vectors)
     n = len(get_layers(model))
     if layers is None:
         layers = sorted(vectors) if isinstance(vectors, dict) else range(min(n, len(vectors)))
@@ -204,8 +214,7 @@ def steer_grad(model, vectors, layers: Iterable[int], positions: str = "all"):
     Yields the LayerMultipliers: call ``for_batch(batch)`` before each forward pass, then differentiate the
     output with respect to ``state.multipliers``.
     """
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    check_vectors(model, vectors)
     state = LayerMultipliers(_layer_vectors(vectors, layers), positions)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:

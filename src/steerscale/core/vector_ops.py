@@ -27,6 +27,7 @@ import torch
 
 from ..errors import SteerscaleError
 from .models import get_layers, resolve_layers
+from .types import FittedVectors
 
 # metadata keys that say which model the vectors belong to (kept by arithmetic)
 IDENTITY_KEYS = ("model", "model_spec", "model_type", "n_layers", "hidden_size", "weights_fingerprint",
@@ -119,7 +120,7 @@ def scale(v, k, op: str = "*"):
 
 def add(a, b, sign: int = 1):
     op = "+" if sign > 0 else "-"
-    if not hasattr(b, "vectors") or not hasattr(b, "meta"):
+    if not isinstance(b, FittedVectors):  # SteeringVectors
         raise SteerscaleError(f"steering vectors {op} {type(b).__name__}: expected other steering vectors (scale "
                               f"with * or /)")
     check_compatible(a, b, op)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,13 +27,28 @@ from .prompts import answer_record
 from ..errors import SteerscaleError
 from .letters import ESTIMATORS, LetterFigures, check_balanceable, decompose, item_cells, letter_figures, warn_imbalance
 from .models import get_layers, model_info, weights_fingerprint
+from .types import FittedVectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 from ..io.tensorio import json_meta, read_safetensors, save_with_meta
 
 NORMALIZATIONS = ("none", "unit", "residual")
 
 
+def as_vectors(vectors: SteeringVectors | torch.Tensor) -> SteeringVectors:
+    """The one coercion to SteeringVectors: SteeringVectors as given, a [n_layers, hidden] tensor wrapped (empty
+    meta, the same tensor); anything else is a SteerscaleError naming the type got and the types accepted."""
+    if isinstance(vectors, SteeringVectors):
+        return vectors
+    if isinstance(vectors, torch.Tensor):
+        return SteeringVectors(vectors)
+    raise SteerscaleError(f"steering vectors: got {type(vectors).__name__}; expected SteeringVectors or a "
+                          f"[n_layers, hidden] torch.Tensor")
+
+
 @dataclass
-class SteeringVectors:
+class SteeringVectors(FittedVectors):
     """vectors[L] is added to the output of decoder layer L. ``meta`` says what produced them."""
 
     vectors: torch.Tensor  # [n_layers, hidden], float32
@@ -65,7 +81,7 @@ class SteeringVectors:
     def norms(self) -> torch.Tensor:
         return self.vectors.norm(dim=-1)
 
-    def check_model(self, model) -> None:
+    def check_model(self, model: PreTrainedModel) -> None:
         """Refuse to steer a model whose layer count or hidden size differs from the vectors'."""
         n = len(get_layers(model))
         h = int(model.config.get_text_config().hidden_size)

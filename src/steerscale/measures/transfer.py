@@ -11,12 +11,10 @@ effect survives when source layers are steered on the target at ``map_layers(n_t
 
 from __future__ import annotations
 
-import torch
-
 from ..errors import SteerscaleError
 from ..core.models import get_layers
 from ..core.steering import steer
-from ..core.vectors import map_layers
+from ..core.vectors import as_vectors, map_layers
 from .refusal import PhraseMatcher, refusal_logodds
 
 
@@ -35,7 +33,7 @@ def transfer_effect(source, target, vectors, layers: list[int], multiplier: floa
     hs, ht = int(sm.config.get_text_config().hidden_size), int(tm.config.get_text_config().hidden_size)
     if hs != ht:
         raise SteerscaleError(f"cannot transfer: source hidden size {hs}, target hidden size {ht}")
-    v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
+    v = as_vectors(vectors).vectors
     if v.shape != (ns, hs):
         raise SteerscaleError(f"vectors of shape {tuple(v.shape)} do not fit the source model ({ns} x {hs})")
     map_layers(ns, nt, how)  # validates `how` (and equal depth for "same")

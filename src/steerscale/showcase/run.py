@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.vectors import as_vectors
 from ..errors import SteerscaleError
 from .config import ShowcaseConfig
 from ..io.results import git_revision, versions, write_csv, write_json
@@ -323,8 +324,8 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
     folder = Path(folder)
     out = folder / "showcase"
     out.mkdir(parents=True, exist_ok=True)
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    vectors = as_vectors(vectors)
+    vectors.check_model(model)
     model_id = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
     man_path = out / "manifest.json"
     try:
