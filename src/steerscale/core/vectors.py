@@ -28,10 +28,12 @@ from ..errors import SteerscaleError
 from .letters import ESTIMATORS, LetterFigures, check_balanceable, decompose, item_cells, letter_figures, warn_imbalance
 from .models import get_layers, model_info, weights_fingerprint
 from .types import FittedVectors
+from ..io.tensorio import json_meta, read_safetensors, save_with_meta
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-from ..io.tensorio import json_meta, read_safetensors, save_with_meta
+
+    from .types import Tokenizer
 
 NORMALIZATIONS = ("none", "unit", "residual")
 
@@ -124,7 +126,7 @@ class SteeringVectors(FittedVectors):
 
     # habits of steering-vectors and repeng (steerscale.vector_ops holds the logic)
 
-    def apply(self, model, multiplier: float = 1.0, layers=None, positions: str = "all"):
+    def apply(self, model: PreTrainedModel, multiplier: float = 1.0, layers=None, positions: str = "all"):
         """``with vecs.apply(model, multiplier=4.0, layers=None): ...``: steer `model` inside the block (hooks
         always removed); layers=None = every layer of the vectors, -1 = the last. See vector_ops.apply."""
         from .vector_ops import apply
@@ -166,8 +168,8 @@ class SteeringVectors(FittedVectors):
 
 
 def train_vectors(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
     items: list[ABItem],
     template: str = "chat",
     system: str | None = None,
@@ -246,8 +248,8 @@ def train_vectors(
     return vecs.normalized(normalize, stats.mean_norm)
 
 
-def _activations(items, enc, *, model, tokenizer, info, template, system, batch_size, cache_dir, progress, meta,
-                 keep: bool) -> ActivationStats:
+def _activations(items, enc, *, model: PreTrainedModel, tokenizer: Tokenizer, info, template, system, batch_size,
+                 cache_dir, progress, meta, keep: bool) -> ActivationStats:
     """The activation statistics of `items` (encoded `enc`): from ``cache_dir`` when a file for exactly these
     inputs with per-letter sums is there, else collected now (and cached)."""
     cache_path = None
@@ -287,9 +289,9 @@ RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "temp
             "weights_fingerprint", "answer_scheme", "answer_opening", "letter_balance")
 
 
-def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: str = "chat", system: str | None = None,
-                    normalize: str = "none", batch_size: int = 8, dataset: str | None = None, info=None,
-                    cache_dir=None, progress: bool = True, on_mismatch: str = "refuse",
+def vectors_for_run(model: PreTrainedModel, tokenizer: Tokenizer, items: list[ABItem], path, *, template: str = "chat",
+                    system: str | None = None, normalize: str = "none", batch_size: int = 8, dataset: str | None = None,
+                    info=None, cache_dir=None, progress: bool = True, on_mismatch: str = "refuse",
                     letter_balance: str = "balanced", sampling: dict | None = None) -> SteeringVectors:
     """The steering vectors of a run folder: ``path`` (``<out>/vectors.safetensors``) when it was trained
     the same way, else trained on `items` now and saved there (atomically: a killed run leaves no file or

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -54,6 +55,12 @@ from .fast_all import AllPositionsRunner
 from .fast_ie import IEBlock, InstructionEndRunner
 from .hfcompat import versions_line
 from .partial import STATE_MB, scores_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..config import SweepConfig
+    from ..core.types import LayerVectors, Tokenizer
 
 LAYERS_PER_GROUP = 6  # at most this many layers share one unsteered pass per points() call; at least 5 groups
 
@@ -108,7 +115,8 @@ class FastEngine(Engine):
         the head: early layers cost more, so a progress bar counting layers would give a wrong first ETA."""
         return (n_layers - layer) / max(1, n_layers)
 
-    def points(self, model, tokenizer, vectors, encoded, config, todo: dict[int, list[float]]):
+    def points(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, config: SweepConfig,
+               todo: dict[int, list[float]]):
         """Computes every point of `todo` ahead (``prepare``, timed into ``stats.prepare_s``), then yields them."""
         if todo:
             t = time.time()
@@ -121,7 +129,8 @@ class FastEngine(Engine):
                 for m in mults:
                     yield layer, m, scores[m]
 
-    def prepare(self, model, tokenizer, vectors, encoded, config, multipliers) -> None:
+    def prepare(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, config: SweepConfig,
+                multipliers) -> None:
         """Compute every point of ``config.layers`` x ``multipliers`` and the baseline, batch by batch."""
         self._reset_if_new(model, vectors, encoded, config)
         layers = list(config.layers) if config.layers is not None else list(range(len(get_layers(model))))
@@ -130,14 +139,16 @@ class FastEngine(Engine):
         if todo or self._baseline is None:
             self._run(model, tokenizer, vectors, encoded, todo or layers[-1:], mults if todo else [], config)
 
-    def score_layer(self, model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
+    def score_layer(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layer: int,
+                    multipliers, config: SweepConfig) -> dict[float, ABScores]:
         self._reset_if_new(model, vectors, encoded, config)
         mults = [float(m) for m in multipliers]
         if any((layer, m) not in self._results for m in mults):
             self._run(model, tokenizer, vectors, encoded, [layer], mults, config)
         return {m: self._results[(layer, float(m))] for m in multipliers}
 
-    def baseline(self, model, tokenizer, vectors, encoded, config) -> ABScores:
+    def baseline(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded,
+                 config: SweepConfig) -> ABScores:
         """Unsteered scores, from the same unsteered pass as the steered points (see ``prepare``)."""
         self._reset_if_new(model, vectors, encoded, config)
         if self._baseline is None:
@@ -149,7 +160,7 @@ class FastEngine(Engine):
 
     # ------------------------------------------------------------------ internals
 
-    def _reset_if_new(self, model, vectors, encoded, config):
+    def _reset_if_new(self, model: PreTrainedModel, vectors: LayerVectors, encoded, config: SweepConfig):
         key = (id(model), id(vectors), id(encoded), len(encoded), config.positions, config.batch_size,
                next(model.parameters()).dtype)
         if key != self._key:
@@ -158,7 +169,8 @@ class FastEngine(Engine):
             self._state = FastState()  # unsteered work kept between calls (see sweep_points)
             self.stats.check = None  # a new setup is checked again
 
-    def _run(self, model, tokenizer, vectors, encoded, layers, mults, config) -> None:
+    def _run(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layers, mults,
+             config: SweepConfig) -> None:
         # All positions: the baseline is a tail from the deepest walked layer, so it waits for
         # ``baseline()`` (run_unit asks last); instruction end: it comes with the prefix pass.
         want = self._baseline is None and (config.positions != "all" or not mults)
@@ -198,10 +210,10 @@ def _unsort(parts: list[ABScores], inv: np.ndarray) -> ABScores:
 
 
 @torch.no_grad()
-def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list[int], multipliers: list[float],
-                 positions: str = "all", batch_size: int = 8, want_baseline: bool = True,
-                 stats: EngineStats | None = None, progress: bool = False, sort_by_length: bool = False,
-                 state: FastState | None = None, share_prefix: bool = True):
+def sweep_points(model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded: list[Encoded],
+                 layers: list[int], multipliers: list[float], positions: str = "all", batch_size: int = 8,
+                 want_baseline: bool = True, stats: EngineStats | None = None, progress: bool = False,
+                 sort_by_length: bool = False, state: FastState | None = None, share_prefix: bool = True):
     """Scores for every (layer, multiplier) in layers x multipliers, and the unsteered scores.
 
     Returns ({(layer, multiplier): ABScores}, baseline ABScores or None), in item order.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,11 @@ from ..core.models import get_layers
 from ..core.steering import Steering, layer_hooks, partial_forward
 from . import hfcompat
 from .base import EngineStats
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import LayerVectors
 
 TAIL_ROWS = 256  # rows (items x multipliers) of one instruction-end tail call
 BLOCK_MB = 256  # prefix keys/values of one block of items (instruction-end tails run per block)
@@ -45,7 +51,7 @@ class PartialOutput:
     cache: object | None = None  # the model's KV cache (``use_cache=True``), else None
 
 
-def base_model(model):
+def base_model(model: PreTrainedModel):
     """The model without its head (``model.<base_model_prefix>``), or the model itself."""
     prefix = getattr(model, "base_model_prefix", "")
     base = getattr(model, prefix, None) if prefix else None
@@ -195,7 +201,7 @@ def nbytes(t) -> int:
 class PartialRunner:
     """Forward passes over a slice of the decoder layers (stand-ins for the rest); counts the work done."""
 
-    def __init__(self, model, vectors, stats: EngineStats):
+    def __init__(self, model: PreTrainedModel, vectors: LayerVectors, stats: EngineStats):
         self.model = model
         self.base = base_model(model)
         self.layers = get_layers(model)

@@ -14,6 +14,7 @@ degeneration) and, when given, a judge (measures.judges); every measured point i
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -34,11 +35,17 @@ from ..config import OpenEndedConfig
 from .tables import OpenEndedResult, aggregate_point, max_multiplier_under_bound
 from ..measures.refusal import PhraseMatcher, refusal_logodds
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
+    from ..core.vectors import SteeringVectors
+
 
 def run_openended(
-    model,
-    tokenizer,
-    vectors,
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    vectors: SteeringVectors | torch.Tensor,
     harmful: list[Prompt],
     harmless: list[Prompt],
     neutral: list[str] | None = None,

@@ -27,6 +27,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +36,12 @@ from ..errors import SteerscaleError
 from .config import ShowcaseConfig
 from ..io.results import git_revision, versions, write_csv, write_json
 from ..stats import mean_ci
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +100,8 @@ def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list
     return layers, test, f"peak layers of items.csv on its {len(a.val_items)} validation items"
 
 
-def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig,
-              first: dict[str, int]) -> list[dict]:
+def dose_rows(item_rows: list[dict], vectors: SteeringVectors, raw_norms, mean_norms, normalize: str,
+              cfg: ShowcaseConfig, first: dict[str, int]) -> list[dict]:
     """Per (layer, multiplier): means with intervals of p, log-odds and letter mass, and their paired changes
     from multiplier 0 on the same items; ``residual_fraction`` = m x |vector[L]| / mean residual norm at L.
     ``delta_letter_logodds``: the change in log p(earlier letter) - log p(later letter) of each item's pair
@@ -125,7 +132,8 @@ def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: 
     return out
 
 
-def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict, dict]:
+def _dose(model: PreTrainedModel, tok, info, vectors: SteeringVectors, items, folder, cfg,
+          progress) -> tuple[dict, dict]:
     from ..config import SweepConfig
     from ..sweep.run import run_sweep, vectors_hash
 
@@ -197,7 +205,7 @@ def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
     return [l for l in range(n_layers // 5, n_layers, max(1, n_layers // 10)) if not pruned(l, n_layers, 0.2)] or [0]
 
 
-def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
+def _ablation(model: PreTrainedModel, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     """Refusal direction from the train split; layer chosen on the validation split (unless given); baseline,
     ablation and actadd compared on the test split (interventions.split_prompts, seeded)."""
     from ..core.data import load_neutral_text, load_prompt_records
@@ -263,7 +271,7 @@ def read_table(path: Path) -> list[dict]:
     return rows
 
 
-def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, items, folder: Path,
+def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors: SteeringVectors, items, folder: Path,
                     dose_layers) -> dict:
     """Everything a panel's table depends on (its hash keys resumption)."""
     from ..core.data import dataset_hash, load_neutral_text, load_prompt_records
@@ -311,8 +319,8 @@ def showcase_complete(folder, config: ShowcaseConfig | None = None) -> bool:
         return False
 
 
-def run_showcase(model, tokenizer, info, vectors, items, folder, config: ShowcaseConfig | None = None,
-                 progress: bool = True) -> ShowcaseResult:
+def run_showcase(model: PreTrainedModel, tokenizer: Tokenizer, info, vectors: SteeringVectors, items, folder,
+                 config: ShowcaseConfig | None = None, progress: bool = True) -> ShowcaseResult:
     """Build the configured panels for one model into ``folder/showcase/`` (see the module doc).
 
     `vectors`: the A/B sweep's SteeringVectors (raw, as ``train_vectors`` made them: their meta holds the mean
