@@ -16,7 +16,6 @@ A leaf module (no runtime steerscale imports): ``core/steering.py`` sits below `
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 if TYPE_CHECKING:
@@ -48,21 +47,24 @@ class Tokenizer(Protocol):
     def batch_decode(self, seqs, skip_special_tokens: bool = True) -> list[str]: ...
 
 
-class FittedVectors(ABC):
+class FittedVectors:
     """Per-layer vectors that know the model shape they were made for (``SteeringVectors`` is the one kind).
 
     ``core.steering.check_vectors`` checks these against the model; raw tensors and dicts are used as given.
+    A plain base class (no ABCMeta: ``SteeringVectors`` stays an ordinary class); subclasses define all three.
     """
+
+    __slots__ = ()
 
     vectors: torch.Tensor  # [n_layers, hidden]
     meta: dict  # what produced them
 
-    @abstractmethod
     def check_model(self, model: PreTrainedModel) -> None:
         """Raise SteerscaleError if `model`'s layer count or hidden size differs from the vectors'."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        raise NotImplementedError
 
-    @abstractmethod
-    def __getitem__(self, layer: int) -> torch.Tensor: ...
+    def __getitem__(self, layer: int) -> torch.Tensor:
+        raise NotImplementedError
