@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..core.vectors import as_vectors
 from ..errors import SteerscaleError
 from .config import ShowcaseConfig
 from ..io.results import git_revision, versions, write_csv, write_json
 from ..stats import mean_ci
+from ..core.vectors import as_vectors
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
