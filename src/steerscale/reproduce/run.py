@@ -18,11 +18,17 @@ import shutil
 import time
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import SCREEN_FIELDS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig
 from .config import load_config, peak_selection, slug
 from ..errors import SteerscaleError
 from ..io.store import atomic_write_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ def showcase_complete(folder: Path, sc) -> bool:
     return complete(folder, sc)
 
 
-def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors) -> str:
+def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors: SteeringVectors) -> str:
     """Everything that changes a model's open-ended results, including the vectors' content."""
     from ..sweep.run import vectors_hash
 
@@ -191,7 +197,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     return status
 
 
-def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) -> None:
+def _run_ab(cfg, m, folder, model: PreTrainedModel, tok, info, train, test, chash, t0, progress) -> None:
     from .. import run_sweep
     from ..core.data import sampling_record
     from ..core.letters import check_imbalance
@@ -248,7 +254,7 @@ def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) 
     return out
 
 
-def _run_test_sets(cfg, m, folder, model, tok, info, chash, progress) -> str:
+def _run_test_sets(cfg, m, folder, model: PreTrainedModel, tok, info, chash, progress) -> str:
     from .. import run_sweep
     from ..core.vectors import SteeringVectors
 
@@ -293,7 +299,7 @@ def _openended_inputs(o: dict) -> tuple:
             load_neutral_text(o["neutral"]) if o["n_neutral"] != 0 else [])
 
 
-def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
+def _run_openended(cfg, m, folder, model: PreTrainedModel, tok, info, inputs, progress) -> str:
     """The open-ended sweep on the vectors the A/B sweep saved (`folder/vectors.safetensors`)."""
     from ..openended.run import run_openended
     from ..core.vectors import SteeringVectors
@@ -313,8 +319,8 @@ def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     return "ran"
 
 
-def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False,
-              only: str | None = None) -> dict:
+def reproduce(config: ReproduceConfig | str | Path | None = None, out_dir="results/reproduce", progress: bool = True,
+              force: bool = False, only: str | None = None) -> dict:
     """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary.
 
     ``only``: run just the model of that name into its per-model folder and write no report (one node of a

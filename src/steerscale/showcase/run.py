@@ -27,6 +27,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +36,13 @@ from ..errors import SteerscaleError
 from .config import ShowcaseConfig
 from ..io.results import git_revision, versions, write_csv, write_json
 from ..stats import mean_ci
+from ..core.vectors import as_vectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +101,8 @@ def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list
     return layers, test, f"peak layers of items.csv on its {len(a.val_items)} validation items"
 
 
-def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig,
-              first: dict[str, int]) -> list[dict]:
+def dose_rows(item_rows: list[dict], vectors: SteeringVectors, raw_norms, mean_norms, normalize: str,
+              cfg: ShowcaseConfig, first: dict[str, int]) -> list[dict]:
     """Per (layer, multiplier): means with intervals of p, log-odds and letter mass, and their paired changes
     from multiplier 0 on the same items; ``residual_fraction`` = m x |vector[L]| / mean residual norm at L.
     ``delta_letter_logodds``: the change in log p(earlier letter) - log p(later letter) of each item's pair
@@ -125,7 +133,8 @@ def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: 
     return out
 
 
-def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict, dict]:
+def _dose(model: PreTrainedModel, tok, info, vectors: SteeringVectors, items, folder, cfg,
+          progress) -> tuple[dict, dict]:
     from ..config import SweepConfig
     from ..sweep.run import run_sweep, vectors_hash
 
@@ -198,7 +207,7 @@ def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
     return [l for l in every if not pruned(l, n_layers, AblationRecipe.prune)] or [0]  # refusal_direction's prune
 
 
-def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
+def _ablation(model: PreTrainedModel, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     """Refusal direction from the train split; layer chosen on the validation split (unless given); baseline,
     ablation and actadd compared on the test split (interventions.split_prompts, seeded)."""
     from ..core.data import load_neutral_text, load_prompt_records
@@ -265,7 +274,7 @@ def read_table(path: Path) -> list[dict]:
     return rows
 
 
-def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, items, folder: Path,
+def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors: SteeringVectors, items, folder: Path,
                     dose_layers) -> dict:
     """Everything a panel's table depends on (its hash keys resumption)."""
     from ..core.data import dataset_hash, load_neutral_text, load_prompt_records
@@ -313,8 +322,8 @@ def showcase_complete(folder, config: ShowcaseConfig | None = None) -> bool:
         return False
 
 
-def run_showcase(model, tokenizer, info, vectors, items, folder, config: ShowcaseConfig | None = None,
-                 progress: bool = True) -> ShowcaseResult:
+def run_showcase(model: PreTrainedModel, tokenizer: Tokenizer, info, vectors: SteeringVectors, items, folder,
+                 config: ShowcaseConfig | None = None, progress: bool = True) -> ShowcaseResult:
     """Build the configured panels for one model into ``folder/showcase/`` (see the module doc).
 
     `vectors`: the A/B sweep's SteeringVectors (raw, as ``train_vectors`` made them: their meta holds the mean
@@ -326,8 +335,8 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
     folder = Path(folder)
     out = folder / "showcase"
     out.mkdir(parents=True, exist_ok=True)
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    vectors = as_vectors(vectors)
+    vectors.check_model(model)
     model_id = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
     man_path = out / "manifest.json"
     try:
