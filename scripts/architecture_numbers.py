@@ -39,7 +39,7 @@ from pathlib import Path
 # NORMALIZATIONS and engines' ENGINES; nothing in core or engines imports config); the root __init__ (the public
 # API, which re-exports names from every stage) is last. io comes after core and config by what it imports
 # (guards -> core.prompts, interop -> core.vectors and config; nothing in engines imports io).
-ORDER = [("base",), ("core",), ("engines",), ("config",), ("io",), ("sweep",), ("measures", "openended"),
+ORDER = [("base",), ("io",), ("core",), ("engines",), ("config",), ("sweep",), ("measures", "openended"),
          ("interventions",), ("analysis",), ("scaling",), ("report",), ("showcase",), ("reproduce",), ("cli",),
          ("api",)]
 BASE = {"errors", "_version", "stats"}
@@ -54,7 +54,7 @@ OLD_HOME = {
     "sweep": "sweep.run", "units": "sweep.units", "plan": "sweep.plan", "tables": "sweep.tables",
     "backends": "sweep.backends", "screening": "sweep.screening",
     "store": "io.store", "tensorio": "io.tensorio", "results": "io.results", "guards": "io.guards",
-    "interop": "io.interop", "outputs": "io.outputs",
+    "interop": "core.interop", "outputs": "io.outputs",
     "measures.openended_run": "openended.run", "measures.openended_tables": "openended.tables",
     "measures.openended_store": "openended.store",
     "interventions": "interventions.ablation", "orthogonalization": "interventions.orthogonalize",

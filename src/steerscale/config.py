@@ -49,8 +49,8 @@ DEVICE_PATTERN = r"cpu|auto|mps|cuda(:[0-9]{1,4})?"
 DEVICE_EXPECTED = "one of cpu, cuda, cuda:N, mps, auto"
 # Upper bounds (metadata ``max``): past them a run would hang or exhaust memory before doing anything useful.
 MAX_BOOTSTRAP = 1_000_000
-MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (guards.check_context, CLI and reproduce alike)
-MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by guards.saturated_points), short of float32 overflow
+MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (core.checks.check_context, CLI and reproduce alike)
+MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by core.checks.saturated_points), short of float32 overflow
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # numpy's seeds
 SCREEN_FIELDS = ("screen", "confirm_top", "spot_check", "val_fraction")  # dropped from identities without a screen

@@ -1,5 +1,5 @@
-"""Bad inputs that core/ refuses: datasets, prompts, vectors, model folders, letters; and what core guarantees with
-them.
+"""Bad inputs that core/ refuses: datasets, prompts, vectors, model folders, letters, model-side checks (context,
+layers, foreign vectors) and vectors in other tools' formats; and what core guarantees with them.
 
 The catalogue's cases are those whose error this stage's code raises (the innermost steerscale frame); each exits 2
 with one line naming the file/field/value, and each has a row in docs/errors.md naming this file. The shared inputs
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -110,6 +111,51 @@ CATALOGUE = [
      "--letter-balance balanced, or pass --allow-letter-imbalance"),
     ("train-limit-zero", lambda c: c.sweep("--train-limit", "0", vectors=False), "--train-limit 0: expected a positive"),
     ("transfer-limit-zero", lambda c: c.transfer("--limit", "0"), "--limit 0: expected a positive number"),
+    # model-side checks (core/checks.py) and vectors in other tools' formats (core/interop.py)
+    ("question-longer-than-context-llama", lambda c: c.train(c.long_question()),
+     "long.json: item 0: 646 prompt tokens + 2 for '(' and the answer letter exceed this model's context of 512"),
+    ("question-longer-than-context-gpt2", lambda c: c.sweep(model=c.gpt2(), data=c.long_question()),
+     "item 0: 646 prompt tokens + 2 for '(' and the answer letter exceed this model's context of 512 tokens"),
+    ("generate-prompt-longer-than-context", lambda c: c.generate_steered("--max-new-tokens", "100", prompt="y" * 480),
+     "prompt: 498 prompt tokens + 100 to generate exceed this model's context of 512"),
+    ("vectors-from-another-model", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32))),
+     "v.safetensors: vectors were made on model 'other-model', this is 'model' (same shape); "
+     "pass --allow-foreign-vectors"),
+    ("vectors-from-another-model-generate", lambda c: [*c.generate_steered()[:4], c.vectors(torch.randn(2, 32)),
+                                                       *c.generate_steered()[5:]],
+     "vectors were made on model 'other-model', this is 'model'"),
+    ("vectors-from-another-model-openended", lambda c: c.openended("--vectors", c.vectors(torch.randn(2, 32))),
+     "vectors were made on model 'other-model', this is 'model'"),
+    ("model-zero-layers", lambda c: c.sweep(model=c.zero_layers()), "has 0 decoder layers; nothing to steer"),
+    ("vectors-other-weights-fingerprint", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32), meta={
+        "steerscale": json.dumps({"model": "model", "weights_fingerprint": "0" * 20})})),
+     "their weights fingerprint is 00000000000000000000, this model's"),
+    ("export-float32-overflow", lambda c: c.export("--multiplier", "1e6", vectors=c.vecs(
+        {"model": "model"}, torch.full((2, 32), 1e35))), "overflows float32"),
+    ("import-n-layers-huge", lambda c: ["import", c.sv_file({"layer_activations.1": torch.randn(32)}),
+                                        "--n-layers", "10000000", "--out", str(c.tmp / "o.safetensors")],
+     "import --n-layers 10000000: expected the model's layer count, 1..10000"),
+    ("import-n-layers-too-few", lambda c: c.imp(c.sv_file({"layer_activations.5": torch.randn(32)})),
+     "holds a vector for layer 5, but n_layers is 2"),
+    ("import-sv-duplicate-layer", lambda c: c.imp(c.sv_file({"layer_activations.1": torch.randn(32),
+                                                             "layer_activations.01": torch.randn(32)})),
+     "both name layer 1; expected one tensor per layer"),
+    ("import-gguf-duplicate-layer", lambda c: c.imp(c.control_vector_gguf({"direction.1": np.ones(32, np.float32),
+                                                              "direction.01": np.ones(32, np.float32)})),
+     "both name layer 1; expected one tensor per layer"),
+    ("import-gguf-2d", lambda c: c.imp(c.control_vector_gguf({"direction.1": np.ones((2, 16), np.float32)})),
+     "tensor 'direction.1' has shape [16, 2], expected 1-D"),
+    ("import-float32-overflow", lambda c: c.imp(c.sv_file({"layer_activations.1": torch.full((32,), 1e300,
+                                                                                            dtype=torch.float64)})),
+     "sv.safetensors: the vector for layer 1 contains NaN or Inf (in float32)"),
+    ("sweep-imported-absent-layer", lambda c: c.sweep()[:-4] + ["--vectors", c.imported(), "--out",
+                                                                str(c.tmp / "run"), "--allow-foreign-vectors"],
+     "imported vectors cover layers [1] only; layer(s) 0 would steer with a zero vector"),
+    ("generate-imported-absent-layer", lambda c: ["generate", "--model", str(c.b["model"]), "--layers", "0",
+                                                  "--vectors", c.imported(), "hi"],
+     "imported vectors cover layers [1] only"),
+    ("generate-ablate-foreign", lambda c: c.generate("--ablate", c.vecs({"model": "other", "selected_layer": 1})),
+     "vectors were made on model 'other', this is 'model'"),
 ]
 
 

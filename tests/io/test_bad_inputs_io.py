@@ -1,5 +1,5 @@
 """Bad inputs that io/ refuses: input files that are not plain, small, readable files; outputs that are not regular
-files or sit in system folders; vectors files; interop; full disks and short writes.
+files or sit in system folders; vectors files; full disks and short writes.
 
 The catalogue's cases are those whose error this stage's code raises (the innermost steerscale frame); each exits 2
 with one line naming the file/field/value, and each has a row in docs/errors.md naming this file. The shared inputs
@@ -13,7 +13,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -65,27 +64,12 @@ CATALOGUE = [
      "ph.json: JSON nested too deeply"),
     ("neutral-device", lambda c: c.openended("--neutral", "/dev/zero", "--n-neutral", "2"),
      "/dev/zero: is a character device"),
-    ("question-longer-than-context-llama", lambda c: c.train(c.long_question()),
-     "long.json: item 0: 646 prompt tokens + 2 for '(' and the answer letter exceed this model's context of 512"),
-    ("question-longer-than-context-gpt2", lambda c: c.sweep(model=c.gpt2(), data=c.long_question()),
-     "item 0: 646 prompt tokens + 2 for '(' and the answer letter exceed this model's context of 512 tokens"),
-    ("generate-prompt-longer-than-context", lambda c: c.generate_steered("--max-new-tokens", "100", prompt="y" * 480),
-     "prompt: 498 prompt tokens + 100 to generate exceed this model's context of 512"),
     ("vectors-is-directory", lambda c: c.sweep(vectors=c.tmp), "is a directory, expected a .safetensors file"),
     ("vectors-fifo", lambda c: c.sweep(vectors=c.fifo("v.safetensors")), "v.safetensors: is a FIFO (named pipe)"),
     ("vectors-symlink-loop", lambda c: c.sweep(vectors=c.loop("v.safetensors")),
      "v.safetensors: symbolic link loop"),
     ("vectors-unreadable", lambda c: c.sweep(vectors=c.unreadable(c.vectors(torch.ones(2, 32)))),
      "v.safetensors: cannot read: permission denied"),
-    ("vectors-from-another-model", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32))),
-     "v.safetensors: vectors were made on model 'other-model', this is 'model' (same shape); "
-     "pass --allow-foreign-vectors"),
-    ("vectors-from-another-model-generate", lambda c: [*c.generate_steered()[:4], c.vectors(torch.randn(2, 32)),
-                                                       *c.generate_steered()[5:]],
-     "vectors were made on model 'other-model', this is 'model'"),
-    ("vectors-from-another-model-openended", lambda c: c.openended("--vectors", c.vectors(torch.randn(2, 32))),
-     "vectors were made on model 'other-model', this is 'model'"),
-    ("model-zero-layers", lambda c: c.sweep(model=c.zero_layers()), "has 0 decoder layers; nothing to steer"),
     ("train-out-dev-null", lambda c: c.train(str(c.b["data"]))[:-1] + ["/dev/null"],
      "--out /dev/null: is a character device; steerscale writes only regular files"),
     ("train-out-fifo", lambda c: c.train(str(c.b["data"]))[:-1] + [c.fifo("out.safetensors")],
@@ -106,11 +90,6 @@ CATALOGUE = [
     ("reproduce-out-root", lambda c: ["reproduce", "--out", "/"], "--out /: the filesystem root"),
     ("reproduce-config-fifo", lambda c: ["reproduce", "--config", c.fifo("cfg.toml"), "--out", str(c.tmp / "r")],
      "cfg.toml: is a FIFO (named pipe), not a regular file; expected a TOML config file"),
-    ("vectors-other-weights-fingerprint", lambda c: c.sweep(vectors=c.vectors(torch.randn(2, 32), meta={
-        "steerscale": json.dumps({"model": "model", "weights_fingerprint": "0" * 20})})),
-     "their weights fingerprint is 00000000000000000000, this model's"),
-    ("export-float32-overflow", lambda c: c.export("--multiplier", "1e6", vectors=c.vecs(
-        {"model": "model"}, torch.full((2, 32), 1e35))), "overflows float32"),
     ("export-to-fifo", lambda c: c.export(out=c.fifo("f.gguf")), "f.gguf: is a FIFO (named pipe); steerscale "
                                                                  "writes only regular files"),
     ("export-to-directory", lambda c: c.export(out=c.dir("d.gguf")), "d.gguf: is a directory; steerscale writes"),
@@ -121,30 +100,6 @@ CATALOGUE = [
                                                  out="/sys/o.safetensors"), "a system folder"),
     ("import-input-fifo", lambda c: c.imp(c.fifo("in.gguf")), "in.gguf: is a FIFO (named pipe), not a regular file"),
     ("import-input-directory", lambda c: c.imp(c.dir("in.safetensors")), "in.safetensors: is a directory"),
-    ("import-n-layers-huge", lambda c: ["import", c.sv_file({"layer_activations.1": torch.randn(32)}),
-                                        "--n-layers", "10000000", "--out", str(c.tmp / "o.safetensors")],
-     "import --n-layers 10000000: expected the model's layer count, 1..10000"),
-    ("import-n-layers-too-few", lambda c: c.imp(c.sv_file({"layer_activations.5": torch.randn(32)})),
-     "holds a vector for layer 5, but n_layers is 2"),
-    ("import-sv-duplicate-layer", lambda c: c.imp(c.sv_file({"layer_activations.1": torch.randn(32),
-                                                             "layer_activations.01": torch.randn(32)})),
-     "both name layer 1; expected one tensor per layer"),
-    ("import-gguf-duplicate-layer", lambda c: c.imp(c.control_vector_gguf({"direction.1": np.ones(32, np.float32),
-                                                              "direction.01": np.ones(32, np.float32)})),
-     "both name layer 1; expected one tensor per layer"),
-    ("import-gguf-2d", lambda c: c.imp(c.control_vector_gguf({"direction.1": np.ones((2, 16), np.float32)})),
-     "tensor 'direction.1' has shape [16, 2], expected 1-D"),
-    ("import-float32-overflow", lambda c: c.imp(c.sv_file({"layer_activations.1": torch.full((32,), 1e300,
-                                                                                            dtype=torch.float64)})),
-     "sv.safetensors: the vector for layer 1 contains NaN or Inf (in float32)"),
-    ("sweep-imported-absent-layer", lambda c: c.sweep()[:-4] + ["--vectors", c.imported(), "--out",
-                                                                str(c.tmp / "run"), "--allow-foreign-vectors"],
-     "imported vectors cover layers [1] only; layer(s) 0 would steer with a zero vector"),
-    ("generate-imported-absent-layer", lambda c: ["generate", "--model", str(c.b["model"]), "--layers", "0",
-                                                  "--vectors", c.imported(), "hi"],
-     "imported vectors cover layers [1] only"),
-    ("generate-ablate-foreign", lambda c: c.generate("--ablate", c.vecs({"model": "other", "selected_layer": 1})),
-     "vectors were made on model 'other', this is 'model'"),
     ("orthogonalize-over-source", lambda c: c.ortho(out=c.b["model"]), "is the source model folder"),
     ("orthogonalize-inside-source", lambda c: c.ortho(out=Path(c.b["model"]) / "sub"), "is the source model folder"),
     ("orthogonalize-nonempty-out", Ctx.nonempty_orth_out, "folder exists and is not empty; pass --force to replace it"),

@@ -11,7 +11,8 @@ from pathlib import Path
 from ..config import (GenerateOptions, InfoOptions, ItemOptions, SweepConfig, TrainOptions, VectorOptions,
                       check_multipliers)
 from ..errors import SteerscaleError
-from ..io.guards import check_context, check_layers_present, check_output_file, check_output_folder, short
+from ..io.guards import check_output_file, check_output_folder, short
+from ..core.checks import check_context, check_layers_present
 from ..io.store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
 from .common import (Command, check_items_fit, check_letter_imbalance, check_vectors, load, print_summary, run_vectors,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..io.guards import check_context, check_foreign_vectors, check_model_layers, check_output_folder, saturated_points
+from ..io.guards import check_output_folder
+from ..core.checks import check_context, check_foreign_vectors, check_model_layers, saturated_points
 from ..io.store import check_writable_folder
 
 

@@ -86,7 +86,7 @@ def cmd_orthogonalize(args) -> int:
     from ..interventions.ablation import direction_from_file
     from ..interventions.orthogonalize import save_orthogonalized
 
-    from ..io.guards import check_foreign_vectors
+    from ..core.checks import check_foreign_vectors
     from ..core.models import resolve_spec
     from ..io.outputs import check_out_folder_target
     from ..core.vectors import SteeringVectors
@@ -126,7 +126,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ..io.interop import import_vectors
+    from ..core.interop import import_vectors
 
     opts = config_from_args(ImportOptions, args)
     out = check_out_file(args.out, "--out", "a .safetensors file name")

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..config import (JudgeOptions, OpenEndedCommandOptions, OpenEndedConfig, OpenEndedSection, SimilarityOptions,
                       TransferOptions, check_multiplier)
 from ..errors import SteerscaleError
-from ..io.guards import check_context, check_layers_present, short
+from ..io.guards import short
+from ..core.checks import check_context, check_layers_present
 from ..core.models import resolve_layers
 from .common import Command, check_out_folder, check_vectors, load, run_vectors
 from .options import (add_fields, config_from_args, json_arg, model_args, out_arg, parse_layers, prompt_args,

@@ -134,7 +134,7 @@ def add(a, b, sign: int = 1):
     return _derived(type(a), a.vectors + sign * b.vectors, f"{_name(a)} {op} {_name(b)}", [a, b])
 
 
-# GGUF writers by name, registered by the module that writes the format (steerscale.interop registers "gguf" when
+# GGUF writers by name, registered by the module that writes the format (steerscale.core.interop registers "gguf" when
 # imported, which `import steerscale` does): vectors -> vector_ops -> interop -> vectors would be an import cycle.
 EXPORTERS: dict = {}
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..core.data import Prompt
 from ..errors import SteerscaleError
 from ..core.evaluate import generate
-from ..io.guards import model_context
+from ..core.checks import model_context
 from ..core.models import ModelInfo, model_info
 from ..io.results import manifest as make_manifest
 from ..core.steering import steer, window_vectors

@@ -1,6 +1,7 @@
 """`steerscale reproduce`: the paper's three experiments over the models of a TOML config, then the report.
 
-Composes the public API only: load_model, load_dataset, train_vectors, run_sweep,
+Composes the public API's functions (each imported from the module that defines it): load_model, load_dataset,
+train_vectors, run_sweep,
 (with an [openended] section) openended.run_openended on the same vectors, then
 analysis, scaling and report. Each model's sweep goes in its own subfolder of the
 output folder, its open-ended sweep in `<model>/openended/`; a folder that already
@@ -122,7 +123,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     same vectors into `folder/openended`); each part whose results are complete for its config is kept.
     Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None). Each stage logs one
     INFO line "<position>NAME: stage" (position e.g. "model 1 of 3: ")."""
-    from .. import load_dataset, load_model
+    from ..core.data import load_dataset
+    from ..core.models import load_model
     from ..core.vectors import SteeringVectors
 
     chash = config_hash(cfg, m)
@@ -161,7 +163,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     log.info("%s%s: loading the model", position, m.name)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
-    from ..io.guards import check_model_layers, check_reproduce_fits
+    from ..core.checks import check_model_layers, check_reproduce_fits
 
     check_model_layers(info)
     check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data)  # the CLI's context checks, before any work
@@ -198,7 +200,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
 
 
 def _run_ab(cfg, m, folder, model: PreTrainedModel, tok, info, train, test, chash, t0, progress) -> None:
-    from .. import run_sweep
+    from ..sweep.run import run_sweep
     from ..core.data import sampling_record
     from ..core.letters import check_imbalance
     from ..core.vectors import vectors_for_run
@@ -255,7 +257,7 @@ def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) 
 
 
 def _run_test_sets(cfg, m, folder, model: PreTrainedModel, tok, info, chash, progress) -> str:
-    from .. import run_sweep
+    from ..sweep.run import run_sweep
     from ..core.vectors import SteeringVectors
 
     vecs, s, ran = SteeringVectors.load(folder / "vectors.safetensors"), m.sweep, False
