@@ -13,7 +13,8 @@ import torch
 from steerscale import cli
 from steerscale.core import vectors as vectors_mod
 from steerscale.cli.options import numeric_list_flags
-from steerscale.config import (OpenEndedConfig, OpenEndedSection, SweepConfig, SweepSection, VectorOptions)
+from steerscale.config import OpenEndedConfig, SweepConfig, VectorOptions
+from steerscale.reproduce.config import OpenEndedSection, SweepSection
 from steerscale.core.data import parse_item
 from steerscale.errors import SteerscaleError
 from steerscale.core.models import model_info

@@ -1,4 +1,4 @@
-"""Every flag of every command is generated from a config field (steerscale.config), with the defaults it had
+"""Every flag of every command is generated from a config field (steerscale.config, steerscale.cli.fields), with the defaults it had
 before the flags were declared as fields; a bad value is one line naming the flag; one multiplier check."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-from steerscale.cli import build_parser, main
+from steerscale.cli import build_parser, fields as cli_fields, main
 from steerscale.cli.options import CLI_CLASSES, flag_of
 from steerscale.config import OpenEndedConfig, SweepConfig, check_multipliers
 from steerscale.errors import SteerscaleError
@@ -40,6 +40,19 @@ def test_every_flag_of_every_command_is_a_declared_field():
             assert (a.help or "") and a.field.metadata.get("help"), f"{where}: no help"
             seen += 1
     assert seen > 150  # the walk saw the flags (every command's, not one parser's)
+
+
+def test_every_command_options_class_is_used_by_a_command():
+    """cli/fields.py declares the options of the commands without an experiment class: each of its dataclasses is
+    in CLI_CLASSES and builds at least one flag of some command (no dead declarations)."""
+    from dataclasses import is_dataclass
+
+    declared = {c for c in vars(cli_fields).values() if isinstance(c, type) and is_dataclass(c)
+                and c.__module__ == cli_fields.__name__}
+    assert len(declared) >= 15
+    used = {a.field_class for p in _parsers().values() for a in _actions(p)}
+    assert declared <= set(CLI_CLASSES), sorted(c.__name__ for c in declared - set(CLI_CLASSES))
+    assert declared <= used, sorted(c.__name__ for c in declared - used)
 
 
 def test_each_flag_is_checked_by_its_own_field():

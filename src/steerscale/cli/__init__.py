@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 
-from ..config import GlobalOptions
+from .fields import GlobalOptions
 from ..errors import SteerscaleError
 from ..io.store import os_error
 from . import ab, cluster, datasets, interventions, openended, reproduce

@@ -8,8 +8,8 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import (GenerateOptions, InfoOptions, ItemOptions, SweepConfig, TrainOptions, VectorOptions,
-                      check_multipliers)
+from ..config import SweepConfig, VectorOptions, check_multipliers
+from .fields import GenerateOptions, InfoOptions, ItemOptions, TrainOptions
 from ..errors import SteerscaleError
 from ..io.guards import check_output_file, check_output_folder, short
 from ..core.checks import check_context, check_layers_present

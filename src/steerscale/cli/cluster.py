@@ -11,7 +11,8 @@ import logging
 import os
 from pathlib import Path
 
-from ..config import ClusterOptions, FolderOptions, ShardOptions
+from ..config import ClusterOptions
+from .fields import FolderOptions, ShardOptions
 from ..errors import SteerscaleError
 from .common import Command, load, print_summary, run_vectors
 from .options import add_fields, config_from_args, flag_of

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import DataListOptions
+from .fields import DataListOptions
 from .common import Command
 from .options import add_fields, json_arg
 

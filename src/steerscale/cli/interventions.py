@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import (AblationOptions, AblationRecipe, ExportOptions, ImportOptions, OrthogonalizeOptions,
-                      check_multipliers)
+from ..config import AblationRecipe, check_multipliers
+from .fields import AblationOptions, ExportOptions, ImportOptions, OrthogonalizeOptions
 from ..core.models import resolve_layers
 from ..errors import SteerscaleError
 from ..io.outputs import check_out_file

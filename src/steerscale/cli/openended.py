@@ -7,8 +7,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import (JudgeOptions, OpenEndedCommandOptions, OpenEndedConfig, OpenEndedSection, SimilarityOptions,
-                      TransferOptions, check_multiplier)
+from ..config import JudgeOptions, OpenEndedConfig, check_multiplier
+from .fields import OpenEndedCommandOptions, SimilarityOptions, TransferOptions
+from ..reproduce.config import OpenEndedSection
 from ..errors import SteerscaleError
 from ..io.guards import short
 from ..core.checks import check_context, check_layers_present

@@ -13,11 +13,16 @@ import re
 import sys
 from dataclasses import MISSING, fields
 
-from ..config import (AblationOptions, AblationRecipe, ClusterOptions, DataListOptions, ExportOptions, FolderOptions,
-                      GenerateOptions, GlobalOptions, ImportOptions, InfoOptions, ItemOptions, JudgeOptions,
-                      ModelOptions, OpenEndedCommandOptions, OpenEndedConfig, OpenEndedSection, OrthogonalizeOptions,
-                      OutputOptions, PromptOptions, ReproduceOptions, ShardOptions, SimilarityOptions, SweepConfig,
-                      TrainOptions, TransferOptions, VectorOptions, _kind, problem)
+from ..config import (
+    AblationRecipe, ClusterOptions, JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
+    VectorOptions, _kind, problem,
+)
+from .fields import (
+    AblationOptions, DataListOptions, ExportOptions, FolderOptions, GenerateOptions, GlobalOptions, ImportOptions,
+    InfoOptions, ItemOptions, OpenEndedCommandOptions, OrthogonalizeOptions, OutputOptions, ReproduceOptions,
+    ShardOptions, SimilarityOptions, TrainOptions, TransferOptions,
+)
+from ..reproduce.config import OpenEndedSection
 from ..errors import SteerscaleError
 from ..io.guards import MAX_LAYERS, short
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import FolderOptions, ReproduceOptions
+from .fields import FolderOptions, ReproduceOptions
 from ..errors import SteerscaleError
 from ..io.guards import check_input_file, check_output_folder
 from .common import Command

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .base import Ablation, Addition, Intervention
+from .base import DEFAULT_MULTIPLIERS, Ablation, Addition, Intervention
 from .compare import InterventionResult, as_prompts, compare_interventions
 from .recipe import check_recipe, filter_split, post_instruction_count, pruned, recipe_record
 from ..core.batching import batches, model_device, pad_id_of, pad_left
@@ -222,14 +222,14 @@ def split_prompts(prompts, fractions=(0.5, 0.25), seed: int = 0):
 
 
 def run_ablation_study(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, harmful, harmless,
-                       neutral: list[str] | None = None, *, vectors: SteeringVectors | None = None,
+                       neutral: list[str] | None = None, vectors: SteeringVectors | None = None,
                        layer: int | None = None, candidate_layers: Sequence[int] | None = None,
-                       multipliers: Sequence[float] | None = None,
+                       multipliers: Sequence[float] = DEFAULT_MULTIPLIERS, recipe: AblationRecipe | None = None,
+                       split_seed: int = 0, template: str = "chat", system: str | None = None, batch_size: int = 8,
+                       n_bootstrap: int = 1000, seed: int = 0, info: ModelInfo | None = None, out_dir=None,
+                       progress: bool = True, *,
                        interventions: Sequence[Intervention | str] | None = None,
-                       recipe: AblationRecipe | None = None, split_seed: int = 0, template: str = "chat",
-                       system: str | None = None, batch_size: int = 8, n_bootstrap: int = 1000, seed: int = 0,
-                       info: ModelInfo | None = None, out_dir=None,
-                       progress: bool = True) -> tuple[InterventionResult, SteeringVectors]:
+                       ) -> tuple[InterventionResult, SteeringVectors]:
     """The whole recipe (`recipe`, default refusal_direction's: config.AblationRecipe): split prompts; filter
     the train and validation splits by baseline refusal; candidate directions (harmful - harmless on the train
     split at every post-instruction position, unless `vectors` is given); selection on the validation split

@@ -168,6 +168,10 @@ class Addition(Intervention):
             yield
 
 
+# the default multipliers of a comparison; `resolve_conditions` tells "not given" by identity with this object
+DEFAULT_MULTIPLIERS = (-1.0, 1.0)
+
+
 def default_interventions(multipliers: Sequence[float]) -> list[Intervention]:
     """The standard comparison: baseline, ablation, and one addition per non-zero multiplier (in order); every
     multiplier must be a finite number, zero included."""
@@ -180,11 +184,11 @@ def resolve_conditions(multipliers: Sequence[float] | None, interventions: Seque
     """(the conditions of a comparison, the multipliers its manifest records). Either `multipliers` (default
     -1, 1; each a finite number): ``default_interventions``; or `interventions` (objects or registry names,
     one of them the baseline): the multipliers recorded are theirs that are non-zero. Not both."""
-    if interventions is not None and multipliers is not None:
+    if interventions is not None and multipliers is not None and multipliers is not DEFAULT_MULTIPLIERS:
         raise SteerscaleError("compare_interventions: give multipliers or interventions, not both (an addition's "
                               "multiplier is part of the intervention: Addition(multiplier))")
     if interventions is None:
-        multipliers = (-1.0, 1.0) if multipliers is None else multipliers
+        multipliers = DEFAULT_MULTIPLIERS if multipliers is None else multipliers
         return default_interventions(multipliers), list(multipliers)
     conditions = as_interventions(interventions)
     if "baseline" not in [c.condition for c in conditions]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .base import Intervention, definitions_of, resolve_conditions
+from .base import DEFAULT_MULTIPLIERS, Intervention, definitions_of, resolve_conditions
 from ..core.data import Prompt
 from ..core.models import model_info
 from ..core.vectors import SteeringVectors
@@ -80,12 +80,12 @@ class InterventionResult:
 
 def compare_interventions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                           vectors: SteeringVectors | torch.Tensor, layer: int, harmful, harmless,
-                          neutral: list[str] | None = None, *, multipliers: Sequence[float] | None = None,
-                          interventions: Sequence[Intervention | str] | None = None, template: str = "chat",
-                          system: str | None = None, batch_size: int = 8, n_bootstrap: int = 1000, seed: int = 0,
-                          ce_max_tokens: int = 256, phrases: PhraseMatcher | None = None, info: ModelInfo | None = None,
-                          selection: LayerSelection | None = None, out_dir=None,
-                          progress: bool = True) -> InterventionResult:
+                          neutral: list[str] | None = None, multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
+                          template: str = "chat", system: str | None = None, batch_size: int = 8,
+                          n_bootstrap: int = 1000, seed: int = 0, ce_max_tokens: int = 256,
+                          phrases: PhraseMatcher | None = None, info: ModelInfo | None = None,
+                          selection: LayerSelection | None = None, out_dir=None, progress: bool = True, *,
+                          interventions: Sequence[Intervention | str] | None = None) -> InterventionResult:
     """Each intervention (default: baseline, ablation, actadd per non-zero multiplier) measured on the same
     prompts, in the given order; see the module doc for the measures.
 

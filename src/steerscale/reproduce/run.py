@@ -21,7 +21,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import SCREEN_FIELDS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig
+from ..config import SCREEN_FIELDS, OpenEndedConfig, SweepConfig
+from .config import ModelSpec, ReproduceConfig
 from .config import load_config, peak_selection, slug
 from ..errors import SteerscaleError
 from ..io.store import atomic_write_text
