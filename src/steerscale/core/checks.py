@@ -8,14 +8,26 @@ Each failure is a one-line SteerscaleError naming the item, file or flag and wha
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..errors import SteerscaleError
 from ..io.guards import short
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+    from transformers import PreTrainedModel
+
+    from ..reproduce.config import ModelSpec, ReproduceConfig
+    from .models import ModelInfo
+    from .types import Tokenizer
+    from .vectors import SteeringVectors
+
 log = logging.getLogger(__name__)
 
 
-def model_context(model) -> int | None:
+def model_context(model: PreTrainedModel) -> int | None:
     """The longest sequence the model's positions allow (max_position_embeddings / n_positions), or None."""
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     for k in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
@@ -25,8 +37,8 @@ def model_context(model) -> int | None:
     return None
 
 
-def check_context(model, tokenizer, texts, template: str, system: str | None, extra: int = 1,
-                  what: str = "item", max_tokens: int | None = None, raw: bool = False,
+def check_context(model: PreTrainedModel, tokenizer: Tokenizer, texts: Sequence[tuple[object, str]],
+                  template: str, system: str | None, extra: int = 1, what: str = "item", max_tokens: int | None = None, raw: bool = False,
                   extra_what: str = "to generate") -> None:
     """Refuse a prompt whose tokens plus `extra` (the answer token, or the tokens to generate) exceed the
     model's context. `texts`: (label, text) pairs; `raw`: tokenise the text as is (no prompt template);
@@ -47,7 +59,8 @@ def check_context(model, tokenizer, texts, template: str, system: str | None, ex
                                   f"tokens; shorten it or use a model with a longer context")
 
 
-def check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data) -> None:
+def check_reproduce_fits(cfg: ReproduceConfig, m: ModelSpec, model: PreTrainedModel, tok: Tokenizer, ab_data,
+                         oe_data) -> None:
     """Every A/B item, and every prompt the open-ended sweep scores or generates for (plus max_new_tokens), must
     fit the model's context: the same checks as the CLI's sweep and openended (check_context above)."""
     tmpl, system = m.sweep["template"], m.sweep["system"]
@@ -63,18 +76,20 @@ def check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data) -> None:
                           extra=o["max_new_tokens"], what=f"{source}: prompt")
 
 
-def check_model_layers(info) -> None:
+def check_model_layers(info: ModelInfo) -> None:
     if info.n_layers < 1:
         raise SteerscaleError(f"model {info.spec}: has {info.n_layers} decoder layers; nothing to steer "
                               f"(check num_hidden_layers in its config.json)")
 
 
-def check_foreign_vectors(vectors, info, allow: bool, flag: str = "--allow-foreign-vectors") -> None:
+def check_foreign_vectors(vectors: SteeringVectors | torch.Tensor, info: ModelInfo, allow: bool, flag: str = "--allow-foreign-vectors") -> None:
     """Refuse vectors made on another model (same shape, or check_model would already have refused them),
     unless `allow`. Fingerprints decide first: vectors whose ``weights_fingerprint`` equals the model's were made
     on these weights, whatever name either side records; different fingerprints are another model (or dtype).
     Names are compared only when either side has no fingerprint."""
-    meta = getattr(vectors, "meta", None) or {}
+    from .vectors import as_vectors
+
+    meta = as_vectors(vectors).meta
     made_on = meta.get("model")
     theirs, ours = meta.get("weights_fingerprint"), getattr(info, "weights_fingerprint", "")
     detail = ""
@@ -94,10 +109,12 @@ def check_foreign_vectors(vectors, info, allow: bool, flag: str = "--allow-forei
                           f"(same shape){detail}; pass {flag} to steer it with them anyway")
 
 
-def check_layers_present(vectors, layers, flag: str = "--layers") -> None:
+def check_layers_present(vectors: SteeringVectors | torch.Tensor, layers: Sequence[int] | None, flag: str = "--layers") -> None:
     """Imported vectors (interop) are zero at layers their file does not cover (``meta["layers_present"]``):
     steering there would report a "delta exactly 0" as a measured effect, so such layers are refused."""
-    present = (getattr(vectors, "meta", None) or {}).get("layers_present")
+    from .vectors import as_vectors
+
+    present = as_vectors(vectors).meta.get("layers_present")
     if present is None:
         return
     want = range(vectors.n_layers) if layers is None else layers
