@@ -38,7 +38,8 @@ def model_context(model: PreTrainedModel) -> int | None:
 
 
 def check_context(model: PreTrainedModel, tokenizer: Tokenizer, texts: Sequence[tuple[object, str]],
-                  template: str, system: str | None, extra: int = 1, what: str = "item", max_tokens: int | None = None, raw: bool = False,
+                  template: str, system: str | None, extra: int = 1, what: str = "item",
+                  max_tokens: int | None = None, raw: bool = False,
                   extra_what: str = "to generate") -> None:
     """Refuse a prompt whose tokens plus `extra` (the answer token, or the tokens to generate) exceed the
     model's context. `texts`: (label, text) pairs; `raw`: tokenise the text as is (no prompt template);
@@ -82,7 +83,8 @@ def check_model_layers(info: ModelInfo) -> None:
                               f"(check num_hidden_layers in its config.json)")
 
 
-def check_foreign_vectors(vectors: SteeringVectors | torch.Tensor, info: ModelInfo, allow: bool, flag: str = "--allow-foreign-vectors") -> None:
+def check_foreign_vectors(vectors: SteeringVectors | torch.Tensor, info: ModelInfo, allow: bool,
+                          flag: str = "--allow-foreign-vectors") -> None:
     """Refuse vectors made on another model (same shape, or check_model would already have refused them),
     unless `allow`. Fingerprints decide first: vectors whose ``weights_fingerprint`` equals the model's were made
     on these weights, whatever name either side records; different fingerprints are another model (or dtype).
@@ -109,7 +111,8 @@ def check_foreign_vectors(vectors: SteeringVectors | torch.Tensor, info: ModelIn
                           f"(same shape){detail}; pass {flag} to steer it with them anyway")
 
 
-def check_layers_present(vectors: SteeringVectors | torch.Tensor, layers: Sequence[int] | None, flag: str = "--layers") -> None:
+def check_layers_present(vectors: SteeringVectors | torch.Tensor, layers: Sequence[int] | None,
+                         flag: str = "--layers") -> None:
     """Imported vectors (interop) are zero at layers their file does not cover (``meta["layers_present"]``):
     steering there would report a "delta exactly 0" as a measured effect, so such layers are refused."""
     from .vectors import as_vectors
