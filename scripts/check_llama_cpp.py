@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     import steerscale as ss
     from steerscale.core.prompts import format_prompt
-    from steerscale.io.interop import export_llama_cpp
+    from steerscale.core.interop import export_llama_cpp
     from steerscale.core.models import smollm2_path
     from steerscale.core.vectors import SteeringVectors
 

@@ -114,7 +114,7 @@ def tiny(arch):
 
 @pytest.fixture
 def tiny_loader(monkeypatch):
-    import steerscale
+    import steerscale.core.models
     from steerscale.core.models import model_info
 
     calls = []
@@ -124,5 +124,6 @@ def tiny_loader(monkeypatch):
         model = make_model("llama", seed=0 if spec == "tiny-a" else 1)
         return model, TinyTokenizer(), model_info(model, spec=spec, name=spec)
 
-    monkeypatch.setattr(steerscale, "load_model", fake_load_model)
+    # reproduce loads each model through steerscale.core.models.load_model (the function the public API exports)
+    monkeypatch.setattr(steerscale.core.models, "load_model", fake_load_model)
     return calls

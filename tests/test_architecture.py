@@ -166,3 +166,137 @@ def test_no_alias_modules():
         if not own:
             aliases.append(str(p.relative_to(SRC)))
     assert aliases == [], f"alias modules (imports only): {aliases}"
+
+
+# ----------------------------------------------------------------------------- the tests' own layout
+
+TESTS = Path(__file__).resolve().parent
+CROSS_CUTTING = {"integration", "bench"}  # whole-pipeline runs on the real model, GPU benchmarks: no one stage
+
+
+def _test_files(tests: Path = TESTS) -> list[Path]:
+    return sorted(p for p in tests.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module name an ``import`` or ``from ... import`` in `path` names, at any depth of the file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def _test_imports(tests: Path = TESTS) -> list[str]:
+    return [f"{p.relative_to(tests)} imports {n}" for p in _test_files(tests) for n in sorted(_imported_names(p))
+            if any(part.startswith("test_") for part in n.split("."))]
+
+
+def _duplicate_test_names(tests: Path = TESTS) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for p in _test_files(tests):
+        if p.name.startswith("test_"):
+            seen.setdefault(p.name, []).append(p.relative_to(tests).as_posix())
+    return {n: ps for n, ps in seen.items() if len(ps) > 1}
+
+
+def _stray_test_folders(tests: Path = TESTS, src: Path = SRC) -> set[str]:
+    """Folders under `tests` that name no package (a folder with ``__init__.py``) directly under `src`."""
+    packages = {p.parent.name for p in src.glob("*/__init__.py")}
+    folders = {d.name for d in tests.iterdir() if d.is_dir() and d.name != "__pycache__" and not d.name.startswith(".")}
+    return folders - packages - CROSS_CUTTING
+
+
+def test_no_test_module_imports_another():
+    """Helpers shared by tests live in conftest.py or a plain module beside it (builders, tinydir, badinput, ...);
+    a test module that imports another runs that module's tests' setup and ties two files' edits together."""
+    assert _test_imports() == []
+
+
+def test_a_test_module_importing_another_is_seen(tmp_path):
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "test_x.py").write_text("def test_a():\n    from test_bad_inputs_core import Ctx\n")
+    (tmp_path / "core" / "test_y.py").write_text("from badinput import Ctx\nimport conftest\n")
+    assert _test_imports(tmp_path) == [f"{Path('core', 'test_x.py')} imports test_bad_inputs_core",
+                                       f"{Path('core', 'test_x.py')} imports test_bad_inputs_core.Ctx"]
+
+
+def test_test_file_names_are_unique():
+    """Test folders have no ``__init__.py``, so pytest imports each test file by its basename: two files of one
+    name in two folders would collide (and a reader could not tell them apart in a report)."""
+    assert _duplicate_test_names() == {}
+    assert not list(TESTS.rglob("__init__.py"))
+
+
+def test_a_duplicate_test_name_is_seen(tmp_path):
+    for folder in ("core", "io"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test_same.py").write_text("")
+    (tmp_path / "io" / "test_other.py").write_text("")
+    assert _duplicate_test_names(tmp_path) == {"test_same.py": ["core/test_same.py", "io/test_same.py"]}
+
+
+def test_test_folders_mirror_the_packages():
+    """Each folder under tests/ is a stage, named as its package under src/steerscale, except the declared
+    cross-cutting ones (which must exist: the exceptions are real folders, not a blanket pass)."""
+    assert _stray_test_folders() == set()
+    assert CROSS_CUTTING <= {d.name for d in TESTS.iterdir() if d.is_dir()}
+
+
+def test_a_test_folder_without_a_package_is_seen(tmp_path):
+    src, tests = tmp_path / "src", tmp_path / "tests"
+    (src / "core").mkdir(parents=True)
+    (src / "core" / "__init__.py").write_text("")
+    (src / "builtin").mkdir()  # a resource folder, not a package
+    for folder in ("core", "builtin", "habits", "integration", "__pycache__"):
+        (tests / folder).mkdir(parents=True)
+    assert _stray_test_folders(tests, src) == {"builtin", "habits"}
+
+
+def _untested(src: Path = SRC, tests: Path = TESTS) -> set[str]:
+    """Modules of the package at `src` (not ``__init__``/``__main__``) that no file under `tests` imports by its own
+    path, at any depth (``from pkg.a import f``, ``import pkg.a``, ``from pkg import a``)."""
+    files = {_module_name_in(p, src.parent): p for p in src.rglob("*.py")}
+    known = set(files)
+    imported = set()
+    for p in _test_files(tests):
+        imported |= _imports(p, "tests." + p.stem, known)
+    return {n for n, p in files.items() if p.name not in ("__init__.py", "__main__.py")} - imported
+
+
+def test_an_untested_module_is_seen(tmp_path):
+    src, tests = tmp_path / "pkg", tmp_path / "tests"
+    (src / "sub").mkdir(parents=True)
+    tests.mkdir()
+    for f in ("__init__.py", "a.py", "b.py", "c.py", "sub/__init__.py", "sub/d.py", "sub/e.py"):
+        (src / f).write_text("")
+    (tests / "test_a.py").write_text("import pkg\n\n\ndef test_a():\n    from pkg.a import f\n"
+                                     "    from pkg.sub import d\n")
+    (tests / "helpers.py").write_text("import pkg.c\n")
+    assert _untested(src, tests) == {"pkg.b", "pkg.sub.e"}
+
+
+# Modules no test imports under their own path today (the issue counted 35 of 85 before the move). This is a
+# backlog that may only shrink: a new module comes with a test that imports it, and a module tested since must
+# leave the list. Package __init__ files re-export nothing and __main__ only calls cli.main, so they are not
+# counted. Most of those listed are reached through the CLI (cli.main) or a driver and checked there end to end.
+UNTESTED_MODULES: set[str] = {
+    # the subcommands' modules: run through cli.main([...]) by tests/cli and the bad-input catalogues
+    "steerscale.cli.ab", "steerscale.cli.cluster", "steerscale.cli.datasets",
+    "steerscale.cli.interventions", "steerscale.cli.openended", "steerscale.cli.reproduce",
+    # run whole by their drivers (fast engine, open-ended run, report, reproduce, Ray backend, sweep plan)
+    "steerscale.engines.fast_all", "steerscale.engines.fast_ie", "steerscale.measures.httpclient",
+    "steerscale.openended.store", "steerscale.report.found", "steerscale.report.openended_section",
+    "steerscale.reproduce.reliability", "steerscale.sweep.backends.workers", "steerscale.sweep.units",
+}
+
+
+def test_modules_without_a_test_of_their_own_only_shrink():
+    untested = _untested()
+    n = len([p for p in SRC.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")])
+    print(f"\n{len(untested)} of {n} modules are imported by no test under their own path: {sorted(untested)}")
+    assert untested - UNTESTED_MODULES == set(), "new modules without a test that imports them"
+    assert UNTESTED_MODULES - untested == set(), "tested now: remove them from UNTESTED_MODULES"

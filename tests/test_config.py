@@ -13,7 +13,8 @@ import torch
 from steerscale import cli
 from steerscale.core import vectors as vectors_mod
 from steerscale.cli.options import numeric_list_flags
-from steerscale.config import (OpenEndedConfig, OpenEndedSection, SweepConfig, SweepSection, VectorOptions)
+from steerscale.config import OpenEndedConfig, SweepConfig, VectorOptions
+from steerscale.reproduce.config import OpenEndedSection, SweepSection
 from steerscale.core.data import parse_item
 from steerscale.errors import SteerscaleError
 from steerscale.core.models import model_info
@@ -80,7 +81,7 @@ def test_one_openended_default_for_api_cli_and_toml(tmp_path):
     ("[sweep]\npositions = 'last'\n", r"\[sweep\]: positions 'last': expected one of all, instruction_end"),
     ("[sweep]\nsystem = 3\n", r"\[sweep\]: system 3: expected a string"),
     ("[run]\nseed = -1\n", r"c\.toml: \[run\] seed -1: expected an integer >= 0"),
-    ("[run]\nval_fraction = 'half'\n", r"\[run\] val_fraction half: expected a number between 0 and 1"),
+    ("[run]\nval_fraction = 'half'\n", r"\[run\] val_fraction 'half': expected a number between 0 and 1"),
     ("[data]\ntrain_limit = 0\n", r"\[data\] train_limit 0: expected a positive number of items or a fraction in \(0, 1\)"),
     ("[data]\ntrain = 5\n", r"\[data\] train 5: expected a string"),
     ("[openended]\nharmful = ['a']\n", r"\[openended\]: harmful \['a'\]: expected a string"),

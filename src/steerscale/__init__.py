@@ -6,8 +6,9 @@ from .core.data import ABItem, load_dataset, load_prompts
 from .errors import SteerscaleError
 from .core.evaluate import ab_scores, generate
 from .core.models import ModelInfo, get_layers, load_model, model_info, register_architecture
-from .io.interop import export_llama_cpp, import_vectors
-from .interventions.ablation import compare_interventions, refusal_directions, run_ablation_study, select_layer
+from .core.interop import export_llama_cpp, import_vectors
+from .interventions.ablation import refusal_directions, run_ablation_study, select_layer
+from .interventions.compare import compare_interventions
 from .interventions.orthogonalize import orthogonalize, save_orthogonalized
 from .core.steering import ablate, capture, steer
 from .sweep.run import SweepConfig, SweepResult, run_sweep

@@ -13,10 +13,14 @@ Field metadata keys: ``help``; ``choices``; ``min`` (inclusive lower bound of a 
 the CLI says what a flag wants, e.g. "a positive number of tokens"; file and API messages say "an integer
 >= 1"); ``cli`` (how the flag is read: ``"layers"`` = ``parse_layers`` text, ``"floats"``/``"ints"`` =
 comma list, ``"later"`` = a string whose choices ``validate`` checks, ``None`` = the field's own type); ``flag`` (``False``: no CLI flag); ``metavar``;
-``auto`` (the flag also takes ``auto``: ``--batch-size auto``, resolved by the CLI, steerscale.autobatch).
+``auto`` (the flag also takes ``auto``: ``--batch-size auto``, resolved by the CLI, steerscale.autobatch);
+``short`` (a short flag, ``-o``); ``required`` (the flag must be given); ``positional`` (``True``: a positional
+argument, ``"?"``: an optional one); ``nargs``.
 
 Classes: ``SweepConfig`` (a layer x multiplier A/B sweep), ``OpenEndedConfig`` (an open-ended sweep),
-``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), and the
+``ModelOptions`` / ``PromptOptions`` / ``VectorOptions`` (option groups shared by commands), the options of
+the other commands (``AblationOptions``, ``GenerateOptions``, ... ``GlobalOptions``: every flag of every
+command is a field; tests/cli/test_cli_fields.py walks the parser to check it), and the
 sections of a ``steerscale reproduce`` TOML file (``RunSection``, ``DataSection``, ``SweepSection``,
 ``OpenEndedSection``) with ``ReproduceConfig`` / ``ModelSpec``, which keep the sections as plain dicts
 because their JSON is hashed into the keys that mark result folders complete (see reproduce.config_hash).
@@ -45,8 +49,8 @@ DEVICE_PATTERN = r"cpu|auto|mps|cuda(:[0-9]{1,4})?"
 DEVICE_EXPECTED = "one of cpu, cuda, cuda:N, mps, auto"
 # Upper bounds (metadata ``max``): past them a run would hang or exhaust memory before doing anything useful.
 MAX_BOOTSTRAP = 1_000_000
-MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (guards.check_context, CLI and reproduce alike)
-MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by guards.saturated_points), short of float32 overflow
+MAX_NEW_TOKENS = 1_000_000  # and never past the model's context (core.checks.check_context, CLI and reproduce alike)
+MAX_MULTIPLIER = 1e30  # |m|; far past saturation (flagged by core.checks.saturated_points), short of float32 overflow
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # numpy's seeds
 SCREEN_FIELDS = ("screen", "confirm_top", "spot_check", "val_fraction")  # dropped from identities without a screen
@@ -198,6 +202,33 @@ def check_multiplier(m, label: str = "multiplier") -> float:
     if abs(m) > MAX_MULTIPLIER:
         raise SteerscaleError(f"{label} {m!r}: expected a number between -{MAX_MULTIPLIER:g} and {MAX_MULTIPLIER:g}")
     return float(m)
+
+
+def check_multipliers(values, label: str = "multipliers") -> list[float]:
+    """The one check of a list of steering multipliers (every command, TOML section and config class).
+
+    `values` must be a non-empty list (or other sequence: a tuple, a numpy array) of numbers, each passing
+    `check_multiplier` (message '<label> value <m>: ...'). Returned: floats, -0 as 0, a repeated value counted once with the FIRST
+    occurrence kept -- the caller's order is kept, because the A/B sweep's and ablation's tables list
+    multipliers in the order given. Callers whose tables list multipliers ascending (open-ended, the showcase's
+    dose panel) sort the result themselves. A repeat is logged: it would repeat rows and narrow the intervals."""
+    seq = None if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__") else list(values)
+    if seq is None or not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in seq):
+        raise SteerscaleError(f"{label} {values!r}: expected a list of numbers")
+    values = seq
+    if not values:
+        raise SteerscaleError(f"{label}: expected at least one value")
+    mults = list(dict.fromkeys(check_multiplier(m, f"{label} value") + 0.0 for m in values))
+    if len(mults) != len(values):
+        log.warning("%s %s: repeated values count once: %s", label, list(values), mults)
+    return mults
+
+
+def check_val_fraction(value, label: str = "val_fraction") -> float:
+    """The share of evaluation items that chooses the peak layer: a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < float(value) < 1):
+        raise SteerscaleError(f"{label} {value!r}: expected a number between 0 and 1")
+    return float(value)
 
 
 def check_fields(obj, names=None, label=lambda name: name) -> None:
@@ -369,10 +400,7 @@ class SweepConfig:
         """A checked copy for a model of `n_layers` layers: layers every layer for None, sorted and unique;
         multipliers as floats (-0 is 0), repeats counted once. Raises SteerscaleError naming the field."""
         check_fields(self, ("positions", "engine"))
-        if not self.multipliers:
-            raise SteerscaleError("multipliers: expected at least one value")
-        for m in self.multipliers:
-            check_multiplier(m)
+        mults = check_multipliers(self.multipliers)  # kept order: the tables list multipliers as given
         layers = list(range(n_layers)) if self.layers is None else [int(l) for l in self.layers]
         layers = [l + n_layers if -n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
         bad = [l for l in layers if not 0 <= l < n_layers]
@@ -380,13 +408,8 @@ class SweepConfig:
             shown = str(bad) if len(bad) <= 8 else f"[{', '.join(map(str, bad[:4]))}, ..., {bad[-1]}] ({len(bad)} layers)"
             raise SteerscaleError(f"layers {shown}: out of range, this model has layers 0..{n_layers - 1}")
         check_fields(self, ("batch_size", "seed", "screen", "confirm_top", "spot_check"))
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
-            raise SteerscaleError(f"val_fraction {self.val_fraction!r}: expected a number between 0 and 1")
-        # Multipliers are normalised (-0 is 0, 1 is 1.0) and deduplicated, first occurrence kept: a repeated
-        # value would repeat its rows and shrink the intervals. Repeated layers likewise count once.
-        mults = list(dict.fromkeys(float(m) + 0.0 for m in self.multipliers))
-        if len(mults) != len(self.multipliers):
-            log.warning("multipliers %s: repeated values count once: %s", list(self.multipliers), mults)
+        check_val_fraction(self.val_fraction)
+        # Repeated layers count once, like repeated multipliers (check_multipliers).
         if len(set(layers)) != len(layers):
             log.warning("layers: repeated values count once")
         return SweepConfig(**dict(asdict(self), layers=sorted(set(layers)), multipliers=mults))
@@ -449,212 +472,6 @@ class OpenEndedConfig:
     def validate(self) -> "OpenEndedConfig":
         """A checked copy: multipliers sorted, unique floats (-0 is 0). Raises SteerscaleError naming the field."""
         check_fields(self, ("positions",))
-        if not self.multipliers:
-            raise SteerscaleError("multipliers: expected at least one value")
-        for m in self.multipliers:
-            check_multiplier(m)
+        mults = sorted(check_multipliers(self.multipliers))  # the open-ended tables list multipliers ascending
         check_fields(self, ("batch_size", "n_generate", "max_new_tokens", "seed", "n_logodds", "n_neutral"))
-        # -0 is 0; repeated multipliers count once (they would repeat rows and narrow the intervals)
-        return OpenEndedConfig(**dict(asdict(self), multipliers=sorted({float(m) + 0.0 for m in self.multipliers})))
-
-
-# ------------------------------------------------------------------------------------------------ reproduce TOML
-
-
-# [run] protocol presets: the sweep settings each implies (defaults under the user's own keys) and how peaks are
-# chosen. A model whose effective settings differ from its preset's is labelled "custom" (scaling fits only
-# like with like). "caa" follows CAA (Rimsky et al.): steering from the instruction end, layers picked on the
-# test items themselves. CAA also rescaled each behaviour's vectors to the mean norm across its 7 behaviours;
-# with the one behaviour a reproduce run trains that rescaling is not defined, so the preset keeps the
-# refusal vector's own norm (steerscale.vectors.normalize_across_behaviours does CAA's rescaling when you train
-# several behaviours): multipliers can differ from CAA's by that per-layer factor. CAA's estimator is the raw
-# mean (letter_balance "none"); the preset reproduces it, so its letter-imbalance bound is waived
-# (allow_letter_imbalance) -- the letter figures are still recorded and the warning still logged.
-PROTOCOL_PRESETS = {
-    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none", "letter_balance": "balanced"},
-                           "selection": "held-out"},
-    # CAA's strings: "[INST] {question} [/INST] (A" (nrimsky/CAA utils/tokenize.py, tokenize_llama_chat)
-    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none", "template": "llama2",
-                      "letter_balance": "none", "allow_letter_imbalance": True}, "selection": "in-sample"},
-}
-
-
-def _check_layer_list(obj, label) -> None:
-    """[sweep] / [openended] layers, layer_stride and multipliers (which must include the baseline 0)."""
-    if not (obj.layers == "all" or (isinstance(obj.layers, list) and all(isinstance(l, int) for l in obj.layers))):
-        raise SteerscaleError(f"{label('layers')} {obj.layers!r}: expected \"all\" or a list of layer indices")
-    check_fields(obj, ("layer_stride",), label)
-    if not isinstance(obj.multipliers, list) or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
-                                                        for m in obj.multipliers):
-        raise SteerscaleError(f"{label('multipliers')} {obj.multipliers!r}: expected a list of numbers")
-    for m in obj.multipliers:
-        check_multiplier(m, label("multipliers") + " value")
-    if 0 not in obj.multipliers:
-        raise SteerscaleError(f"{label('multipliers')} must include 0 (the unsteered baseline every effect is "
-                              f"measured against)")
-
-
-@dataclass
-class RunSection:
-    """[run]: analysis settings of a reproduce run."""
-
-    seed: int = option(0, min=0, max=MAX_SEED, help="bootstrap and validation/test split seed")
-    n_bootstrap: int = opt("n_bootstrap")
-    val_fraction: float = opt("val_fraction")
-    scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
-    protocol: str = option("steerscale-default", help="protocol preset (reproduce.PROTOCOL_PRESETS)")
-    split_half: bool = option(True, help="split-half stability of each model's vectors (analysis.reliability): two "
-                              "more training passes over half the training pairs each, cost recorded")
-
-    def validate(self, label) -> None:
-        if self.protocol not in PROTOCOL_PRESETS:
-            raise SteerscaleError(f"{label('protocol')} {self.protocol!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
-        check_fields(self, ("scaling_y", "seed", "n_bootstrap", "split_half"), label)
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < float(self.val_fraction) < 1):
-            raise SteerscaleError(f"{label('val_fraction')} {self.val_fraction}: expected a number between 0 and 1")
-
-
-@dataclass
-class DataSection:
-    """[data]: the A/B items to train on and to test on."""
-
-    train: str = option("refusal-train", help="items for the steering vectors: built-in name or CAA JSON/JSONL file")
-    test: str = option("refusal-test", help="held-out evaluation items")
-    train_limit: int | float | None = option(None, help="N training items (or a fraction 0 < N < 1): a seeded, "
-                                             "letter-stratified sample ([run] seed)")
-    test_limit: int | float | None = option(None, help="N test items (or a fraction): seeded, letter-stratified")
-    test_sets: list[str] = option(factory=list, help="extra test sets, swept at the peak layers only")
-
-    def validate(self, label) -> None:
-        ts = self.test_sets
-        if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
-            raise SteerscaleError(f"{label('test_sets')} {ts!r}: expected a list of dataset names or files")
-        dup = sorted({t for t in ts if ts.count(t) > 1})
-        if dup:
-            raise SteerscaleError(f"{label('test_sets')}: {dup[0]!r} is listed twice; list each test set once")
-        check_fields(self, ("train", "test"), label)
-        from .core.data import check_limit
-
-        for k in ("train_limit", "test_limit"):
-            v = getattr(self, k)
-            if isinstance(v, str):
-                raise SteerscaleError(f"{label(k)} {v!r}: expected a number of items or a fraction in (0, 1)")
-            check_limit(v, label(k))
-
-
-@dataclass
-class SweepSection:
-    """[sweep] (and the per-model overrides in [[models]]): the A/B sweep of each model."""
-
-    layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
-    layer_stride: int = option(1, min=1, max=10_000, help="keep every Nth of those layers")
-    multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], help="must include 0")
-    template: str = opt("template")
-    positions: str = opt("positions")
-    batch_size: int = opt("batch_size")
-    normalize: str = opt("normalize")
-    system: str | None = opt("system")
-    engine: str | None = option(None, choices=ENGINES, help="default: the fastest exact engine")
-    letter_balance: str = opt("letter_balance")
-    allow_letter_imbalance: bool = opt("allow_letter_imbalance")
-    screen: str = opt("screen")
-    confirm_top: int = opt("confirm_top")
-    spot_check: int = opt("spot_check")
-
-    def validate(self, label) -> None:
-        _check_layer_list(self, label)
-        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine", "letter_balance",
-                            "allow_letter_imbalance", "screen", "confirm_top", "spot_check"), label)
-
-
-@dataclass
-class OpenEndedSection:
-    """[openended]: the open-ended sweep on each model's A/B vectors (template, system, positions and batch
-    size are the model's [sweep] settings)."""
-
-    layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
-    layer_stride: int = option(1, min=1, max=10_000, help="keep every Nth of those layers")
-    multipliers: list[float] = opt("openended_multipliers")
-    harmful: str = opt("harmful")
-    harmless: str = opt("harmless")
-    neutral: str = opt("neutral")
-    n_logodds: int | None = opt("n_logodds")
-    n_generate: int = opt("n_generate")
-    max_new_tokens: int = opt("max_new_tokens")
-    n_neutral: int | None = opt("n_neutral")
-    ce_bound: float | None = opt("ce_bound", unit="nats per token")
-
-    def validate(self, label) -> None:
-        _check_layer_list(self, label)
-        check_fields(self, ("n_logodds", "n_generate", "n_neutral", "max_new_tokens", "ce_bound", "harmful",
-                            "harmless", "neutral"), label)
-
-
-@dataclass
-class ModelSection:
-    """A [[models]] entry's own keys (the rest of the entry are [sweep] overrides, SweepSection's)."""
-
-    spec: str = option("", help="hub id, model directory, .gguf file or smollm2-135m")
-    name: str | None = option(None, help="the model's name in tables and folders (default from spec)")
-    dtype: str = opt("dtype")
-    device: str = opt("device")
-    trust_remote_code: bool = opt("trust_remote_code")
-
-    def validate(self, label) -> None:
-        check_fields(self, ("spec", "name", "dtype", "device", "trust_remote_code"), label)
-        if not self.spec.strip():
-            raise SteerscaleError(f"{label('spec')} {self.spec!r}: expected a non-empty string (a hub id, model "
-                                  f"directory, .gguf file or smollm2-135m)")
-        if self.name is not None and not self.name.strip():
-            raise SteerscaleError(f"{label('name')} {self.name!r}: expected a non-empty string (or leave it out)")
-
-
-@dataclass
-class ImportSection:
-    """An [[imports]] entry: a published table of peaks to compare with (scaling.imported)."""
-
-    table: str = option("", help="a CSV/JSON file or a built-in table name")
-    include_in_fit: bool = option(True, help="fit the scaling law to these points too")
-
-    def validate(self, label) -> None:
-        check_fields(self, ("table", "include_in_fit"), label)
-        if not self.table.strip():
-            raise SteerscaleError(f"{label('table')} {self.table!r}: expected a non-empty string")
-
-
-MODEL_KEYS = {f.name for f in fields(ModelSection)}
-IMPORT_KEYS = {f.name for f in fields(ImportSection)}
-
-
-@dataclass
-class ModelSpec:
-    spec: str
-    name: str
-    dtype: str = "float32"
-    device: str = "cpu"
-    trust_remote_code: bool = False
-    sweep: dict = field(default_factory=dict)  # effective SweepSection settings for this model (asdict)
-    protocol: str = "steerscale-default"  # [run] protocol, or "custom" where the settings leave the preset
-
-
-@dataclass
-class ReproduceConfig:
-    """A read reproduce config (reproduce.load_config). The sections are plain dicts of the section classes'
-    fields (``asdict``): JSON-ready, and hashed into the keys that mark result folders complete."""
-
-    path: str
-    run: dict
-    data: dict
-    sweep: dict
-    models: list[ModelSpec]
-    imports: list[dict]
-    openended: dict | None = None  # the [openended] section with defaults filled in; None = no open-ended sweep
-    showcase: dict | None = None  # the [showcase] section's panel keys (showcase.ShowcaseConfig); None = none
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
-                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended,
-                "showcase": self.showcase}
-
-
-SECTIONS = {"run": RunSection, "data": DataSection, "sweep": SweepSection, "openended": OpenEndedSection}
+        return OpenEndedConfig(**dict(asdict(self), multipliers=mults))

@@ -15,7 +15,7 @@ from steerscale import cli
 from steerscale.core.autobatch import CPU_DEFAULT, auto_batch_size, choose_batch_size
 from steerscale.cli.options import parse_layers
 from steerscale.config import SweepConfig
-from steerscale.io.interop import import_control_vector
+from steerscale.core.interop import import_control_vector
 from steerscale.core.models import model_info
 from steerscale.core.pairs import train_from_pairs
 from conftest import TinyTokenizer, make_model

@@ -14,7 +14,7 @@ from safetensors import safe_open
 
 import steerscale as ss
 from steerscale import cli
-from steerscale.io.guards import check_foreign_vectors
+from steerscale.core.checks import check_foreign_vectors
 from steerscale.core.models import model_info, recorded_spec
 from tinydir import save_tiny_model, write_dataset
 

@@ -10,8 +10,9 @@ from steerscale.config import AblationRecipe
 from steerscale.core.data import Prompt
 from steerscale.errors import SteerscaleError
 from steerscale.interventions.ablation import (
-    compare_interventions, direction_from_file, refusal_directions, run_ablation_study, select_layer, split_prompts,
+    direction_from_file, refusal_directions, run_ablation_study, select_layer, split_prompts,
 )
+from steerscale.interventions.compare import compare_interventions
 from steerscale.measures.refusal import PhraseMatcher, refusal_logodds
 from steerscale.core.steering import ablate, capture, steer
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,11 @@ from ..errors import SteerscaleError
 from ..stats import bootstrap_weights, percentile_ci
 from .effects import item_slopes
 from .items import ItemTable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
 
 
 @dataclass
@@ -137,8 +143,8 @@ def cosines(va, vb) -> list[float]:
     return [float(x) if na[i] > 0 and nb[i] > 0 else float("nan") for i, x in enumerate(c)]
 
 
-def split_half_stability(model, tokenizer, items, seed: int = 0, layers: list[int] | None = None,
-                         **train_kw) -> SplitHalf:
+def split_half_stability(model: PreTrainedModel, tokenizer: Tokenizer, items, seed: int = 0,
+                         layers: list[int] | None = None, **train_kw) -> SplitHalf:
     """Train a vector on each letter-stratified half of `items` with ``train_vectors(model, tokenizer, half,
     **train_kw)`` (no activation cache: the halves are new inputs) and return their cosine per layer
     (`layers`, default all)."""

@@ -15,10 +15,11 @@ import argparse
 import logging
 import sys
 
+from .fields import GlobalOptions
 from ..errors import SteerscaleError
 from ..io.store import os_error
 from . import ab, cluster, datasets, interventions, openended, reproduce
-from .options import (HelpFormatter, Parser, batch_size_before_loading, check_options,  # noqa: F401
+from .options import (HelpFormatter, Parser, add_fields, batch_size_before_loading, check_options,  # noqa: F401
                       join_negative_values, parse_floats, parse_ints, parse_layers, unrecognized_message)
 
 EPILOG = "Run 'steerscale COMMAND --help' for each command's options. Add --debug for full tracebacks."
@@ -35,9 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "measure how the effect scales with model size.",
         epilog=EPILOG,
     )
-    ap.add_argument("--debug", action="store_true", help="show full tracebacks")
-    ap.add_argument("--quiet", action="store_true",
-                    help="no progress bars or info lines (warnings and errors still print; results paths too)")
+    add_fields(ap, GlobalOptions)  # --debug, --quiet
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, c in SUBCOMMANDS.items():
         c.build(sub.add_parser(name, help=c.help, description=c.description, formatter_class=HelpFormatter))

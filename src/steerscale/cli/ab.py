@@ -8,23 +8,23 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import SweepConfig, VectorOptions, check_multiplier
+from ..config import SweepConfig, VectorOptions, check_multipliers
+from .fields import GenerateOptions, InfoOptions, ItemOptions, TrainOptions
 from ..errors import SteerscaleError
-from ..io.guards import check_context, check_layers_present, check_output_file, check_output_folder, short
-from ..core.steering import POSITIONS
+from ..io.guards import check_output_file, check_output_folder, short
+from ..core.checks import check_context, check_layers_present
 from ..io.store import check_writable_folder
 from .cluster import add_cluster_args, cluster_sweep, wants_cluster
 from .common import (Command, check_items_fit, check_letter_imbalance, check_vectors, load, print_summary, run_vectors,
                      warn_saturated)
-from .options import (FIELDS, add_fields, config_from_args, limit_arg, model_args, out_arg, parse_floats,
-                      parse_layers, prompt_args, vector_args)
+from .options import (FIELDS, add_fields, config_from_args, json_arg, limit_arg, model_args, out_arg, prompt_args,
+                      vector_args)
 
 
 def _info_args(p) -> None:
     model_args(p)
-    p.add_argument("model_positional", nargs="?", default=None, metavar="MODEL",
-                   help="deprecated: the model as a positional argument; use --model like every other command")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_fields(p, InfoOptions)
+    json_arg(p)
 
 
 def deprecated(args, old: str, new: str) -> None:
@@ -56,11 +56,10 @@ def _train_args(p) -> None:
     prompt_args(p)
     add_fields(p, VectorOptions, ["train_data", "train_limit"],
                helps={"train_data": "training items: CAA JSON/JSONL file or built-in name ('list' lists them)"})
-    p.add_argument("--data", default=None, help="deprecated spelling of --train-data (--data is the evaluation "
-                   "set in every other command)")
+    add_fields(p, TrainOptions, ["data"])
     add_fields(p, VectorOptions, ["normalize", "letter_balance"])
     limit_arg(p, help="deprecated spelling of --train-limit")
-    p.add_argument("--cache-dir", default=None, help="reuse activations cached here when the inputs match")
+    add_fields(p, TrainOptions, ["cache_dir"])
     out_arg(p, "output .safetensors file")
 
 
@@ -82,7 +81,8 @@ def cmd_train(args) -> int:
     check_writable_folder(out.parent if str(out.parent) else Path("."))
     model, tok, info = load(args)
     check_items_fit(model, tok, args, items, args.train_data)
-    vecs = train_vectors(model, tok, items, args.template, args.system, args.normalize, args.batch_size,
+    vecs = train_vectors(model, tok, items, template=args.template, system=args.system, normalize=args.normalize,
+                         batch_size=args.batch_size,
                          cache_dir=args.cache_dir, info=info, letter_balance=args.letter_balance)
     vecs.meta["dataset"] = str(args.train_data)
     vecs.meta["sampling"] = sampling_record(args.train_limit, 0)
@@ -99,8 +99,7 @@ def _sweep_args(p) -> None:
     model_args(p)
     prompt_args(p)
     vector_args(p)
-    p.add_argument("--data", default="refusal-test", help="evaluation dataset: CAA JSON/JSONL file or built-in "
-                   "name ('list' lists them)")
+    add_fields(p, ItemOptions, ["data"])
     limit_arg(p, help="evaluate a seeded sample of N items (or a fraction in (0, 1)), stratified by matching letter")
     add_fields(p, SweepConfig, ["layers", "multipliers", "positions", "engine", "seed", "screen", "confirm_top",
                                 "spot_check", "val_fraction"])
@@ -141,10 +140,10 @@ def cmd_sweep(args) -> int:
     if train:
         check_items_fit(model, tok, args, train, args.train_data)
     if vecs is None:
-        vecs = run_vectors(args, out, model, tok, info, train, layers=config.layers)
+        vecs = run_vectors(args, out, model, tok, info, train=train, layers=config.layers)
     else:
         check_vectors(args, vecs, model, info, layers=config.layers)
-    result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out)
+    result = run_sweep(model, tok, vecs, items, config=config, info=info, out_dir=out)
     plot_layer_sweep(result.aggregate, out / "layer_sweep")
     print_summary(result)
     sc = result.manifest.get("screen")
@@ -160,20 +159,8 @@ def cmd_sweep(args) -> int:
 def _generate_args(p) -> None:
     model_args(p)
     prompt_args(p)
-    p.add_argument("prompt", help="the user message")
-    p.add_argument("--vectors", default=None, help="vectors from 'steerscale train' (needed unless only --ablate)")
-    p.add_argument("--ablate", default=None, metavar="DIRECTION_FILE",
-                   help="also show the answer with this direction ablated at every layer (a vectors file; layer "
-                   "from its selected_layer or --direction-layer), e.g. directions.safetensors from 'ablation'")
-    p.add_argument("--direction-layer", type=int, default=None, help="layer of the --ablate file's direction")
-    add_fields(p, VectorOptions, ["allow_foreign_vectors"])
-    p.add_argument("--layers", default="13", help="layer(s) to steer, e.g. 13, 12-14, 0-29:3 (every 3rd) or -1 "
-                   "(the last)")
-    p.add_argument("--multipliers", default="-1,1", help="comma list of multipliers to show beside the unsteered answer")
-    p.add_argument("--positions", default="all", choices=list(POSITIONS),
-                   help="steer every token (paper) or from the last instruction token on (CAA code)")
-    p.add_argument("--max-new-tokens", type=int, default=60, help="tokens to generate (default 60)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_fields(p, GenerateOptions)
+    json_arg(p)
 
 
 def _generate_ablated(model, tok, prompt, ablated, kw) -> dict:
@@ -193,38 +180,38 @@ def cmd_generate(args) -> int:
 
     if args.vectors is None and args.ablate is None:
         raise SteerscaleError("generate: give --vectors (steering) and/or --ablate (a direction file)")
-    vecs = SteeringVectors.load(args.vectors) if args.vectors else None
-    layers = parse_layers(args.layers)
+    opts = config_from_args(GenerateOptions, args)
+    vecs = SteeringVectors.load(opts.vectors) if opts.vectors else None
+    layers = opts.layers
     if layers is None:
         raise SteerscaleError("--layers: give the layer(s) to steer, e.g. 13 or 12-14")
-    mults = list(dict.fromkeys(check_multiplier(m) + 0.0 for m in parse_floats(args.multipliers))) \
-        if vecs is not None else []
+    mults = check_multipliers(opts.multipliers, "--multipliers") if vecs is not None else []  # kept order
     if vecs is not None:
         check_layers_present(vecs, layers)
-    ablated = direction_from_file(args.ablate, args.direction_layer) if args.ablate else None
+    ablated = direction_from_file(opts.ablate, opts.direction_layer) if opts.ablate else None
     model, tok, info = load(args)
     if vecs is not None:
         check_vectors(args, vecs, model, info)
     layers = [l + info.n_layers if -info.n_layers <= l < 0 else l for l in layers]  # -1 = the last layer
     if ablated is not None:  # the direction file obeys the same rule as --vectors (shape, model it was made on)
-        check_vectors(args, SteeringVectors.load(args.ablate), model, info)
+        check_vectors(args, SteeringVectors.load(opts.ablate), model, info)
     bad = [l for l in layers if not 0 <= l < info.n_layers] if vecs is not None else []  # --layers steers --vectors
     if bad:
         raise SteerscaleError(f"--layers {short(args.layers)}: layer {bad[0]} is out of range, this model has "
                               f"layers 0..{info.n_layers - 1}")
-    check_context(model, tok, [("", args.prompt)], args.template, args.system, extra=args.max_new_tokens,
-                  what="prompt")
-    kw = dict(template=args.template, system=args.system, max_new_tokens=args.max_new_tokens)
-    outputs = {"unsteered": generate(model, tok, [args.prompt], **kw)[0]}
+    check_context(model, tok, [("", opts.prompt)], template=args.template, system=args.system,
+                  extra=opts.max_new_tokens, what="prompt")
+    kw = dict(template=args.template, system=args.system, max_new_tokens=opts.max_new_tokens)
+    outputs = {"unsteered": generate(model, tok, [opts.prompt], **kw)[0]}
     if ablated is not None:
-        outputs.update(_generate_ablated(model, tok, args.prompt, ablated, kw))
+        outputs.update(_generate_ablated(model, tok, opts.prompt, ablated, kw))
     for m in mults:
-        with steer(model, vecs, layers, m, positions=args.positions) as s:
-            outputs[f"m={m:+g}"] = generate(model, tok, [args.prompt], steering=s, **kw)[0]
+        with steer(model, vecs, layers, m, positions=opts.positions) as s:
+            outputs[f"m={m:+g}"] = generate(model, tok, [opts.prompt], steering=s, **kw)[0]
     if args.json:
-        print(json.dumps({"prompt": args.prompt, "layers": layers, "outputs": outputs}, indent=2))
+        print(json.dumps({"prompt": opts.prompt, "layers": layers, "outputs": outputs}, indent=2))
         return 0
-    print(f"prompt: {args.prompt}\nsteered at output of layer(s) {layers}, positions={args.positions}\n")
+    print(f"prompt: {opts.prompt}\nsteered at output of layer(s) {layers}, positions={opts.positions}\n")
     for k, v in outputs.items():
         print(f"--- {k}")
         print(textwrap.fill(v, 100) if v else "(empty)")

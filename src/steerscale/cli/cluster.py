@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import fields
 from pathlib import Path
 
-from ..config import ClusterOptions, problem
+from ..config import ClusterOptions
+from .fields import FolderOptions, ShardOptions
 from ..errors import SteerscaleError
 from .common import Command, load, print_summary, run_vectors
 from .options import add_fields, config_from_args, flag_of
@@ -20,34 +20,20 @@ from .options import add_fields, config_from_args, flag_of
 
 def add_cluster_args(p) -> None:
     g = p.add_argument_group("running past one process (docs/scaling_out.md)")
-    g.add_argument("--shard", default=None, metavar="K/N",
-                   help="run only unit K of an N-unit plan into the shared --out folder (SLURM job arrays); "
-                   "'steerscale merge OUT' builds the tables when all N are done")
-    g.add_argument("--shards", type=int, default=None, metavar="N",
-                   help="split the sweep into N units (item shards first, then layer groups; default 1, "
-                   "or 2 per Ray worker)")
-    g.add_argument("--backend", default="local", choices=["local", "ray"],
-                   help="where the units run: this process (default) or Ray actors (pip install 'steerscale[ray]')")
-    add_fields(g, ClusterOptions, [f.name for f in fields(ClusterOptions)])
+    add_fields(g, ShardOptions)  # --shard, --shards, --backend
+    add_fields(g, ClusterOptions)
 
 
 RAY_ONLY = ("address", "workers", "gpus_per_worker", "max_memory", "offload_folder")
 
 
 def cluster_options(args) -> ClusterOptions:
-    """The Ray options of the command line, checked (one line, exit 2) before anything starts."""
-    opts = config_from_args(ClusterOptions, args)
-    by_name = {f.name: f for f in fields(ClusterOptions)}
-    for name, f in by_name.items():
-        value = getattr(opts, name)
-        why = problem(f, value, cli=True) if value is not None else None
-        if why:
-            raise SteerscaleError(f"{flag_of(name)} {value}: expected {why}")
-    return opts
+    """The Ray options of the command line (their bounds were checked before anything started: check_options)."""
+    return config_from_args(ClusterOptions, args)
 
 
 def _merge_args(p) -> None:
-    p.add_argument("folder", help="the shared --out folder of the shards")
+    add_fields(p, FolderOptions, helps={"folder": "the shared --out folder of the shards"})
 
 
 def wants_cluster(args) -> bool:
@@ -63,8 +49,6 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
     from ..sweep.plan import parse_shard
     from ..report.plots import plot_layer_sweep
 
-    if args.shards is not None and args.shards < 1:
-        raise SteerscaleError(f"--shards {args.shards}: expected a positive number")
     if args.shard:
         if args.backend != "local":
             raise SteerscaleError("--shard runs one unit in this process; leave out --backend (or --shard for Ray)")
@@ -75,8 +59,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
         model, tok, info = load(args)
         if vecs is None:
-            vecs = run_vectors(args, out, model, tok, info, train)
-        rep = run_shard(model, tok, vecs, items, config, info, out, (k, n), progress=True)
+            vecs = run_vectors(args, out, model, tok, info, train=train)
+        rep = run_shard(model, tok, vecs, items, config=config, info=info, out_dir=out, shard=(k, n), progress=True)
         done = len(list((out / "shards").glob(f"shard-*of{n}.json")))
         print(f"shard {k}/{n}: {rep['points_computed']} points computed in {rep['seconds']:.1f} s "
               f"(items {rep['unit']['items'][0]}-{rep['unit']['items'][1] - 1}, layers {rep['unit']['layers']}); "
@@ -87,8 +71,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
 
         model, tok, info = load(args)
         if vecs is None:
-            vecs = run_vectors(args, out, model, tok, info, train)
-        result = run_sweep(model, tok, vecs, items, config, info=info, out_dir=out, shards=args.shards or 1)
+            vecs = run_vectors(args, out, model, tok, info, train=train)
+        result = run_sweep(model, tok, vecs, items, config=config, info=info, out_dir=out, shards=args.shards or 1)
     else:
         from ..sweep.backends.base import ModelRef, get_backend
         from ..sweep.run import drive_sweep
@@ -113,7 +97,8 @@ def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
         logging.getLogger("steerscale.sweep.backends").setLevel(logging.INFO)  # one line per finished unit
         try:
             ref = ModelRef(args.model, args.dtype, args.device, args.trust_remote_code)
-            result = drive_sweep(backend, ref, items, vecs, config, out, args.shards, opts.store)
+            result = drive_sweep(backend, ref, items, vecs, config=config, out_dir=out, shards=args.shards,
+                                 store_mode=opts.store)
         finally:
             backend.close()
     plot_layer_sweep(result.aggregate, out / "layer_sweep")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..io.guards import check_context, check_foreign_vectors, check_model_layers, check_output_folder, saturated_points
+from ..io.guards import check_output_folder
+from ..core.checks import check_context, check_foreign_vectors, check_model_layers, saturated_points
 from ..io.store import check_writable_folder
 
 
@@ -80,8 +81,8 @@ def run_vectors(args, out: Path, model, tok, info, train, layers=None):
 
 def check_items_fit(model, tok, args, items, source) -> None:
     """A/B items (prompt, '(' and the answer letter) must fit the model's context."""
-    check_context(model, tok, [(it.id, it.question) for it in items], args.template, args.system, extra=2,
-                  what=f"{source}: item", extra_what="for '(' and the answer letter")
+    check_context(model, tok, [(it.id, it.question) for it in items], template=args.template, system=args.system,
+                  extra=2, what=f"{source}: item", extra_what="for '(' and the answer letter")
 
 
 def warn_saturated(command: str, rows: list[dict]) -> None:

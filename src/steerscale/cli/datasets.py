@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .fields import DataListOptions
 from .common import Command
+from .options import add_fields, json_arg
 
 
 def _listing_args(p) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    json_arg(p)
 
 
 def _data_args(p) -> None:
-    p.add_argument("action", choices=["list"], help="'list': the built-in datasets with sizes and letter balance")
+    add_fields(p, DataListOptions)  # action: list
     _listing_args(p)
 
 

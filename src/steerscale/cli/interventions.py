@@ -3,58 +3,38 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
-from ..config import MAX_SEED, AblationRecipe, check_multiplier
-from ..errors import SteerscaleError
+from ..config import AblationRecipe, check_multipliers
+from .fields import AblationOptions, ExportOptions, ImportOptions, OrthogonalizeOptions
 from ..core.models import resolve_layers
+from ..errors import SteerscaleError
 from ..io.outputs import check_out_file
 from .common import Command, check_out_folder, load
-from .options import add_fields, config_from_args, model_args, out_arg, parse_floats, parse_layers, prompt_args
+from .options import add_fields, config_from_args, model_args, out_arg, parse_layers, prompt_args
 
 
 def _ablation_args(p) -> None:
     model_args(p)
     prompt_args(p)
-    p.add_argument("--vectors", default=None, help="candidate vectors (e.g. A/B vectors from 'train') instead "
-                   "of harmful-minus-harmless directions")
-    p.add_argument("--harmful", default="harmful-prompts", help="harmful prompts: built-in name or JSON/JSONL file")
-    p.add_argument("--harmless", default="harmless-prompts", help="harmless prompts: built-in name or JSON/JSONL file")
-    p.add_argument("--neutral", default="neutral-text", help="neutral paragraphs for cross-entropy")
-    p.add_argument("--layers", default="all", help="candidate layers (default all)")
-    p.add_argument("--layer", type=int, default=None, help="skip selection and use this layer")
-    add_fields(p, AblationRecipe, [f.name for f in fields(AblationRecipe)])  # refusal_direction's recipe
-    p.add_argument("--multipliers", default="-1,1", help="actadd multipliers (default -1,1)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the selection/evaluation split of the prompts")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_fields(p, AblationOptions, ["vectors", "harmful", "harmless", "neutral", "layers", "layer"])
+    add_fields(p, AblationRecipe)  # refusal_direction's recipe
+    add_fields(p, AblationOptions, ["multipliers", "split_seed", "seed"])
     out_arg(p)
 
 
 def _orthogonalize_args(p) -> None:
     model_args(p)
-    p.add_argument("--direction", required=True, help="vectors file (e.g. directions.safetensors from 'ablation')")
-    p.add_argument("--direction-layer", type=int, default=None, help="layer of the direction (default: the "
-                   "file's selected_layer)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder (atomically: the old "
-                   "folder stays intact until the new one is complete)")
-    p.add_argument("--allow-foreign-vectors", action="store_true",
-                   help="use a direction file whose metadata names another model")
+    add_fields(p, OrthogonalizeOptions)
     out_arg(p, "output model folder (a new or empty folder; --force to replace one)")
 
 
 def _export_args(p) -> None:
-    p.add_argument("--format", default="llama.cpp", choices=["llama.cpp"], help="output format")
-    p.add_argument("vectors", help="vectors file from 'steerscale train'")
-    p.add_argument("output", help="output .gguf file")
-    p.add_argument("--layers", default=None, help="layers to write, e.g. 10-20 (default 1..n_layers-1)")
-    p.add_argument("--multiplier", type=float, default=1.0, help="each written tensor is multiplier x vector[L]")
-    p.add_argument("--model-hint", default=None, help="model type recorded in the file (default from the vectors)")
+    add_fields(p, ExportOptions)
 
 
 def _import_args(p) -> None:
-    p.add_argument("input", help=".gguf or .safetensors file")
-    p.add_argument("--n-layers", type=int, required=True, help="layer count of the model you will steer")
+    add_fields(p, ImportOptions)
     out_arg(p, "output .safetensors file")
 
 
@@ -64,25 +44,24 @@ def cmd_ablation(args) -> int:
     from ..interventions.ablation import run_ablation_study
     from ..core.vectors import SteeringVectors
 
-    harmful, harmless = load_prompt_records(args.harmful), load_prompt_records(args.harmless)
-    neutral = load_neutral_text(args.neutral)
-    vecs = SteeringVectors.load(args.vectors) if args.vectors else None
-    mults = [check_multiplier(m, "--multipliers value") for m in parse_floats(args.multipliers)]
-    for flag, v in (("--seed", args.seed), ("--split-seed", args.split_seed)):
-        if not 0 <= v <= MAX_SEED:
-            raise SteerscaleError(f"{flag} {v}: expected an integer 0..{MAX_SEED}")
+    opts = config_from_args(AblationOptions, args)  # --seed and --split-seed were checked by check_options
+    harmful, harmless = load_prompt_records(opts.harmful), load_prompt_records(opts.harmless)
+    neutral = load_neutral_text(opts.neutral)
+    vecs = SteeringVectors.load(opts.vectors) if opts.vectors else None
+    mults = check_multipliers(opts.multipliers, "--multipliers")  # kept order: the conditions' order
     recipe = config_from_args(AblationRecipe, args)
     check_recipe(recipe)
     out = check_out_folder(args.out)
     model, tok, info = load(args)
     if vecs is not None:
         vecs.check_model(model)
-    cands, layer = parse_layers(args.layers), args.layer  # -1 = the last layer
+    cands, layer = opts.layers, opts.layer  # -1 = the last layer
     cands = None if cands is None else resolve_layers(cands, info.n_layers, "--layers")
     layer = None if layer is None else resolve_layers([layer], info.n_layers, "--layer")[0]
-    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vecs, layer, cands,
-                                   mults, recipe, args.split_seed, args.template,
-                                   args.system, args.batch_size, seed=args.seed, info=info, out_dir=out)
+    res, vecs = run_ablation_study(model, tok, harmful, harmless, neutral, vectors=vecs, layer=layer,
+                                   candidate_layers=cands, multipliers=mults, recipe=recipe,
+                                   split_seed=opts.split_seed, template=args.template, system=args.system,
+                                   batch_size=args.batch_size, seed=opts.seed, info=info, out_dir=out)
     layer, pos = vecs.meta["selected_layer"], vecs.meta["selected_position"]
     rec = res.manifest["recipe"]
     print(f"{info.name}: direction from layer {layer} (output of decoder layer {layer}), prompt position {pos} "
@@ -107,23 +86,24 @@ def cmd_orthogonalize(args) -> int:
     from ..interventions.ablation import direction_from_file
     from ..interventions.orthogonalize import save_orthogonalized
 
-    from ..io.guards import check_foreign_vectors
+    from ..core.checks import check_foreign_vectors
     from ..core.models import resolve_spec
     from ..io.outputs import check_out_folder_target
     from ..core.vectors import SteeringVectors
 
-    d, layer = direction_from_file(args.direction, args.direction_layer)
+    opts = config_from_args(OrthogonalizeOptions, args)
+    d, layer = direction_from_file(opts.direction, opts.direction_layer)
     path, kw = resolve_spec(args.model)
     if "gguf_file" in kw:  # refused before loading and projecting: the edited model could not be saved
         raise SteerscaleError(f"orthogonalize --model {args.model}: a GGUF (quantised) model cannot be saved as an "
                               f"edited safetensors folder; use the original safetensors model (hub id or folder)")
     sources = [path] if Path(path).exists() else []
-    out = check_out_folder_target(args.out, args.force, sources)  # before the load; checked again when writing
+    out = check_out_folder_target(args.out, opts.force, sources)  # before the load; checked again when writing
     model, tok, info = load(args)
-    check_foreign_vectors(SteeringVectors.load(args.direction), info, args.allow_foreign_vectors)
+    check_foreign_vectors(SteeringVectors.load(opts.direction), info, opts.allow_foreign_vectors)
     out = save_orthogonalized(model, tok, d, out, meta={"source_model": info.spec,
-                                                        "direction_file": str(args.direction),
-                                                        "direction_layer": layer}, force=args.force, sources=sources)
+                                                        "direction_file": str(opts.direction),
+                                                        "direction_layer": layer}, force=opts.force, sources=sources)
     summary = json.loads((out / "steerscale_orthogonalize.json").read_text())
     print(f"wrote {out}: {info.name} with the layer-{layer} direction projected out of "
           f"{len(summary['edited_parameters'])} weights"
@@ -135,19 +115,22 @@ def cmd_orthogonalize(args) -> int:
 def cmd_export(args) -> int:
     from ..core.vectors import SteeringVectors
 
-    vecs = SteeringVectors.load(args.vectors)
-    out = check_out_file(args.output, "export: output", "a .gguf file name", suffix=".gguf")
-    vecs.export_gguf(out, parse_layers(args.layers), args.multiplier, args.model_hint)  # -1 = the last layer
-    print(f"wrote {out}: llama.cpp control vector, direction.L = {args.multiplier:g} x vector[L]; "
+    opts = config_from_args(ExportOptions, args)
+    vecs = SteeringVectors.load(opts.vectors)
+    out = check_out_file(opts.output, "export: output", "a .gguf file name", suffix=".gguf")
+    vecs.export_gguf(out, layers=parse_layers(opts.layers), multiplier=opts.multiplier,  # -1 = the last layer
+                     model_hint=opts.model_hint)
+    print(f"wrote {out}: llama.cpp control vector, direction.L = {opts.multiplier:g} x vector[L]; "
           f"use: llama-cli -m MODEL.gguf --control-vector {out}")
     return 0
 
 
 def cmd_import(args) -> int:
-    from ..io.interop import import_vectors
+    from ..core.interop import import_vectors
 
+    opts = config_from_args(ImportOptions, args)
     out = check_out_file(args.out, "--out", "a .safetensors file name")
-    vecs = import_vectors(args.input, n_layers=args.n_layers)
+    vecs = import_vectors(opts.input, n_layers=opts.n_layers)
     vecs.save(out)
     print(f"wrote {out}: {vecs.n_layers} layers x {vecs.hidden_size}, vectors at layers {vecs.meta['layers_present']}")
     return 0

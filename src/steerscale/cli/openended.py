@@ -7,12 +7,15 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import JudgeOptions, OpenEndedConfig, OpenEndedSection, check_multiplier
+from ..config import JudgeOptions, OpenEndedConfig, check_multiplier
+from .fields import OpenEndedCommandOptions, SimilarityOptions, TransferOptions
+from ..reproduce.config import OpenEndedSection
 from ..errors import SteerscaleError
-from ..io.guards import check_context, check_layers_present, short
+from ..io.guards import short
+from ..core.checks import check_context, check_layers_present
 from ..core.models import resolve_layers
 from .common import Command, check_out_folder, check_vectors, load, run_vectors
-from .options import (add_fields, config_from_args, limit_arg, model_args, out_arg, parse_layers, prompt_args,
+from .options import (add_fields, config_from_args, json_arg, model_args, out_arg, parse_layers, prompt_args,
                       vector_args)
 
 OPENENDED_FLAGS = ["layers", "window_starts", "window_widths", "window_mode", "multipliers", "positions", "n_logodds",
@@ -24,7 +27,7 @@ def _openended_args(p) -> None:
     prompt_args(p)
     vector_args(p)
     add_fields(p, OpenEndedSection, ["harmful", "harmless", "neutral"])
-    p.add_argument("--phrases", default=None, help="refusal-phrase list (JSON); default the built-in list")
+    add_fields(p, OpenEndedCommandOptions)  # --phrases
     add_fields(p, OpenEndedConfig, OPENENDED_FLAGS, layers=None)
     add_fields(p, JudgeOptions, ["judge_url", "judge_name", "judge_key_env", "judge_timeout", "judge_model"])
     add_fields(p, OpenEndedConfig, ["seed"])
@@ -60,10 +63,10 @@ def cmd_openended(args) -> int:
     config = replace(config, batch_size=args.batch_size)  # --batch-size auto is known once the model is loaded
     points = config.points(info.n_layers)  # layers and windows against the model, before any work
     for source, prompts in ((args.harmful, harmful), (args.harmless, harmless)):  # the prompts this run uses
-        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], args.template,
-                      args.system, extra=1, what=f"{source}: prompt")
-        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_generate]], args.template,
-                      args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_logodds]], template=args.template,
+                      system=args.system, extra=1, what=f"{source}: prompt")
+        check_context(model, tok, [(p.id, p.text) for p in prompts[: args.n_generate]], template=args.template,
+                      system=args.system, extra=args.max_new_tokens, what=f"{source}: prompt")
     if vecs is not None:
         check_vectors(args, vecs, model, info)
         check_layers_present(vecs, sorted({l for a, b in points for l in range(a, b + 1)}))
@@ -73,9 +76,9 @@ def cmd_openended(args) -> int:
         jm, jt, _ = load_model(args.judge_model, dtype=args.dtype, device=args.device)
         judge = HFJudge(jm, jt, batch_size=args.batch_size)
     if vecs is None:
-        vecs = run_vectors(args, out, model, tok, info, load_dataset(args.train_data, limit=args.train_limit))
-    res = run_openended(model, tok, vecs, harmful, harmless, neutral, config, info=info, phrases=phrases,
-                        judge=judge, out_dir=out)
+        vecs = run_vectors(args, out, model, tok, info, train=load_dataset(args.train_data, limit=args.train_limit))
+    res = run_openended(model, tok, vecs, harmful=harmful, harmless=harmless, neutral=neutral, config=config,
+                        info=info, phrases=phrases, judge=judge, out_dir=out)
     plot_tradeoff(res.aggregate, out / "tradeoff")
     if any(r["width"] == 1 for r in res.aggregate):
         plot_openended_layers(res.aggregate, out / "openended_layers")
@@ -160,19 +163,20 @@ def cmd_transfer(args) -> int:
     from ..measures.transfer import transfer_effect
     from ..core.vectors import SteeringVectors
 
-    check_multiplier(args.multiplier, "--multiplier")
-    vecs = SteeringVectors.load(args.vectors)
-    layers = parse_layers(args.layers)
+    opts = config_from_args(TransferOptions, args)
+    check_multiplier(opts.multiplier, "--multiplier")
+    vecs = SteeringVectors.load(opts.vectors)
+    layers = opts.layers
     if layers is None:
         raise SteerscaleError("--layers: give the source layer(s) to steer, e.g. 15 or 12-14")
     layers = resolve_layers(layers, vecs.n_layers, "--layers")  # source layers; -1 = the last
     check_layers_present(vecs, layers)
-    prompts = load_prompts(args.prompts, limit=args.limit)
-    src = load_model(args.source_model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    prompts = load_prompts(opts.prompts, limit=opts.limit)
+    src = load_model(opts.source_model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     tgt = load(args)
     vecs.check_model(src[0])
-    r = transfer_effect(src[:2], tgt[:2], vecs, layers, args.multiplier, prompts, how=args.map,
-                        template=args.template, system=args.system, batch_size=args.batch_size)
+    r = transfer_effect(src[:2], tgt[:2], vecs, layers=layers, multiplier=opts.multiplier, prompts=prompts,
+                        how=opts.map, template=args.template, system=args.system, batch_size=args.batch_size)
     r.update(source_model=src[2].name, target_model=tgt[2].name)
     if args.json:
         print(json.dumps(r, indent=2))
@@ -185,25 +189,16 @@ def cmd_transfer(args) -> int:
 
 
 def _similarity_args(p) -> None:
-    p.add_argument("vectors", nargs="+", help="vector files from 'steerscale train', optionally NAME=FILE")
-    p.add_argument("--normalize-across", action="store_true",
-                   help="rescale each behaviour's vector to the mean norm across behaviours at each layer (CAA) "
-                   "and save the results as NAME.normalized.safetensors in --out")
+    add_fields(p, SimilarityOptions)
     out_arg(p)
 
 
 def _transfer_args(p) -> None:
-    p.add_argument("--vectors", required=True, help="vectors made on --source-model")
-    p.add_argument("--source-model", required=True, help="the model the vectors were made on")
+    add_fields(p, TransferOptions, ["vectors", "source_model"])
     model_args(p)
     prompt_args(p)
-    p.add_argument("--layers", required=True, help="source layer(s) to steer, e.g. 15, 12-14 or -1 (the last)")
-    p.add_argument("--multiplier", type=float, default=4.0, help="multiplier on both models")
-    p.add_argument("--map", default="relative", choices=["relative", "same"],
-                   help="target layer for each source layer: by relative depth, or the same index")
-    p.add_argument("--prompts", default="harmful-prompts", help="prompts: built-in name or JSON/JSONL file")
-    limit_arg(p, limit=16)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_fields(p, TransferOptions, ["layers", "multiplier", "map", "prompts", "limit"])
+    json_arg(p)
 
 
 COMMANDS = {

@@ -11,27 +11,33 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 
-from ..config import (JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
-                      VectorOptions, _kind, opt, problem)
+from ..config import (
+    AblationRecipe, ClusterOptions, JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
+    VectorOptions, _kind, problem,
+)
+from .fields import (
+    AblationOptions, DataListOptions, ExportOptions, FolderOptions, GenerateOptions, GlobalOptions, ImportOptions,
+    InfoOptions, ItemOptions, OpenEndedCommandOptions, OrthogonalizeOptions, OutputOptions, ReproduceOptions,
+    ShardOptions, SimilarityOptions, TrainOptions, TransferOptions,
+)
+from ..reproduce.config import OpenEndedSection
 from ..errors import SteerscaleError
 from ..io.guards import MAX_LAYERS, short
 
-# every class whose fields are flags; a name means the same option in each (same default, help and bounds)
-CLI_CLASSES = (ModelOptions, PromptOptions, VectorOptions, SweepConfig, OpenEndedConfig, JudgeOptions)
-
-
-@dataclass
-class ItemOptions:
-    """--limit of the commands that read A/B items or prompts."""
-
-    limit: int | float | None = opt("limit")
+# every class whose fields are flags. `check_options` checks a flag by the FIRST class (in this order) that has
+# a field of its name, so a name with bounds means the same option in each class (tests/cli/test_cli_fields.py).
+CLI_CLASSES = (GlobalOptions, ModelOptions, PromptOptions, VectorOptions, SweepConfig, OpenEndedConfig, JudgeOptions,
+               ItemOptions, OutputOptions, InfoOptions, TrainOptions, ShardOptions, ClusterOptions, FolderOptions,
+               DataListOptions, SimilarityOptions, OpenEndedSection, OpenEndedCommandOptions, AblationRecipe,
+               AblationOptions, OrthogonalizeOptions, ExportOptions, ImportOptions, TransferOptions, GenerateOptions,
+               ReproduceOptions)
 
 
 def _all_fields() -> dict:
     out = {}
-    for cls in CLI_CLASSES + (ItemOptions,):
+    for cls in CLI_CLASSES:
         for f in fields(cls):
             out.setdefault(f.name, f)
     return out
@@ -126,12 +132,13 @@ def _limit_type(text: str):
     return text
 
 
-def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
-    """Add the fields `names` of dataclass `cls` to parser `p` as flags (or positionals, optional with
-    their default); `defaults` replaces a field's default for this command (a value as the field holds it),
-    `helps` (name -> text) a field's help."""
+def add_fields(p, cls, names=None, positional=(), helps=None, **defaults) -> None:
+    """Add the fields `names` (default all) of dataclass `cls` to parser `p` as flags (or positionals: a field
+    whose ``positional`` metadata says so, or a name in `positional`, optional with its default); `defaults`
+    replaces a field's default for this command (a value as the field holds it), `helps` (name -> text) a
+    field's help. Each argparse action records its field (``action.field``, ``action.field_class``)."""
     by_name = {f.name: f for f in fields(cls)}
-    for name in names:
+    for name in by_name if names is None else names:
         f = by_name[name]
         meta = f.metadata
         if name in defaults:
@@ -152,10 +159,20 @@ def add_fields(p, cls, names, positional=(), helps=None, **defaults) -> None:
             kw["choices"] = list(meta["choices"])
         if meta.get("metavar"):
             kw["metavar"] = meta["metavar"]
-        if name in positional:
-            p.add_argument(name, nargs="?", **kw)
+        if meta.get("nargs"):
+            kw["nargs"] = meta["nargs"]
+        where = meta.get("positional")
+        if name in positional or where == "?":
+            action = p.add_argument(name, **dict(kw, nargs="?"))
+        elif where:
+            if kw["default"] is None:  # a required positional has no default
+                del kw["default"]
+            action = p.add_argument(name, **kw)
         else:
-            p.add_argument(flag_of(name), **kw)
+            if meta.get("required"):  # no default to show or fall back on
+                kw.update(required=True, default=None)
+            action = p.add_argument(flag_of(name), *([meta["short"]] if meta.get("short") else []), **kw)
+        action.field, action.field_class = f, cls
 
 
 def config_from_args(cls, args, **given):
@@ -215,8 +232,14 @@ def limit_arg(p, help: str | None = None, **default) -> None:
     add_fields(p, ItemOptions, ["limit"], helps={"limit": help}, **default)
 
 
-def out_arg(p, help: str = "results folder") -> None:
-    p.add_argument("--out", "-o", required=True, help=help)
+def out_arg(p, help: str | None = None) -> None:
+    """--out/-o (required), with `help` for what the command writes there (default "results folder")."""
+    add_fields(p, OutputOptions, ["out"], helps={"out": help})
+
+
+def json_arg(p) -> None:
+    """--json: print JSON."""
+    add_fields(p, OutputOptions, ["json"])
 
 
 def numeric_list_flags() -> tuple[str, ...]:

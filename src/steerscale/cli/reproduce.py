@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .fields import FolderOptions, ReproduceOptions
 from ..errors import SteerscaleError
 from ..io.guards import check_input_file, check_output_folder
 from .common import Command
+from .options import add_fields
 
 
 def _reproduce_args(p) -> None:
-    p.add_argument("--config", default=None, help="TOML config (default: the bundled configs/default.toml)")
-    p.add_argument("--out", "-o", default="results/reproduce", help="output folder (default results/reproduce)")
-    p.add_argument("--force", action="store_true", help="run every model again even if its results are complete")
-    p.add_argument("--print-config", action="store_true", help="print the default config and exit")
-    p.add_argument("--only", default=None, metavar="NAME",
-                   help="run only the model NAME into its folder, no report (one cluster node; docs/scaling_out.md)")
+    add_fields(p, ReproduceOptions)
 
 
 def print_findings(summary: dict, quiet: bool = False) -> None:
@@ -65,7 +62,7 @@ def cmd_reproduce(args) -> int:
 
 
 def _report_args(p) -> None:
-    p.add_argument("folder", help="a 'steerscale reproduce' output folder")
+    add_fields(p, FolderOptions, helps={"folder": "a 'steerscale reproduce' output folder"})
 
 
 def cmd_report(args) -> int:

@@ -17,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +29,11 @@ from ..errors import SteerscaleError
 from .models import get_layers
 from .steering import capture
 from ..io.tensorio import atomic_save, read_safetensors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .types import Tokenizer
 
 
 @dataclass
@@ -146,8 +152,8 @@ def cache_key(model_name: str, n_params: int, dtype: str, items, template: str, 
 
 @torch.no_grad()
 def collect_activations(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
     encoded: list[Encoded],
     batch_size: int = 8,
     keep: bool = False,

@@ -10,11 +10,14 @@ The chosen size is what the run uses and records (the manifest's ``config.batch_
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from .batching import model_device
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def choose_batch_size(probe: Callable[[int], None], start: int = START, on_oom: 
         size //= 2
 
 
-def auto_batch_size(model, start: int = START, tokens: int = PROBE_TOKENS) -> int:
+def auto_batch_size(model: PreTrainedModel, start: int = START, tokens: int = PROBE_TOKENS) -> int:
     """The batch size for `model` on its device: ``CPU_DEFAULT`` on a CPU, else found by ``choose_batch_size``
     with forward passes of `tokens` tokens per row (capped at the model's context)."""
     device = model_device(model)

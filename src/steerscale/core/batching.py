@@ -10,8 +10,14 @@ reads it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .types import Tokenizer
 
 
 @dataclass
@@ -45,12 +51,12 @@ def pad_left(seqs: list[list[int]], pad_id: int, instruction_end: list[int] | No
     return Batch(ids, mask, pos, pad, ie)
 
 
-def model_device(model) -> torch.device:
+def model_device(model: PreTrainedModel) -> torch.device:
     """The device of the model's first parameter (where its inputs go)."""
     return next(model.parameters()).device
 
 
-def pad_id_of(tokenizer) -> int:
+def pad_id_of(tokenizer: Tokenizer) -> int:
     """The tokenizer's pad token id, else its end-of-sequence id, else 0."""
     pid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return int(pid if pid is not None else 0)

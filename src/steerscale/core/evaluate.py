@@ -13,6 +13,7 @@ mass there; the score is then less meaningful).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,11 @@ import torch
 from .batching import batches, model_device, pad_id_of, pad_left
 from .prompts import Encoded
 from .steering import contiguous_head
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .types import Tokenizer
 
 
 @dataclass
@@ -31,7 +37,7 @@ class ABScores:
     letter_mass: np.ndarray  # sum of p(choices' answer tokens) under the full softmax
 
 
-def last_logits(model, inputs: dict, **kwargs) -> torch.Tensor:
+def last_logits(model: PreTrainedModel, inputs: dict, **kwargs) -> torch.Tensor:
     """Logits [rows, vocab] at the last position only (the model's own final norm, head and soft-capping)."""
     kwargs.setdefault("use_cache", False)
     with contiguous_head(model):
@@ -59,7 +65,8 @@ def letter_scores(logprobs: torch.Tensor, encoded: list[Encoded]) -> ABScores:
 
 
 @torch.no_grad()
-def ab_scores(model, tokenizer, encoded: list[Encoded], batch_size: int = 8, steering=None) -> ABScores:
+def ab_scores(model: PreTrainedModel, tokenizer: Tokenizer, encoded: list[Encoded], batch_size: int = 8,
+              steering=None) -> ABScores:
     """A/B behaviour scores with full forward passes (the reference path).
 
     `steering`: an active Steering from ``steer(...)``; it is given each batch (``Steering.for_batch``),
@@ -80,8 +87,8 @@ def ab_scores(model, tokenizer, encoded: list[Encoded], batch_size: int = 8, ste
 
 @torch.no_grad()
 def generate(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
     prompts: list[str],
     template: str = "chat",
     system: str | None = None,

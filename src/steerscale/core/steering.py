@@ -22,12 +22,18 @@ the same layers in two modules.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 
 from ..errors import SteerscaleError
 from .models import get_layers, resolve_layers
+from .types import FittedVectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .types import LayerVectors
 
 POSITIONS = ("all", "instruction_end")
 
@@ -41,7 +47,7 @@ def _replace(output, hidden):
 
 
 @contextmanager
-def layer_hooks(model, fns: dict[int, Callable[[torch.Tensor], torch.Tensor | None]]):
+def layer_hooks(model: PreTrainedModel, fns: dict[int, Callable[[torch.Tensor], torch.Tensor | None]]):
     """Run ``fn(hidden)`` on the output of each decoder layer in `fns`; a returned tensor replaces it."""
     layers = get_layers(model)
     for l in fns:
@@ -113,7 +119,17 @@ class Steering:
         return h + mask.to(h.dtype) * delta
 
 
-def _layer_vectors(vectors, layers: Iterable[int]) -> dict[int, torch.Tensor]:
+def check_vectors(model: PreTrainedModel, vectors: object) -> None:
+    """The one rule for the kinds of vectors steering accepts: SteeringVectors (any ``types.FittedVectors``) are
+    checked against `model`; a tensor or a dict layer -> vector is used as given; anything else is refused."""
+    if isinstance(vectors, FittedVectors):
+        vectors.check_model(model)
+    elif not isinstance(vectors, (torch.Tensor, dict)):
+        raise SteerscaleError(f"steering vectors: got {type(vectors).__name__}; expected SteeringVectors, a "
+                              f"[n_layers, hidden] torch.Tensor or a dict layer -> tensor")
+
+
+def _layer_vectors(vectors: LayerVectors, layers: Iterable[int]) -> dict[int, torch.Tensor]:
     out = {}
     for l in layers:
         try:
@@ -125,8 +141,8 @@ def _layer_vectors(vectors, layers: Iterable[int]) -> dict[int, torch.Tensor]:
 
 
 @contextmanager
-def steer(model, vectors, layers: int | Iterable[int] | None = None, multiplier=1.0, positions: str = "all",
-          start=None):
+def steer(model: PreTrainedModel, vectors: LayerVectors, layers: int | Iterable[int] | None = None, multiplier=1.0,
+          positions: str = "all", start=None):
     """Add ``multiplier * vectors[L]`` to the output of each decoder layer L in `layers`.
 
     `layers`: an index or indices (negative count from the end: -1 is the last layer); None steers every
@@ -138,8 +154,7 @@ def steer(model, vectors, layers: int | Iterable[int] | None = None, multiplier=
     per-row tensor; evaluation and generation pass each batch with ``Steering.for_batch``).
     Yields the Steering object.
     """
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    check_vectors(model, vectors)
     n = len(get_layers(model))
     if layers is None:
         layers = sorted(vectors) if isinstance(vectors, dict) else range(min(n, len(vectors)))
@@ -150,7 +165,7 @@ def steer(model, vectors, layers: int | Iterable[int] | None = None, multiplier=
 
 
 @contextmanager
-def capture(model, layers: Iterable[int] | None = None, position: int = -1):
+def capture(model: PreTrainedModel, layers: Iterable[int] | None = None, position: int = -1):
     """Record the output of decoder layers at one token position; yields a dict layer -> list of [B, H]."""
     n = len(get_layers(model))
     layers = range(n) if layers is None else layers
@@ -195,7 +210,7 @@ class LayerMultipliers(Steering):
 
 
 @contextmanager
-def steer_grad(model, vectors, layers: Iterable[int], positions: str = "all"):
+def steer_grad(model: PreTrainedModel, vectors: LayerVectors, layers: Iterable[int], positions: str = "all"):
     """Add ``m_L * vectors[L]`` at every layer L in `layers` with zero multipliers that require grad.
 
     While active: grad is enabled, every parameter of the model has ``requires_grad=False`` (no weight
@@ -204,8 +219,7 @@ def steer_grad(model, vectors, layers: Iterable[int], positions: str = "all"):
     Yields the LayerMultipliers: call ``for_batch(batch)`` before each forward pass, then differentiate the
     output with respect to ``state.multipliers``.
     """
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    check_vectors(model, vectors)
     state = LayerMultipliers(_layer_vectors(vectors, layers), positions)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
@@ -222,7 +236,7 @@ def steer_grad(model, vectors, layers: Iterable[int], positions: str = "all"):
 
 
 @contextmanager
-def contiguous_head(model):
+def contiguous_head(model: PreTrainedModel):
     """Hand the output head a contiguous input while active (same numbers, up to float rounding).
 
     With ``logits_to_keep=1`` the head sees ``hidden[:, -1:, :]``, a non-contiguous 3-D view, and
@@ -333,8 +347,8 @@ def first_layer_output(base: torch.nn.Module, layers: torch.nn.ModuleList, **inp
 WINDOW_MODES = ("per-layer", "same")
 
 
-def window_vectors(vectors, start: int, width: int, mode: str = "per-layer", source_layer: int | None = None,
-                   n_layers: int | None = None) -> dict[int, torch.Tensor]:
+def window_vectors(vectors: LayerVectors, start: int, width: int, mode: str = "per-layer",
+                   source_layer: int | None = None, n_layers: int | None = None) -> dict[int, torch.Tensor]:
     """Vectors for multi-layer injection over layers ``start .. start + width - 1``.
 
     mode "per-layer": each layer L in the window gets its own vector[L];
@@ -394,7 +408,7 @@ def orthonormal_basis(directions) -> torch.Tensor:
     return q.T.contiguous()
 
 
-def _writer_modules(model, layer):
+def _writer_modules(model: PreTrainedModel, layer):
     mtype = getattr(model.config, "model_type", type(model).__name__)
     if mtype not in RESIDUAL_WRITERS:
         raise SteerscaleError(f"ablation: no residual-writer table for architecture {mtype!r} (known: "
@@ -409,7 +423,7 @@ def _writer_modules(model, layer):
 
 
 @contextmanager
-def ablate(model, directions, layers: Iterable[int] | None = None, embedding: bool = True):
+def ablate(model: PreTrainedModel, directions, layers: Iterable[int] | None = None, embedding: bool = True):
     """Directional ablation: remove the component along `directions` from everything written to the residual stream.
 
     `directions`: one direction [hidden] or several [k, hidden] (their span is removed); any norm.

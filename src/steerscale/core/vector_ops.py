@@ -22,18 +22,25 @@ import hashlib
 import math
 import numbers
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import SteerscaleError
 from .models import get_layers, resolve_layers
+from .types import FittedVectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .vectors import SteeringVectors
 
 # metadata keys that say which model the vectors belong to (kept by arithmetic)
 IDENTITY_KEYS = ("model", "model_spec", "model_type", "n_layers", "hidden_size", "weights_fingerprint",
                  "answer_scheme", "template", "read_at")
 
 
-def vectors_hash(vectors) -> str:
+def vectors_hash(vectors: SteeringVectors) -> str:
     """A content hash of the vector values (shape and float32 bytes), 16 hex digits."""
     t = vectors.vectors.detach().float().cpu().contiguous()
     h = hashlib.sha256(f"{tuple(t.shape)};".encode())
@@ -42,7 +49,8 @@ def vectors_hash(vectors) -> str:
 
 
 @contextmanager
-def apply(vectors, model, multiplier: float = 1.0, layers=None, positions: str = "all"):
+def apply(vectors: SteeringVectors, model: PreTrainedModel, multiplier: float = 1.0, layers=None,
+          positions: str = "all"):
     """Steer `model` with ``multiplier * vectors[L]`` at each L in `layers` (default: every layer the vectors
     cover; -1 = the last layer) for the duration of the ``with`` block; yields the ``steering.Steering``."""
     from .steering import steer
@@ -119,14 +127,14 @@ def scale(v, k, op: str = "*"):
 
 def add(a, b, sign: int = 1):
     op = "+" if sign > 0 else "-"
-    if not hasattr(b, "vectors") or not hasattr(b, "meta"):
+    if not isinstance(b, FittedVectors):  # SteeringVectors
         raise SteerscaleError(f"steering vectors {op} {type(b).__name__}: expected other steering vectors (scale "
                               f"with * or /)")
     check_compatible(a, b, op)
     return _derived(type(a), a.vectors + sign * b.vectors, f"{_name(a)} {op} {_name(b)}", [a, b])
 
 
-# GGUF writers by name, registered by the module that writes the format (steerscale.interop registers "gguf" when
+# GGUF writers by name, registered by the module that writes the format (steerscale.core.interop registers "gguf" when
 # imported, which `import steerscale` does): vectors -> vector_ops -> interop -> vectors would be an import cycle.
 EXPORTERS: dict = {}
 
@@ -136,7 +144,7 @@ def register_exporter(fmt: str, write) -> None:
     EXPORTERS[fmt] = write
 
 
-def export_gguf(vectors, path, layers=None, multiplier: float = 1.0, model_hint: str | None = None):
+def export_gguf(vectors: SteeringVectors, path, layers=None, multiplier: float = 1.0, model_hint: str | None = None):
     """Write the vectors as a llama.cpp / repeng control vector GGUF (``interop.export_llama_cpp``, the one GGUF
     writer): tensor ``direction.L`` = ``multiplier * vectors[L]`` for each L in `layers` (default every layer
     llama.cpp can address, 1..n_layers-1; -1 = the last layer), ``controlvector.model_hint`` = `model_hint` or the

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,13 +27,30 @@ from .prompts import answer_record
 from ..errors import SteerscaleError
 from .letters import ESTIMATORS, LetterFigures, check_balanceable, decompose, item_cells, letter_figures, warn_imbalance
 from .models import get_layers, model_info, weights_fingerprint
+from .types import FittedVectors
 from ..io.tensorio import json_meta, read_safetensors, save_with_meta
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from .types import Tokenizer
 
 NORMALIZATIONS = ("none", "unit", "residual")
 
 
+def as_vectors(vectors: SteeringVectors | torch.Tensor) -> SteeringVectors:
+    """The one coercion to SteeringVectors: SteeringVectors as given, a [n_layers, hidden] tensor wrapped (empty
+    meta, the same tensor); anything else is a SteerscaleError naming the type got and the types accepted."""
+    if isinstance(vectors, SteeringVectors):
+        return vectors
+    if isinstance(vectors, torch.Tensor):
+        return SteeringVectors(vectors)
+    raise SteerscaleError(f"steering vectors: got {type(vectors).__name__}; expected SteeringVectors or a "
+                          f"[n_layers, hidden] torch.Tensor")
+
+
 @dataclass
-class SteeringVectors:
+class SteeringVectors(FittedVectors):
     """vectors[L] is added to the output of decoder layer L. ``meta`` says what produced them."""
 
     vectors: torch.Tensor  # [n_layers, hidden], float32
@@ -65,7 +83,7 @@ class SteeringVectors:
     def norms(self) -> torch.Tensor:
         return self.vectors.norm(dim=-1)
 
-    def check_model(self, model) -> None:
+    def check_model(self, model: PreTrainedModel) -> None:
         """Refuse to steer a model whose layer count or hidden size differs from the vectors'."""
         n = len(get_layers(model))
         h = int(model.config.get_text_config().hidden_size)
@@ -108,7 +126,7 @@ class SteeringVectors:
 
     # habits of steering-vectors and repeng (steerscale.vector_ops holds the logic)
 
-    def apply(self, model, multiplier: float = 1.0, layers=None, positions: str = "all"):
+    def apply(self, model: PreTrainedModel, multiplier: float = 1.0, layers=None, positions: str = "all"):
         """``with vecs.apply(model, multiplier=4.0, layers=None): ...``: steer `model` inside the block (hooks
         always removed); layers=None = every layer of the vectors, -1 = the last. See vector_ops.apply."""
         from .vector_ops import apply
@@ -150,8 +168,8 @@ class SteeringVectors:
 
 
 def train_vectors(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
     items: list[ABItem],
     template: str = "chat",
     system: str | None = None,
@@ -230,8 +248,8 @@ def train_vectors(
     return vecs.normalized(normalize, stats.mean_norm)
 
 
-def _activations(items, enc, *, model, tokenizer, info, template, system, batch_size, cache_dir, progress, meta,
-                 keep: bool) -> ActivationStats:
+def _activations(items, enc, *, model: PreTrainedModel, tokenizer: Tokenizer, info, template, system, batch_size,
+                 cache_dir, progress, meta, keep: bool) -> ActivationStats:
     """The activation statistics of `items` (encoded `enc`): from ``cache_dir`` when a file for exactly these
     inputs with per-letter sums is there, else collected now (and cached)."""
     cache_path = None
@@ -271,9 +289,9 @@ RUN_KEYS = ("model", "n_layers", "hidden_size", "dataset_hash", "n_items", "temp
             "weights_fingerprint", "answer_scheme", "answer_opening", "letter_balance")
 
 
-def vectors_for_run(model, tokenizer, items: list[ABItem], path, *, template: str = "chat", system: str | None = None,
-                    normalize: str = "none", batch_size: int = 8, dataset: str | None = None, info=None,
-                    cache_dir=None, progress: bool = True, on_mismatch: str = "refuse",
+def vectors_for_run(model: PreTrainedModel, tokenizer: Tokenizer, items: list[ABItem], path, *, template: str = "chat",
+                    system: str | None = None, normalize: str = "none", batch_size: int = 8, dataset: str | None = None,
+                    info=None, cache_dir=None, progress: bool = True, on_mismatch: str = "refuse",
                     letter_balance: str = "balanced", sampling: dict | None = None) -> SteeringVectors:
     """The steering vectors of a run folder: ``path`` (``<out>/vectors.safetensors``) when it was trained
     the same way, else trained on `items` now and saved there (atomically: a killed run leaves no file or

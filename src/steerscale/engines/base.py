@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..core.evaluate import ABScores, ab_scores
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..config import SweepConfig
+    from ..core.types import LayerVectors, Tokenizer
 
 
 @dataclass
@@ -63,13 +69,15 @@ class Engine(abc.ABC):
         self.stats = EngineStats()
 
     @abc.abstractmethod
-    def score_layer(self, model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
+    def score_layer(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layer: int,
+                    multipliers, config: SweepConfig) -> dict[float, ABScores]:
         """Scores of every item with ``m * vectors[layer]`` added at `layer`, for each m in `multipliers`."""
 
-    def __call__(self, model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
+    def __call__(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layer: int,
+                 multipliers, config: SweepConfig) -> dict[float, ABScores]:
         return self.score_layer(model, tokenizer, vectors, encoded, layer, multipliers, config)
 
-    def points(self, model, tokenizer, vectors, encoded, config,
+    def points(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, config: SweepConfig,
                todo: dict[int, list[float]]) -> Iterator[tuple[int, float, ABScores]]:
         """(layer, multiplier, scores) for every multiplier of every layer in `todo`, in todo's order,
         each yielded as soon as it is ready (the caller stores it before asking for the next)."""
@@ -87,7 +95,8 @@ class Engine(abc.ABC):
         layer costs one full pass (the naive engine)."""
         return 1.0
 
-    def baseline(self, model, tokenizer, vectors, encoded, config) -> ABScores:
+    def baseline(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded,
+                 config: SweepConfig) -> ABScores:
         """Scores of the unsteered model (multiplier 0). Default: full forward passes."""
         return ab_scores(model, tokenizer, encoded, config.batch_size)
 

@@ -7,6 +7,8 @@ the differences they were set from are in docs/cost_model.md ("The one-point che
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import SteerscaleError
@@ -14,6 +16,12 @@ from ..core.evaluate import ab_scores
 from ..core.models import _model_type
 from .hfcompat import versions_line
 from .naive import naive_scores
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..config import SweepConfig
+    from ..core.types import LayerVectors, Tokenizer
 
 # Tolerances on score and letter_mass (probabilities), by the model's dtype: float32 agrees to rounding,
 # half precision rounds the logits themselves, so there the check only catches gross errors such as a
@@ -29,7 +37,8 @@ def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
     return float(d.max()) if d.size else 0.0
 
 
-def check_first_batch(model, tokenizer, vectors, encoded, config, results: dict, baseline) -> dict:
+def check_first_batch(model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, config: SweepConfig,
+                      results: dict, baseline) -> dict:
     """Compare one point of a fast computation with the naive engine on the first batch of items.
 
     The point is the middle computed layer at the multiplier of largest magnitude (or, if only the

@@ -37,7 +37,8 @@ keyword, layer outputs) are read from the installed code (``engines.hfcompat``).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,11 +52,30 @@ from ..core.models import _model_type, get_layers
 from .base import Engine, EngineStats
 from .check import check_first_batch
 from .fast_all import AllPositionsRunner
-from .fast_ie import InstructionEndRunner
+from .fast_ie import IEBlock, InstructionEndRunner
 from .hfcompat import versions_line
-from .partial import STATE_MB, nbytes, scores_of
+from .partial import STATE_MB, scores_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..config import SweepConfig
+    from ..core.types import LayerVectors, Tokenizer
 
 LAYERS_PER_GROUP = 6  # at most this many layers share one unsteered pass per points() call; at least 5 groups
+
+
+@dataclass(slots=True)
+class FastState:
+    """Unsteered work ``sweep_points`` keeps between calls with the same model, vectors, items and settings.
+
+    ``walk`` (all positions): (batch index, shared prefix length) -> (deepest walked layer, residual after it).
+    ``blocks`` (instruction end): the prefix caches and suffix residuals of every block, or None until a
+    call has kept them (not kept when over ``STATE_MB``).
+    """
+
+    walk: dict[tuple[int, int], tuple[int, torch.Tensor]] = field(default_factory=dict)
+    blocks: list[IEBlock] | None = None
 
 
 class FastEngine(Engine):
@@ -81,7 +101,7 @@ class FastEngine(Engine):
         self._inputs: tuple | None = None  # (model, vectors, encoded) the kept results were computed for
         self._results: dict[tuple[int, float], ABScores] = {}
         self._baseline: ABScores | None = None
-        self._state: dict = {}
+        self._state = FastState()
 
     # ------------------------------------------------------------------ contract
 
@@ -96,7 +116,8 @@ class FastEngine(Engine):
         the head: early layers cost more, so a progress bar counting layers would give a wrong first ETA."""
         return (n_layers - layer) / max(1, n_layers)
 
-    def points(self, model, tokenizer, vectors, encoded, config, todo: dict[int, list[float]]):
+    def points(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, config: SweepConfig,
+               todo: dict[int, list[float]]):
         """Computes every point of `todo` ahead (``prepare``, timed into ``stats.prepare_s``), then yields them."""
         if todo:
             t = time.time()
@@ -109,7 +130,8 @@ class FastEngine(Engine):
                 for m in mults:
                     yield layer, m, scores[m]
 
-    def prepare(self, model, tokenizer, vectors, encoded, config, multipliers) -> None:
+    def prepare(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, config: SweepConfig,
+                multipliers) -> None:
         """Compute every point of ``config.layers`` x ``multipliers`` and the baseline, batch by batch."""
         self._reset_if_new(model, vectors, encoded, config)
         layers = list(config.layers) if config.layers is not None else list(range(len(get_layers(model))))
@@ -118,14 +140,16 @@ class FastEngine(Engine):
         if todo or self._baseline is None:
             self._run(model, tokenizer, vectors, encoded, todo or layers[-1:], mults if todo else [], config)
 
-    def score_layer(self, model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
+    def score_layer(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layer: int,
+                    multipliers, config: SweepConfig) -> dict[float, ABScores]:
         self._reset_if_new(model, vectors, encoded, config)
         mults = [float(m) for m in multipliers]
         if any((layer, m) not in self._results for m in mults):
             self._run(model, tokenizer, vectors, encoded, [layer], mults, config)
         return {m: self._results[(layer, float(m))] for m in multipliers}
 
-    def baseline(self, model, tokenizer, vectors, encoded, config) -> ABScores:
+    def baseline(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded,
+                 config: SweepConfig) -> ABScores:
         """Unsteered scores, from the same unsteered pass as the steered points (see ``prepare``)."""
         self._reset_if_new(model, vectors, encoded, config)
         if self._baseline is None:
@@ -137,7 +161,7 @@ class FastEngine(Engine):
 
     # ------------------------------------------------------------------ internals
 
-    def _reset_if_new(self, model, vectors, encoded, config):
+    def _reset_if_new(self, model: PreTrainedModel, vectors: LayerVectors, encoded, config: SweepConfig):
         # the very objects, compared with `is` and held: an id() alone is reused once its object is freed (the
         # next unit's item list of the same length), and the last unit's scores would be returned for it
         key = (len(encoded), config.positions, config.batch_size, next(model.parameters()).dtype)
@@ -145,10 +169,11 @@ class FastEngine(Engine):
         if key != self._key or not same:
             self._key, self._inputs = key, (model, vectors, encoded)
             self._results, self._baseline = {}, None
-            self._state = {}  # unsteered work kept between calls (see sweep_points)
+            self._state = FastState()  # unsteered work kept between calls (see sweep_points)
             self.stats.check = None  # a new setup is checked again
 
-    def _run(self, model, tokenizer, vectors, encoded, layers, mults, config) -> None:
+    def _run(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layers, mults,
+             config: SweepConfig) -> None:
         # All positions: the baseline is a tail from the deepest walked layer, so it waits for
         # ``baseline()`` (run_unit asks last); instruction end: it comes with the prefix pass.
         want = self._baseline is None and (config.positions != "all" or not mults)
@@ -188,10 +213,10 @@ def _unsort(parts: list[ABScores], inv: np.ndarray) -> ABScores:
 
 
 @torch.no_grad()
-def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list[int], multipliers: list[float],
-                 positions: str = "all", batch_size: int = 8, want_baseline: bool = True,
-                 stats: EngineStats | None = None, progress: bool = False, sort_by_length: bool = False,
-                 state: dict | None = None, share_prefix: bool = True):
+def sweep_points(model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded: list[Encoded],
+                 layers: list[int], multipliers: list[float], positions: str = "all", batch_size: int = 8,
+                 want_baseline: bool = True, stats: EngineStats | None = None, progress: bool = False,
+                 sort_by_length: bool = False, state: FastState | None = None, share_prefix: bool = True):
     """Scores for every (layer, multiplier) in layers x multipliers, and the unsteered scores.
 
     Returns ({(layer, multiplier): ABScores}, baseline ABScores or None), in item order.
@@ -201,7 +226,7 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
     ``share_prefix`` (all positions): run the tokens every item starts with once per point, not once per
     item (``AllPositionsRunner.shared_prefix``); off, every item runs all its tokens (with
     ``sort_by_length=False`` the scores are then bit-for-bit the naive engine's).
-    ``state``: a dict kept by the caller between calls with the same model, vectors, items and settings;
+    ``state``: a ``FastState`` kept by the caller between calls with the same model, vectors, items and settings;
     the unsteered work (the walk's residuals in all-positions mode, the prefix keys/values and suffix
     residuals in instruction-end mode) is kept there, up to ``STATE_MB``, so later calls for other
     layers do not repeat it.
@@ -226,9 +251,9 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
         return encs, b.to(dev)
 
     if positions == "all":
-        walk = state.setdefault("walk", {}) if state is not None else None
+        walk = state.walk if state is not None else None
         shared = runner.shared_prefix(encoded, layers) if share_prefix else None
-        C = shared["C"] if shared else 0
+        C = shared.C if shared else 0
         stats.extra["shared_prefix"] = C
         for bi, idx in enumerate(tqdm(batch_list, desc="fast sweep (all)", disable=not progress, leave=False)):
             encs, b = make(idx, C)
@@ -238,21 +263,21 @@ def sweep_points(model, tokenizer, vectors, encoded: list[Encoded], layers: list
             if base is not None:
                 base_parts.append(scores_of(base, encs))
     else:
-        kept = state.get("blocks") if state is not None else None
+        kept = state.blocks if state is not None else None
         keep = [] if state is not None and kept is None else None
         size = 0
         src = kept if kept is not None else runner.ie_blocks(batch_list, make, len(multipliers), progress)
         for blk in src:
             out = runner.ie_tails(blk, layers, multipliers)
             for key, logits in out.items():
-                parts[key].append(scores_of(logits, blk["encs"]))
+                parts[key].append(scores_of(logits, blk.encs))
             if want_baseline:
-                base_parts.extend(blk["base"])
+                base_parts.extend(blk.base)
             if keep is not None:
-                size += nbytes(blk)
+                size += blk.nbytes()
                 keep = keep + [blk] if size <= STATE_MB * 2**20 else None
         if keep is not None:
-            state["blocks"] = keep
+            state.blocks = keep
     inv = np.argsort(np.array(order))
     res = {key: _unsort(p, inv) for key, p in parts.items()}
     return res, (_unsort(base_parts, inv) if base_parts else None)

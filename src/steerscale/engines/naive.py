@@ -6,12 +6,21 @@ one-point check (``engines.check``) call ``naive_scores``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..core.evaluate import ABScores, ab_scores
 from ..core.steering import steer
 from .base import Engine
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def naive_scores(model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
+    from ..config import SweepConfig
+    from ..core.types import LayerVectors, Tokenizer
+
+
+def naive_scores(model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layer: int, multipliers,
+                 config: SweepConfig) -> dict[float, ABScores]:
     """{m: scores} with ``m * vectors[layer]`` added to the output of `layer` (``config.positions``),
     one full forward pass per batch of ``config.batch_size`` items, batches in item order."""
     out = {}
@@ -27,5 +36,6 @@ class NaiveEngine(Engine):
 
     name = "naive"
 
-    def score_layer(self, model, tokenizer, vectors, encoded, layer: int, multipliers, config) -> dict[float, ABScores]:
+    def score_layer(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded, layer: int,
+                    multipliers, config: SweepConfig) -> dict[float, ABScores]:
         return naive_scores(model, tokenizer, vectors, encoded, layer, multipliers, config)

@@ -21,6 +21,8 @@ rounding (the engine's run-time check compares against the naive engine).
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,12 +33,25 @@ from ..core.steering import Steering, layer_hooks, partial_forward
 from . import hfcompat
 from .base import EngineStats
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import LayerVectors
+
 TAIL_ROWS = 256  # rows (items x multipliers) of one instruction-end tail call
 BLOCK_MB = 256  # prefix keys/values of one block of items (instruction-end tails run per block)
 STATE_MB = 512  # unsteered state an engine keeps between calls (one prefix pass / one walk per sweep)
 
 
-def base_model(model):
+@dataclass(frozen=True, slots=True)
+class PartialOutput:
+    """What ``PartialRunner.run_to`` returns: the output of its last layer and, if asked, the KV cache."""
+
+    resid: torch.Tensor  # output of layer ``upto`` [rows, tokens, hidden]
+    cache: object | None = None  # the model's KV cache (``use_cache=True``), else None
+
+
+def base_model(model: PreTrainedModel):
     """The model without its head (``model.<base_model_prefix>``), or the model itself."""
     prefix = getattr(model, "base_model_prefix", "")
     base = getattr(model, prefix, None) if prefix else None
@@ -186,7 +201,7 @@ def nbytes(t) -> int:
 class PartialRunner:
     """Forward passes over a slice of the decoder layers (stand-ins for the rest); counts the work done."""
 
-    def __init__(self, model, vectors, stats: EngineStats):
+    def __init__(self, model: PreTrainedModel, vectors: LayerVectors, stats: EngineStats):
         self.model = model
         self.base = base_model(model)
         self.layers = get_layers(model)
@@ -219,13 +234,13 @@ class PartialRunner:
         return logits
 
     def run_to(self, upto: int, h_from: torch.Tensor | None, start: int, inputs: dict,
-               use_cache: bool = False, cache=None) -> dict:
+               use_cache: bool = False, cache=None) -> PartialOutput:
         """Run the base model's layers start..upto (earlier ones return ``h_from``), later ones skipped.
 
-        Returns {upto: output of layer ``upto``} and, with ``use_cache``, {"cache": the KV cache}.
+        Returns the output of layer ``upto`` and, with ``use_cache``, the KV cache (``PartialOutput``).
         ``cache``: keys/values of earlier tokens to attend to (the shared prefix).
         """
-        store: dict = {}
+        store: dict[int, torch.Tensor] = {}
         kw = (dict(hfcompat.cache_kwargs(self.base, cache), use_cache=True) if cache is not None
               else {"use_cache": use_cache})
         with partial_forward(self.layers, start_at=start, residual=h_from, stop_after=upto, as_tuple=self._tuple), \
@@ -233,11 +248,12 @@ class PartialRunner:
             out = self.base(**inputs, **kw)
         rows, q = inputs["input_ids"].shape
         self.count(rows, q, upto + 1 - start, 0)
-        if use_cache:
-            store["cache"] = cache_of(out)
-            if store["cache"] is None:
-                raise RuntimeError("the model returned no KV cache")
-        return store
+        if not use_cache:
+            return PartialOutput(store[upto])
+        kv = cache_of(out)
+        if kv is None:
+            raise RuntimeError("the model returned no KV cache")
+        return PartialOutput(store[upto], kv)
 
     def steer(self, layer, h, multipliers, positions, start=None):
         """Rows = len(multipliers) copies of the batch, each with its multiplier added (naive arithmetic)."""

@@ -22,6 +22,7 @@ weight gradients: the input gradients of each matmul only), so the screen is abo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,12 @@ from ..core.batching import batches, model_device, pad_id_of, pad_left
 from ..core.evaluate import last_logits
 from ..core.models import get_layers
 from ..core.steering import steer_grad
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..config import SweepConfig
+    from ..core.types import LayerVectors, Tokenizer
 
 
 @dataclass
@@ -87,7 +94,8 @@ class GradScreen:
     def __init__(self):
         self.stats = ScreenStats()
 
-    def gradients(self, model, tokenizer, vectors, encoded, config, layers: list[int] | None = None) -> ScreenResult:
+    def gradients(self, model: PreTrainedModel, tokenizer: Tokenizer, vectors: LayerVectors, encoded,
+                  config: SweepConfig, layers: list[int] | None = None) -> ScreenResult:
         """ds_i/dm_L at m = 0 for every item of `encoded` and every layer in `layers` (default
         ``config.layers``); batches of ``config.batch_size`` in item order, left-padded (``pad_left``), steered
         positions per ``config.positions``. One forward and one backward pass per batch."""

@@ -1,5 +1,6 @@
-"""Ablation beside addition: refusal-direction candidates, layer selection on a validation split, and a
-comparison of baseline, directional ablation and activation addition on the same test items.
+"""Ablation beside addition: refusal-direction candidates, layer selection on a validation split, and the
+whole study (`run_ablation_study`) that ends in a comparison of baseline, directional ablation and activation
+addition on the same test items (interventions/compare.py).
 
 Recipe (refusal_direction's by default, after Arditi et al. 2024, andyrdt/refusal_direction; steerscale's own
 code; the rules, their sources and every difference a run records: ablation_recipe.py, config.AblationRecipe):
@@ -16,58 +17,54 @@ code; the rules, their sources and every difference a run records: ablation_reci
   next-token distribution after harmless prompts, (c) mean refusal log-odds on harmless prompts with the
   candidate *added* at its layer (x1). Candidates with KL > `kl_threshold` or (c) < `induce_threshold`
   (induce-refusal filter) are filtered; the lowest (a) wins.
-* **comparison** (`compare_interventions`), on test prompts: baseline, ablation (every layer, the chosen
-  direction) and actadd (``multiplier x vector[L]`` added to the output of layer L, every position) for each
-  multiplier. Measures come from steerscale.measures (refusal, capability): refusal log-odds at the first
-  response token on harmful prompts (refusal) and harmless prompts (over-refusal), and token-weighted
-  cross-entropy on neutral text (capability cost); means with seeded bootstrap 95% intervals
-  (steerscale.stats), and paired intervals of the change from baseline.
+* **comparison** (`compare_interventions`, interventions/compare.py), on test prompts: baseline, ablation
+  (every layer, the chosen direction) and actadd (``multiplier x vector[L]`` added to the output of layer L,
+  every position) for each multiplier, or any list of interventions (interventions/base.py).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .base import DEFAULT_MULTIPLIERS, Ablation, Addition, Intervention
+from .compare import InterventionResult, as_prompts, compare_interventions
 from .recipe import check_recipe, filter_split, post_instruction_count, pruned, recipe_record
 from ..core.batching import batches, model_device, pad_id_of, pad_left
-from ..core.data import Prompt, split_items
+from ..core.data import split_items
 from ..core.prompts import _encode, format_prompt
 from ..config import AblationRecipe
 from ..errors import SteerscaleError
 from ..io.guards import short
 from ..core.evaluate import last_logits
-from ..stats import mean_ci
 from ..core.models import model_info
-from ..measures.capability import neutral_cross_entropy
 from ..measures.refusal import PhraseMatcher, refusal_logodds
-from ..core.steering import ablate, capture, steer
-from ..io.results import manifest as make_manifest
-from ..io.results import save_tables
+from ..core.steering import capture
 from ..core.vectors import SteeringVectors
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-def _records(prompts) -> list[Prompt]:
-    return [p if isinstance(p, Prompt) else Prompt(str(p), str(i), "") for i, p in enumerate(prompts)]
+    from ..core.models import ModelInfo
 
 
-def _batch(tokenizer, texts, template, system, dev):
+def _batch(tokenizer: PreTrainedTokenizerBase, texts: list[str], template: str, system: str | None, dev):
     ids = [_encode(tokenizer, format_prompt(tokenizer, t, template, system)) for t in texts]
     return pad_left(ids, pad_id_of(tokenizer)).to(dev)
 
 
 @torch.no_grad()
-def candidate_directions(model, tokenizer, harmful, harmless, template: str = "chat", system: str | None = None,
-                         batch_size: int = 8, info=None, n_positions: int = 1) -> torch.Tensor:
+def candidate_directions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, harmful, harmless,
+                         template: str = "chat", system: str | None = None, batch_size: int = 8,
+                         info: ModelInfo | None = None, n_positions: int = 1) -> torch.Tensor:
     """[n_positions, n_layers, hidden]: mean(harmful) - mean(harmless) of each layer's output at each of the
     last `n_positions` prompt tokens (index 0 is position -n_positions, the last index position -1)."""
-    harmful, harmless = _records(harmful), _records(harmless)
+    harmful, harmless = as_prompts(harmful), as_prompts(harmless)
     if not harmful or not harmless:
         raise SteerscaleError("refusal directions need at least one harmful and one harmless prompt")
     info = info or model_info(model)
@@ -86,12 +83,13 @@ def candidate_directions(model, tokenizer, harmful, harmless, template: str = "c
     return (mean_acts(harmful) - mean_acts(harmless)).float()
 
 
-def refusal_directions(model, tokenizer, harmful, harmless, template: str = "chat", system: str | None = None,
-                       batch_size: int = 8, info=None, position: int = -1, n_positions: int | None = None
+def refusal_directions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, harmful, harmless,
+                       template: str = "chat", system: str | None = None, batch_size: int = 8,
+                       info: ModelInfo | None = None, position: int = -1, n_positions: int | None = None
                        ) -> SteeringVectors:
     """Candidate refusal directions at one prompt position (default the last token): mean(harmful) -
     mean(harmless) of each layer's output. `n_positions` (>= -position) reuses `candidate_directions`."""
-    harmful, harmless = _records(harmful), _records(harmless)
+    harmful, harmless = as_prompts(harmful), as_prompts(harmless)
     info = info or model_info(model)
     n_positions = max(n_positions or 0, -position)
     diff = candidate_directions(model, tokenizer, harmful, harmless, template, system, batch_size, info,
@@ -111,7 +109,8 @@ def _direction_meta(info, template, system, harmful, harmless, position: int) ->
 
 
 @torch.no_grad()
-def _last_logprobs(model, tokenizer, prompts, template, system, batch_size) -> torch.Tensor:
+def _last_logprobs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], template: str,
+                   system: str | None, batch_size: int) -> torch.Tensor:
     dev = model_device(model)
     out = []
     for idx in batches(len(prompts), batch_size):
@@ -136,12 +135,8 @@ class LayerSelection:
     position: int = -1
 
 
-SELECTION_COLUMNS = ["position", "layer", "depth", "ablation_logodds_harmful", "kl_harmless",
-                     "actadd_logodds_harmless", "baseline_logodds_harmful", "baseline_logodds_harmless", "kept",
-                     "why_filtered", "selected"]
-
-
-def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: list[int] | None = None,
+def select_layer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 vectors: SteeringVectors | torch.Tensor, harmful_val, harmless_val, layers: list[int] | None = None,
                  kl_threshold: float | None = 0.1, prune_fraction: float = 0.2, induce_threshold: float | None = 0.0,
                  template: str = "chat", system: str | None = None, batch_size: int = 8,
                  phrases: PhraseMatcher | None = None, progress: bool = True,
@@ -152,10 +147,10 @@ def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: l
     [n_positions, n_layers, hidden] tensor from `candidate_directions` (positions -n_positions .. -1).
     Pruning: `ablation_recipe.pruned` with `prune_rule`; `induce_threshold=None` turns that filter off.
     """
-    v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
+    v = vectors.vectors if isinstance(vectors, SteeringVectors) else torch.as_tensor(vectors)
     v = v[None] if v.ndim == 2 else v
     n_pos, n = v.shape[0], v.shape[1]
-    harmful_val, harmless_val = [p.text for p in _records(harmful_val)], [p.text for p in _records(harmless_val)]
+    harmful_val, harmless_val = [p.text for p in as_prompts(harmful_val)], [p.text for p in as_prompts(harmless_val)]
     if not harmful_val or not harmless_val:
         raise SteerscaleError("layer selection needs validation harmful and harmless prompts")
     if not 0 <= prune_fraction < 1:
@@ -182,10 +177,10 @@ def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: l
         if float(d.norm()) == 0.0:
             rows.append(dict(row, kept=0, why_filtered="zero vector"))
             continue
-        with ablate(model, d):
+        with Ablation().apply(model, d, l):
             abl = refusal_logodds(model, tokenizer, harmful_val, words, **kw).logodds.mean()
             kl = _kl(base_lp, _last_logprobs(model, tokenizer, harmless_val, template, system, batch_size))
-        with steer(model, {l: d}, [l], 1.0):
+        with Addition(1.0).apply(model, d, l):
             add = refusal_logodds(model, tokenizer, harmless_val, words, **kw).logodds.mean()
         why = []
         if not all(math.isfinite(x) for x in (abl, kl, add)):
@@ -213,139 +208,9 @@ def select_layer(model, tokenizer, vectors, harmful_val, harmless_val, layers: l
     return LayerSelection(best["layer"], v[pos + n_pos, best["layer"]].clone(), rows, config, pos)
 
 
-# ----------------------------------------------------------------------------- comparison
-
-ITEM_COLUMNS = ["model", "condition", "layer", "multiplier", "kind", "prompt_id", "category", "logodds", "p_open"]
-CE_COLUMNS = ["model", "condition", "layer", "multiplier", "text_id", "n_tokens", "nll_sum", "ce"]
-AGG_COLUMNS = ["model", "n_layers", "condition", "layer", "depth", "multiplier",
-               "n_harmful", "logodds_harmful", "logodds_harmful_low", "logodds_harmful_high",
-               "delta_logodds_harmful", "delta_logodds_harmful_low", "delta_logodds_harmful_high",
-               "n_harmless", "logodds_harmless", "logodds_harmless_low", "logodds_harmless_high",
-               "delta_logodds_harmless", "delta_logodds_harmless_low", "delta_logodds_harmless_high",
-               "p_open_harmful", "p_open_harmless", "n_neutral",
-               "ce", "ce_low", "ce_high", "ce_delta", "ce_delta_low", "ce_delta_high"]
-
-
-@dataclass
-class InterventionResult:
-    items: list[dict]
-    ce: list[dict]
-    aggregate: list[dict]
-    selection: list[dict]
-    manifest: dict
-
-    def save(self, out_dir) -> Path:
-        """items.csv, ce.csv, aggregate.csv/.json, selection.csv (when a layer was selected), then manifest.json
-        last (results.save_tables)."""
-        tables = [("items.csv", self.items, ITEM_COLUMNS), ("ce.csv", self.ce, CE_COLUMNS),
-                  ("aggregate.csv", self.aggregate, AGG_COLUMNS), ("aggregate.json", self.aggregate, None)]
-        if self.selection:
-            tables.append(("selection.csv", self.selection, SELECTION_COLUMNS))
-        return save_tables(out_dir, tables, self.manifest)
-
-
-def compare_interventions(model, tokenizer, vectors, layer: int, harmful, harmless, neutral: list[str] | None = None,
-                          multipliers=(-1.0, 1.0), template: str = "chat", system: str | None = None,
-                          batch_size: int = 8, n_bootstrap: int = 1000, seed: int = 0, ce_max_tokens: int = 256,
-                          phrases: PhraseMatcher | None = None, info=None, selection: LayerSelection | None = None,
-                          out_dir=None, progress: bool = True) -> InterventionResult:
-    """Baseline vs ablation vs actadd on the same prompts; see the module doc for the measures.
-
-    `vectors`: SteeringVectors (or [n_layers, hidden] tensor); the direction is ``vectors[layer]`` (ablation
-    uses its unit vector at every layer; actadd adds ``multiplier x vectors[layer]`` at `layer`).
-    `harmful`/`harmless`: test prompts (Prompt records or strings), never the ones used for selection.
-    """
-    info = info or model_info(model)
-    v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
-    if tuple(v.shape) != (info.n_layers, info.hidden_size):
-        raise SteerscaleError(f"vectors of shape {tuple(v.shape)}: this model needs [{info.n_layers}, {info.hidden_size}]")
-    if not 0 <= layer < info.n_layers:
-        raise SteerscaleError(f"layer {layer} out of range: this model has layers 0..{info.n_layers - 1}")
-    for m in multipliers:
-        if not isinstance(m, (int, float)) or not math.isfinite(m):
-            raise SteerscaleError(f"multiplier {m!r}: expected a finite number")
-    harmful, harmless = _records(harmful), _records(harmless)
-    if not harmful or not harmless:
-        raise SteerscaleError("the comparison needs harmful and harmless test prompts")
-    words = (phrases or PhraseMatcher()).opening_words()
-    kw = dict(template=template, system=system, batch_size=batch_size)
-    neutral = list(neutral or [])
-    t0 = time.time()
-    conditions = [("baseline", None, 0.0), ("ablation", "ablate", 0.0)] + \
-                 [(f"actadd{m:+g}", "actadd", float(m)) for m in multipliers if m != 0]
-
-    def measure():
-        h = refusal_logodds(model, tokenizer, [p.text for p in harmful], words, **kw)
-        hl = refusal_logodds(model, tokenizer, [p.text for p in harmless], words, **kw)
-        ce = neutral_cross_entropy(model, tokenizer, neutral, batch_size, ce_max_tokens) if neutral else None
-        return h, hl, ce
-
-    results = {}
-    for name, how, m in tqdm(conditions, desc="interventions", disable=not progress):
-        if how is None:
-            results[name] = measure()
-        elif how == "ablate":
-            with ablate(model, v[layer]):
-                results[name] = measure()
-        else:
-            with steer(model, {layer: v[layer]}, [layer], m):
-                results[name] = measure()
-    base_h, base_hl, base_ce = results["baseline"]
-    items, ce_rows, agg = [], [], []
-    for name, how, m in conditions:
-        h, hl, ce = results[name]
-        lay = None if how is None else layer
-        common = {"model": info.name, "condition": name, "layer": lay, "multiplier": m}
-        for kind, prompts, lo in (("harmful", harmful, h), ("harmless", harmless, hl)):
-            for i, p in enumerate(prompts):
-                items.append(dict(common, kind=kind, prompt_id=p.id, category=p.category,
-                                  logodds=float(lo.logodds[i]), p_open=float(lo.p_open[i])))
-        r = dict(common, n_layers=info.n_layers, depth=None if lay is None else lay / info.n_layers)
-        for kind, lo, blo in (("harmful", h, base_h), ("harmless", hl, base_hl)):
-            r[f"n_{kind}"] = len(lo.logodds)
-            r[f"logodds_{kind}"], r[f"logodds_{kind}_low"], r[f"logodds_{kind}_high"] = mean_ci(lo.logodds, n_bootstrap, seed)
-            (r[f"delta_logodds_{kind}"], r[f"delta_logodds_{kind}_low"],
-             r[f"delta_logodds_{kind}_high"]) = mean_ci(lo.logodds - blo.logodds, n_bootstrap, seed)
-            r[f"p_open_{kind}"] = float(np.mean(lo.p_open))
-        r["n_neutral"] = len(neutral)
-        if ce is not None:
-            for i in range(len(ce.nll_sum)):
-                ce_rows.append(dict(common, text_id=i, n_tokens=int(ce.n_tokens[i]), nll_sum=float(ce.nll_sum[i]),
-                                    ce=float(ce.nll_sum[i] / ce.n_tokens[i])))
-            r["ce"], r["ce_low"], r["ce_high"] = ce.ci(n_bootstrap, seed)
-            r["ce_delta"], r["ce_delta_low"], r["ce_delta_high"] = ce.ci(n_bootstrap, seed, base=base_ce)
-        agg.append(r)
-    config = {"layer": layer, "multipliers": [float(m) for m in multipliers], "template": template, "system": system,
-              "batch_size": batch_size, "n_bootstrap": n_bootstrap, "seed": seed, "ce_max_tokens": ce_max_tokens}
-    manifest = make_manifest(
-        "interventions", config, info, t0,
-        vectors=getattr(vectors, "meta", {}),
-        direction_norm=float(v[layer].norm()),
-        selection=None if selection is None else {"layer": selection.layer, **selection.config},
-        prompts={"harmful_ids": [p.id for p in harmful], "harmless_ids": [p.id for p in harmless],
-                 "n_neutral": len(neutral)},
-        refusal_opening_words=words,
-        definitions={
-            "ablation": "x <- x - (x.r)r with r = vector[layer]/|vector[layer]|, on the residual entering layer 0 and "
-                        "on every attention and MLP output (the residual stream never holds r); every position",
-            "actadd": "multiplier x vector[layer] added to the output of decoder layer `layer`, every position",
-            "logodds": "log p(R) - log p(not R) for the first response token, R = refusal-opening tokens "
-                       "(steerscale.measures.refusal.refusal_logodds); harmful = refusal, harmless = over-refusal",
-            "ce": "token-weighted mean next-token cross-entropy (nats) on neutral text, raw, every position "
-                  "intervened; ce_delta = condition - baseline, paired bootstrap over paragraphs",
-            "intervals": "seeded percentile bootstrap 95% over prompts; delta_* intervals are paired by prompt",
-        },
-        timings_s={"total": round(time.time() - t0, 3)},
-    )
-    res = InterventionResult(items, ce_rows, agg, selection.rows if selection else [], manifest)
-    if out_dir is not None:
-        res.save(out_dir)
-    return res
-
-
 def split_prompts(prompts, fractions=(0.5, 0.25), seed: int = 0):
     """(train, validation, test) by a seeded permutation: directions, layer selection and evaluation never share prompts."""
-    prompts = _records(prompts)
+    prompts = as_prompts(prompts)
     a, b = fractions
     if not (0 < a < 1 and 0 < b < 1 and a + b < 1):
         raise SteerscaleError(f"split fractions {fractions}: expected train, validation > 0 with sum < 1")
@@ -356,15 +221,20 @@ def split_prompts(prompts, fractions=(0.5, 0.25), seed: int = 0):
     return train, val, test
 
 
-def run_ablation_study(model, tokenizer, harmful, harmless, neutral=None, vectors=None, layer: int | None = None,
-                       candidate_layers=None, multipliers=(-1.0, 1.0), recipe: AblationRecipe | None = None,
+def run_ablation_study(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, harmful, harmless,
+                       neutral: list[str] | None = None, vectors: SteeringVectors | None = None,
+                       layer: int | None = None, candidate_layers: Sequence[int] | None = None,
+                       multipliers: Sequence[float] = DEFAULT_MULTIPLIERS, recipe: AblationRecipe | None = None,
                        split_seed: int = 0, template: str = "chat", system: str | None = None, batch_size: int = 8,
-                       n_bootstrap: int = 1000, seed: int = 0, info=None, out_dir=None,
-                       progress: bool = True) -> tuple[InterventionResult, SteeringVectors]:
+                       n_bootstrap: int = 1000, seed: int = 0, info: ModelInfo | None = None, out_dir=None,
+                       progress: bool = True, *,
+                       interventions: Sequence[Intervention | str] | None = None,
+                       ) -> tuple[InterventionResult, SteeringVectors]:
     """The whole recipe (`recipe`, default refusal_direction's: config.AblationRecipe): split prompts; filter
     the train and validation splits by baseline refusal; candidate directions (harmful - harmless on the train
     split at every post-instruction position, unless `vectors` is given); selection on the validation split
-    (unless `layer` is given); comparison on the test split. The manifest's ``recipe`` block records the
+    (unless `layer` is given); comparison on the test split (`compare_interventions` with `multipliers` or
+    `interventions`). The manifest's ``recipe`` block records the
     settings and every difference from refusal_direction (ablation_recipe.differences). Returns (result,
     the candidate vectors at the selected position, with meta["selected_layer"] and ["selected_position"])."""
     recipe, given = recipe or AblationRecipe(), vectors is not None
@@ -385,16 +255,19 @@ def run_ablation_study(model, tokenizer, harmful, harmless, neutral=None, vector
     if vectors is None:
         if recipe.candidate_positions == "post-instruction":
             n_pos = post_instruction_count(tokenizer, h_tr[0].text, template, system)
-        cands = candidate_directions(model, tokenizer, h_tr, hl_tr, template, system, batch_size, info, n_pos)
+        cands = candidate_directions(model, tokenizer, h_tr, hl_tr, template=template, system=system,
+                                     batch_size=batch_size, info=info, n_positions=n_pos)
     else:
         cands = vectors.vectors[None]
     kl = recipe.kl_threshold
     kl = None if kl is not None and kl < 0 else kl
     sel = None
     if layer is None:
-        sel = select_layer(model, tokenizer, cands, h_val, hl_val, candidate_layers, kl, recipe.prune,
-                           recipe.induce_threshold if recipe.induce_filter == "on" else None, template, system,
-                           batch_size, progress=progress, prune_rule=recipe.prune_rule)
+        sel = select_layer(model, tokenizer, cands, h_val, hl_val, layers=candidate_layers, kl_threshold=kl,
+                           prune_fraction=recipe.prune,
+                           induce_threshold=recipe.induce_threshold if recipe.induce_filter == "on" else None,
+                           template=template, system=system, batch_size=batch_size, progress=progress,
+                           prune_rule=recipe.prune_rule)
         layer, position = sel.layer, sel.position
     if vectors is None:
         meta = _direction_meta(info, template, system, h_tr, hl_tr, position)
@@ -403,8 +276,10 @@ def run_ablation_study(model, tokenizer, harmful, harmless, neutral=None, vector
     chosen = cands[n_pos + position]
     vectors = SteeringVectors(chosen.clone(), dict(meta, selected_layer=int(layer), selected_position=int(position),
                                                    candidate_positions=n_pos))
-    res = compare_interventions(model, tokenizer, vectors, layer, h_te, hl_te, neutral, multipliers, template, system,
-                                batch_size, n_bootstrap, seed, info=info, selection=sel, progress=progress)
+    res = compare_interventions(model, tokenizer, vectors, layer, h_te, hl_te, neutral, multipliers=multipliers,
+                                interventions=interventions, template=template, system=system,
+                                batch_size=batch_size, n_bootstrap=n_bootstrap, seed=seed, info=info, selection=sel,
+                                progress=progress)
     res.manifest["split"] = {"seed": split_seed, "fractions": [0.5, 0.25, 0.25],
                              "harmful_train_ids": [p.id for p in h_tr], "harmful_val_ids": [p.id for p in h_val],
                              "harmless_train_ids": [p.id for p in hl_tr], "harmless_val_ids": [p.id for p in hl_val],
@@ -437,5 +312,5 @@ def direction_from_file(path, layer: int | None = None) -> tuple[torch.Tensor, i
     return d.clone(), layer
 
 
-__all__ = ["candidate_directions", "refusal_directions", "select_layer", "compare_interventions", "run_ablation_study",
-           "split_prompts", "direction_from_file", "LayerSelection", "InterventionResult"]
+__all__ = ["candidate_directions", "refusal_directions", "select_layer", "run_ablation_study", "split_prompts",
+           "direction_from_file", "LayerSelection"]

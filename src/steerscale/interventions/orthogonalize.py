@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import SteerscaleError
 from ..core.models import get_layers
 from ..core.steering import ablate, orthonormal_basis
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # model_type -> (paths of embedding modules from the model root, paths of residual-writing linears in a layer)
 WRITER_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -53,7 +57,7 @@ def _get(root, path: str):
     return obj
 
 
-def _check_arch(model) -> str:
+def _check_arch(model: PreTrainedModel) -> str:
     mtype = getattr(model.config, "model_type", type(model).__name__)
     if mtype in REFUSED:
         raise SteerscaleError(f"orthogonalize: architecture {mtype!r} cannot be orthogonalised exactly: "
@@ -64,7 +68,7 @@ def _check_arch(model) -> str:
     return mtype
 
 
-def _untie(model) -> bool:
+def _untie(model: PreTrainedModel) -> bool:
     """Give the output head its own copy of a tied embedding matrix; True if it was tied."""
     inp, out = model.get_input_embeddings(), model.get_output_embeddings()
     if out is None or out.weight is not inp.weight and out.weight.data_ptr() != inp.weight.data_ptr():
@@ -89,7 +93,7 @@ def _project_out_dim(w: torch.Tensor, q: torch.Tensor) -> None:
     w.copy_((w64 - q.T @ (q @ w64)).to(w.dtype))
 
 
-def _probe(model, seed: int = 0, length: int = 12) -> torch.Tensor:
+def _probe(model: PreTrainedModel, seed: int = 0, length: int = 12) -> torch.Tensor:
     vocab = int(model.config.get_text_config().vocab_size)
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (2, length), generator=g)
@@ -98,7 +102,7 @@ def _probe(model, seed: int = 0, length: int = 12) -> torch.Tensor:
 
 
 @torch.no_grad()
-def orthogonalize(model, directions, check: bool = True, rtol: float | None = None) -> dict:
+def orthogonalize(model: PreTrainedModel, directions, check: bool = True, rtol: float | None = None) -> dict:
     """Edit `model` in place so that, with no hooks, it computes ``ablate(model, directions)``.
 
     `directions`: [hidden] or [k, hidden] (their span is removed). Unties tied embeddings (see module doc).
@@ -156,8 +160,8 @@ def orthogonalize(model, directions, check: bool = True, rtol: float | None = No
             "edited_parameters": edited, "check_max_abs_diff": diff}
 
 
-def save_orthogonalized(model, tokenizer, directions, out_dir, meta: dict | None = None, check: bool = True,
-                        force: bool = False, sources=()) -> Path:
+def save_orthogonalized(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directions, out_dir,
+                        meta: dict | None = None, check: bool = True, force: bool = False, sources=()) -> Path:
     """Orthogonalise `model` in place and write it, with its tokenizer, as a safetensors model folder.
 
     The folder holds config.json, model.safetensors (no pickle), the tokenizer files, and

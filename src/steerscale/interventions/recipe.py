@@ -20,10 +20,14 @@ Source of each rule (andyrdt/refusal_direction at the commit fetched for this mo
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from ..config import AblationRecipe
 from ..core.prompts import format_prompt
 from ..errors import SteerscaleError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 REFERENCE = "refusal_direction (Arditi et al. 2024, github.com/andyrdt/refusal_direction)"
 
@@ -57,7 +61,7 @@ def pruned(layer: int, n_layers: int, fraction: float | None, rule: str = "refus
     return their_index >= int(n_layers * (1.0 - fraction))
 
 
-def post_instruction_count(tokenizer, text: str, template: str = "chat", system: str | None = None) -> int:
+def post_instruction_count(tokenizer: PreTrainedTokenizerBase, text: str, template: str = "chat", system: str | None = None) -> int:
     """How many tokens the prompt format writes after the instruction (refusal_direction's ``eoi_toks``):
     the text after the instruction in the formatted prompt, tokenised without special tokens (at least 1)."""
     prompt = format_prompt(tokenizer, text, template, system)
@@ -129,7 +133,8 @@ def filter_by_refusal(harmful_scores, harmless_scores) -> tuple[list[int], list[
     return ([i for i, s in enumerate(harmful_scores) if s > 0], [i for i, s in enumerate(harmless_scores) if s < 0])
 
 
-def filter_split(model, tokenizer, harmful, harmless, label, words, template, system, batch_size):
+def filter_split(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, harmful, harmless, label: str,
+                 words: list[str], template: str, system: str | None, batch_size: int):
     """refusal_direction's prompt filter on one split; returns (harmful kept, harmless kept, record)."""
     from ..measures.refusal import refusal_logodds
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,11 @@ from ..core.batching import batches, model_device, pad_id_of, pad_left
 from ..core.prompts import _encode
 from ..errors import SteerscaleError
 from ..stats import ratio_ci
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
 
 
 @dataclass
@@ -43,8 +49,8 @@ class CrossEntropy:
 
 
 @torch.no_grad()
-def neutral_cross_entropy(model, tokenizer, texts: list[str], batch_size: int = 8, max_tokens: int = 256,
-                          steering=None) -> CrossEntropy:
+def neutral_cross_entropy(model: PreTrainedModel, tokenizer: Tokenizer, texts: list[str], batch_size: int = 8,
+                          max_tokens: int = 256, steering=None) -> CrossEntropy:
     """Per-text next-token cross-entropy of raw `texts` (tokenizer's default BOS, no chat template).
 
     Under steering with positions="instruction_end" every position is steered (start 0): neutral text

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,11 @@ from ..core.prompts import _encode, format_prompt
 from ..core.data import load_refusal_phrases
 from ..errors import SteerscaleError
 from ..core.evaluate import last_logits
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
 
 
 def _norm_text(s: str) -> str:
@@ -68,7 +74,7 @@ class PhraseMatcher:
         return out
 
 
-def opening_token_ids(tokenizer, prompt_text: str, words: list[str]) -> list[int]:
+def opening_token_ids(tokenizer: Tokenizer, prompt_text: str, words: list[str]) -> list[int]:
     """Token ids that start each of `words` when written right after `prompt_text` (see module doc)."""
     prompt_ids = _encode(tokenizer, prompt_text)
     ids = []
@@ -101,8 +107,8 @@ def _steer_start(steering, batch):
 
 
 @torch.no_grad()
-def refusal_logodds(model, tokenizer, prompts: list[str], words: list[str] | None = None, template: str = "chat",
-                    system: str | None = None, batch_size: int = 8, steering=None) -> LogOdds:
+def refusal_logodds(model: PreTrainedModel, tokenizer: Tokenizer, prompts: list[str], words: list[str] | None = None,
+                    template: str = "chat", system: str | None = None, batch_size: int = 8, steering=None) -> LogOdds:
     """Refusal log-odds at the first response token, one forward pass per prompt (no generation)."""
     words = words if words is not None else PhraseMatcher().opening_words()
     dev = model_device(model)

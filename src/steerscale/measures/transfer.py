@@ -11,17 +11,23 @@ effect survives when source layers are steered on the target at ``map_layers(n_t
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import SteerscaleError
 from ..core.models import get_layers
 from ..core.steering import steer
-from ..core.vectors import map_layers
+from ..core.vectors import as_vectors, map_layers
 from .refusal import PhraseMatcher, refusal_logodds
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
-def transfer_effect(source, target, vectors, layers: list[int], multiplier: float, prompts: list[str],
-                    how: str = "relative", template: str = "chat", system: str | None = None,
+    from ..core.vectors import SteeringVectors
+
+
+def transfer_effect(source, target, vectors: SteeringVectors | torch.Tensor, layers: list[int], multiplier: float,
+                    prompts: list[str], how: str = "relative", template: str = "chat", system: str | None = None,
                     batch_size: int = 8, phrases: PhraseMatcher | None = None) -> dict:
     """How much of the log-odds effect survives when vectors made on `source` steer `target`.
 
@@ -35,7 +41,7 @@ def transfer_effect(source, target, vectors, layers: list[int], multiplier: floa
     hs, ht = int(sm.config.get_text_config().hidden_size), int(tm.config.get_text_config().hidden_size)
     if hs != ht:
         raise SteerscaleError(f"cannot transfer: source hidden size {hs}, target hidden size {ht}")
-    v = vectors.vectors if hasattr(vectors, "vectors") else torch.as_tensor(vectors)
+    v = as_vectors(vectors).vectors
     if v.shape != (ns, hs):
         raise SteerscaleError(f"vectors of shape {tuple(v.shape)} do not fit the source model ({ns} x {hs})")
     map_layers(ns, nt, how)  # validates `how` (and equal depth for "same")
@@ -51,7 +57,7 @@ def transfer_effect(source, target, vectors, layers: list[int], multiplier: floa
     words = (phrases or PhraseMatcher()).opening_words()
     kw = dict(template=template, system=system, batch_size=batch_size)
 
-    def effect(model, tok, vecs, ls):
+    def effect(model: PreTrainedModel, tok, vecs, ls):
         base = refusal_logodds(model, tok, prompts, words, **kw).logodds.mean()
         with steer(model, vecs, ls, multiplier) as s:
             stv = refusal_logodds(model, tok, prompts, words, steering=s, **kw).logodds.mean()

@@ -14,6 +14,7 @@ degeneration) and, when given, a judge (measures.judges); every measured point i
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -21,10 +22,11 @@ from tqdm.auto import tqdm
 from ..core.data import Prompt
 from ..errors import SteerscaleError
 from ..core.evaluate import generate
-from ..io.guards import model_context
+from ..core.checks import model_context
 from ..core.models import ModelInfo, model_info
 from ..io.results import manifest as make_manifest
 from ..core.steering import steer, window_vectors
+from ..core.vectors import as_vectors
 from ..io.store import ResultsStore
 from ..sweep.run import _MemoryStore
 from . import store as ostore
@@ -33,11 +35,17 @@ from ..config import OpenEndedConfig
 from .tables import OpenEndedResult, aggregate_point, max_multiplier_under_bound
 from ..measures.refusal import PhraseMatcher, refusal_logodds
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
+    from ..core.vectors import SteeringVectors
+
 
 def run_openended(
-    model,
-    tokenizer,
-    vectors,
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    vectors: SteeringVectors | torch.Tensor,
     harmful: list[Prompt],
     harmless: list[Prompt],
     neutral: list[str] | None = None,
@@ -57,11 +65,11 @@ def run_openended(
     info = info or model_info(model)
     config = (config or OpenEndedConfig()).validate()
     points = config.points(info.n_layers)
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
-    elif tuple(torch.as_tensor(vectors).shape) != (info.n_layers, info.hidden_size):
-        raise SteerscaleError(f"vectors of shape {tuple(torch.as_tensor(vectors).shape)}: this model needs "
+    if isinstance(vectors, torch.Tensor) and tuple(vectors.shape) != (info.n_layers, info.hidden_size):
+        raise SteerscaleError(f"vectors of shape {tuple(vectors.shape)}: this model needs "
                               f"[{info.n_layers}, {info.hidden_size}]")
+    vectors = as_vectors(vectors)
+    vectors.check_model(model)
     if not harmful and not harmless:
         raise SteerscaleError("no prompts to evaluate")
     phrases = phrases or PhraseMatcher()
@@ -161,7 +169,7 @@ def run_openended(
     manifest = make_manifest(
         "openended", config, info, t0,
         points=[list(p) for p in points],
-        vectors=getattr(vectors, "meta", {}),
+        vectors=vectors.meta,
         prompts={"n_harmful_logodds": sum(k == "harmful" for _, k in lo_prompts),
                     "n_harmless_logodds": sum(k == "harmless" for _, k in lo_prompts),
                     "n_generate_per_kind": ng, "n_neutral": len(neutral)},

@@ -18,16 +18,22 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..measures.capability import CrossEntropy
 from ..measures.refusal import LogOdds
 
+if TYPE_CHECKING:
+    from ..config import OpenEndedConfig
+    from ..core.vectors import SteeringVectors
+
 log = logging.getLogger(__name__)
 
 
-def identity(config, info, lo_prompts, gen_prompts, neutral, phrases, vectors) -> dict:
+def identity(config: OpenEndedConfig, info, lo_prompts, gen_prompts, neutral, phrases,
+             vectors: SteeringVectors) -> dict:
     """What must match for an open-ended run folder to be resumed."""
     from ..sweep.run import vectors_hash
 

@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from ..errors import SteerscaleError
 from ..io.results import save_tables
 from ..stats import diff_ci, nan_mean_ci
 from ..measures.capability import degeneration
+
+if TYPE_CHECKING:
+    from ..config import OpenEndedConfig
 
 LOGODDS_COLUMNS = ["model", "n_layers", "layer_start", "layer_end", "width", "depth", "multiplier", "prompt_id",
                    "kind", "category", "logodds", "p_open"]
@@ -124,7 +128,8 @@ def max_multiplier_under_bound(aggregate: list[dict], bound: float) -> list[dict
     return out
 
 
-def aggregate_point(info, row0, lo, base_lo, lo_prompts, gens, jd, gen_prompts, ce, base_ce, phrases, config):
+def aggregate_point(info, row0, lo, base_lo, lo_prompts, gens, jd, gen_prompts, ce, base_ce, phrases,
+                    config: OpenEndedConfig):
     """One aggregate.csv row: means with bootstrap intervals over prompts (paired by prompt for the changes
     from multiplier 0; harmful and harmless resampled independently for their contrast), phrase refusal,
     judge refusal, degeneration, and CE with its paired increase over paragraphs (see stats)."""

@@ -81,7 +81,7 @@ def cross_figures(analyses, scaling, imported, figdir: Path) -> list[Figure]:
 
 
 def findings_document(analyses, scaling, claims, model_figs: dict[str, list[Figure]], cross: list[Figure],
-                      imported=None, config=None, manifests=None, runs=None, oe_sections=(),
+                      imported=None, config: dict | None = None, manifests=None, runs=None, oe_sections=(),
                       test_sets=None, title: str = TITLE) -> Document:
     """The report as a document (nothing is written): intro, claims, models (with their figures), all models
     (figures, scaling points, fits, imported results), open-ended sections, manifest (anchor "manifest")."""
@@ -134,7 +134,7 @@ def findings_document(analyses, scaling, claims, model_figs: dict[str, list[Figu
 
 
 def write_report(out_dir, analyses, scaling, claims, folders=None, manifests=None, imported=None,
-                 config=None, runs=None, openended=None, title: str = TITLE,
+                 config: dict | None = None, runs=None, openended=None, title: str = TITLE,
                  test_sets: list[dict] | None = None, sections: list[Section] | None = None,
                  sections_before: str = "manifest") -> dict:
     """Figures (PNG+SVG), one self-contained report.html (PNGs embedded as base64), report.md and summary.json.

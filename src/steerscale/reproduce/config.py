@@ -1,4 +1,5 @@
-"""Read a `steerscale reproduce` TOML file into a ReproduceConfig (steerscale.config).
+"""The `steerscale reproduce` TOML file: its sections as typed dataclasses (fields declared once, with config.option /
+config.opt), and reading a file into a ReproduceConfig.
 
 Each table is read into its section class (``[run]`` RunSection, ``[data]`` DataSection, ``[sweep]`` and every
 ``[[models]]`` entry's overrides SweepSection, ``[openended]`` OpenEndedSection) by ``config.from_section``:
@@ -11,15 +12,216 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
 from ..config import (
-    IMPORT_KEYS, MODEL_KEYS, PROTOCOL_PRESETS, DataSection, ImportSection, ModelSection, ModelSpec, OpenEndedSection,
-    ReproduceConfig, RunSection, SweepSection, from_section,
+    MAX_SEED, SCALING_Y, check_fields, check_multipliers, check_val_fraction, from_section, opt, option,
 )
+from ..engines import ENGINES
 from ..errors import SteerscaleError
+
+# ------------------------------------------------------------------------------------------------ the sections
+
+
+# [run] protocol presets: the sweep settings each implies (defaults under the user's own keys) and how peaks are
+# chosen. A model whose effective settings differ from its preset's is labelled "custom" (scaling fits only
+# like with like). "caa" follows CAA (Rimsky et al.): steering from the instruction end, layers picked on the
+# test items themselves. CAA also rescaled each behaviour's vectors to the mean norm across its 7 behaviours;
+# with the one behaviour a reproduce run trains that rescaling is not defined, so the preset keeps the
+# refusal vector's own norm (steerscale.vectors.normalize_across_behaviours does CAA's rescaling when you train
+# several behaviours): multipliers can differ from CAA's by that per-layer factor. CAA's estimator is the raw
+# mean (letter_balance "none"); the preset reproduces it, so its letter-imbalance bound is waived
+# (allow_letter_imbalance) -- the letter figures are still recorded and the warning still logged.
+PROTOCOL_PRESETS = {
+    "steerscale-default": {"sweep": {"positions": "all", "normalize": "none", "letter_balance": "balanced"},
+                           "selection": "held-out"},
+    # CAA's strings: "[INST] {question} [/INST] (A" (nrimsky/CAA utils/tokenize.py, tokenize_llama_chat)
+    "caa": {"sweep": {"positions": "instruction_end", "normalize": "none", "template": "llama2",
+                      "letter_balance": "none", "allow_letter_imbalance": True}, "selection": "in-sample"},
+}
+
+
+def _check_layer_list(obj, label) -> None:
+    """[sweep] / [openended] layers, layer_stride and multipliers (which must include the baseline 0)."""
+    if not (obj.layers == "all" or (isinstance(obj.layers, list) and all(isinstance(l, int) for l in obj.layers))):
+        raise SteerscaleError(f"{label('layers')} {obj.layers!r}: expected \"all\" or a list of layer indices")
+    check_fields(obj, ("layer_stride",), label)
+    if not isinstance(obj.multipliers, list):  # a TOML array (a tuple cannot come from a file)
+        raise SteerscaleError(f"{label('multipliers')} {obj.multipliers!r}: expected a list of numbers")
+    check_multipliers(obj.multipliers, label("multipliers"))  # checked only: the section is kept as written
+    if 0 not in obj.multipliers:
+        raise SteerscaleError(f"{label('multipliers')} must include 0 (the unsteered baseline every effect is "
+                              f"measured against)")
+
+
+@dataclass
+class RunSection:
+    """[run]: analysis settings of a reproduce run."""
+
+    seed: int = option(0, min=0, max=MAX_SEED, help="bootstrap and validation/test split seed")
+    n_bootstrap: int = opt("n_bootstrap")
+    val_fraction: float = opt("val_fraction")
+    scaling_y: str = option("max", choices=SCALING_Y, help="the peak fed to the scaling fit")
+    protocol: str = option("steerscale-default", help="protocol preset (reproduce.PROTOCOL_PRESETS)")
+    split_half: bool = option(True, help="split-half stability of each model's vectors (analysis.reliability): two "
+                              "more training passes over half the training pairs each, cost recorded")
+
+    def validate(self, label) -> None:
+        if self.protocol not in PROTOCOL_PRESETS:
+            raise SteerscaleError(f"{label('protocol')} {self.protocol!r}: expected one of {', '.join(PROTOCOL_PRESETS)}")
+        check_fields(self, ("scaling_y", "seed", "n_bootstrap", "split_half"), label)
+        check_val_fraction(self.val_fraction, label("val_fraction"))
+
+
+@dataclass
+class DataSection:
+    """[data]: the A/B items to train on and to test on."""
+
+    train: str = option("refusal-train", help="items for the steering vectors: built-in name or CAA JSON/JSONL file")
+    test: str = option("refusal-test", help="held-out evaluation items")
+    train_limit: int | float | None = option(None, help="N training items (or a fraction 0 < N < 1): a seeded, "
+                                             "letter-stratified sample ([run] seed)")
+    test_limit: int | float | None = option(None, help="N test items (or a fraction): seeded, letter-stratified")
+    test_sets: list[str] = option(factory=list, help="extra test sets, swept at the peak layers only")
+
+    def validate(self, label) -> None:
+        ts = self.test_sets
+        if not isinstance(ts, list) or not all(isinstance(t, str) and t for t in ts):
+            raise SteerscaleError(f"{label('test_sets')} {ts!r}: expected a list of dataset names or files")
+        dup = sorted({t for t in ts if ts.count(t) > 1})
+        if dup:
+            raise SteerscaleError(f"{label('test_sets')}: {dup[0]!r} is listed twice; list each test set once")
+        check_fields(self, ("train", "test"), label)
+        from ..core.data import check_limit
+
+        for k in ("train_limit", "test_limit"):
+            v = getattr(self, k)
+            if isinstance(v, str):
+                raise SteerscaleError(f"{label(k)} {v!r}: expected a number of items or a fraction in (0, 1)")
+            check_limit(v, label(k))
+
+
+@dataclass
+class SweepSection:
+    """[sweep] (and the per-model overrides in [[models]]): the A/B sweep of each model."""
+
+    layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
+    layer_stride: int = option(1, min=1, max=10_000, help="keep every Nth of those layers")
+    multipliers: list[float] = option(factory=lambda: [-1.0, 0.0, 1.0], help="must include 0")
+    template: str = opt("template")
+    positions: str = opt("positions")
+    batch_size: int = opt("batch_size")
+    normalize: str = opt("normalize")
+    system: str | None = opt("system")
+    engine: str | None = option(None, choices=ENGINES, help="default: the fastest exact engine")
+    letter_balance: str = opt("letter_balance")
+    allow_letter_imbalance: bool = opt("allow_letter_imbalance")
+    screen: str = opt("screen")
+    confirm_top: int = opt("confirm_top")
+    spot_check: int = opt("spot_check")
+
+    def validate(self, label) -> None:
+        _check_layer_list(self, label)
+        check_fields(self, ("template", "positions", "batch_size", "normalize", "system", "engine", "letter_balance",
+                            "allow_letter_imbalance", "screen", "confirm_top", "spot_check"), label)
+
+
+@dataclass
+class OpenEndedSection:
+    """[openended]: the open-ended sweep on each model's A/B vectors (template, system, positions and batch
+    size are the model's [sweep] settings)."""
+
+    layers: str | list[int] = option("all", help="\"all\" or a list of layer indices")
+    layer_stride: int = option(1, min=1, max=10_000, help="keep every Nth of those layers")
+    multipliers: list[float] = opt("openended_multipliers")
+    harmful: str = opt("harmful")
+    harmless: str = opt("harmless")
+    neutral: str = opt("neutral")
+    n_logodds: int | None = opt("n_logodds")
+    n_generate: int = opt("n_generate")
+    max_new_tokens: int = opt("max_new_tokens")
+    n_neutral: int | None = opt("n_neutral")
+    ce_bound: float | None = opt("ce_bound", unit="nats per token")
+
+    def validate(self, label) -> None:
+        _check_layer_list(self, label)
+        check_fields(self, ("n_logodds", "n_generate", "n_neutral", "max_new_tokens", "ce_bound", "harmful",
+                            "harmless", "neutral"), label)
+
+
+@dataclass
+class ModelSection:
+    """A [[models]] entry's own keys (the rest of the entry are [sweep] overrides, SweepSection's)."""
+
+    spec: str = option("", help="hub id, model directory, .gguf file or smollm2-135m")
+    name: str | None = option(None, help="the model's name in tables and folders (default from spec)")
+    dtype: str = opt("dtype")
+    device: str = opt("device")
+    trust_remote_code: bool = opt("trust_remote_code")
+
+    def validate(self, label) -> None:
+        check_fields(self, ("spec", "name", "dtype", "device", "trust_remote_code"), label)
+        if not self.spec.strip():
+            raise SteerscaleError(f"{label('spec')} {self.spec!r}: expected a non-empty string (a hub id, model "
+                                  f"directory, .gguf file or smollm2-135m)")
+        if self.name is not None and not self.name.strip():
+            raise SteerscaleError(f"{label('name')} {self.name!r}: expected a non-empty string (or leave it out)")
+
+
+@dataclass
+class ImportSection:
+    """An [[imports]] entry: a published table of peaks to compare with (scaling.imported)."""
+
+    table: str = option("", help="a CSV/JSON file or a built-in table name")
+    include_in_fit: bool = option(True, help="fit the scaling law to these points too")
+
+    def validate(self, label) -> None:
+        check_fields(self, ("table", "include_in_fit"), label)
+        if not self.table.strip():
+            raise SteerscaleError(f"{label('table')} {self.table!r}: expected a non-empty string")
+
+
+MODEL_KEYS = {f.name for f in fields(ModelSection)}
+IMPORT_KEYS = {f.name for f in fields(ImportSection)}
+
+
+@dataclass
+class ModelSpec:
+    spec: str
+    name: str
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    sweep: dict = field(default_factory=dict)  # effective SweepSection settings for this model (asdict)
+    protocol: str = "steerscale-default"  # [run] protocol, or "custom" where the settings leave the preset
+
+
+@dataclass
+class ReproduceConfig:
+    """A read reproduce config (reproduce.load_config). The sections are plain dicts of the section classes'
+    fields (``asdict``): JSON-ready, and hashed into the keys that mark result folders complete."""
+
+    path: str
+    run: dict
+    data: dict
+    sweep: dict
+    models: list[ModelSpec]
+    imports: list[dict]
+    openended: dict | None = None  # the [openended] section with defaults filled in; None = no open-ended sweep
+    showcase: dict | None = None  # the [showcase] section's panel keys (showcase.ShowcaseConfig); None = none
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "run": self.run, "data": self.data, "sweep": self.sweep,
+                "models": [m.__dict__ for m in self.models], "imports": self.imports, "openended": self.openended,
+                "showcase": self.showcase}
+
+
+SECTIONS = {"run": RunSection, "data": DataSection, "sweep": SweepSection, "openended": OpenEndedSection}
+
+
+# ------------------------------------------------------------------------------------------------ reading a file
 
 SECTION_NAMES = ("run", "data", "sweep", "openended", "showcase", "models", "imports")
 

@@ -9,9 +9,13 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SteerscaleError
 from ..io.store import atomic_write_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ def split_half_done(folder: Path, chash: str) -> bool:
         return False
 
 
-def run_split_half(cfg, m, folder: Path, model, tok, info, train, chash: str) -> dict:
+def run_split_half(cfg, m, folder: Path, model: PreTrainedModel, tok, info, train, chash: str) -> dict:
     """Train the two letter-stratified halves of `train` with the model's [sweep] settings and write
     ``split_half.json``; returns the record (with its wall time)."""
     from dataclasses import asdict

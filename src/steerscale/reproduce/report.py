@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..config import ModelSpec, ReproduceConfig
+from .config import ModelSpec, ReproduceConfig
 from ..errors import SteerscaleError
 from .config import peak_selection, slug
 

@@ -1,6 +1,7 @@
 """`steerscale reproduce`: the paper's three experiments over the models of a TOML config, then the report.
 
-Composes the public API only: load_model, load_dataset, train_vectors, run_sweep,
+Composes the public API's functions (each imported from the module that defines it): load_model, load_dataset,
+train_vectors, run_sweep,
 (with an [openended] section) openended.run_openended on the same vectors, then
 analysis, scaling and report. Each model's sweep goes in its own subfolder of the
 output folder, its open-ended sweep in `<model>/openended/`; a folder that already
@@ -18,11 +19,18 @@ import shutil
 import time
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import SCREEN_FIELDS, ModelSpec, OpenEndedConfig, ReproduceConfig, SweepConfig
+from ..config import SCREEN_FIELDS, OpenEndedConfig, SweepConfig
+from .config import ModelSpec, ReproduceConfig
 from .config import load_config, peak_selection, slug
 from ..errors import SteerscaleError
 from ..io.store import atomic_write_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +90,7 @@ def showcase_complete(folder: Path, sc) -> bool:
     return complete(folder, sc)
 
 
-def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors) -> str:
+def openended_hash(cfg: ReproduceConfig, m: ModelSpec, vectors: SteeringVectors) -> str:
     """Everything that changes a model's open-ended results, including the vectors' content."""
     from ..sweep.run import vectors_hash
 
@@ -116,7 +124,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     same vectors into `folder/openended`); each part whose results are complete for its config is kept.
     Returns a status dict ("status": the A/B sweep, "openended": the open-ended sweep or None). Each stage logs one
     INFO line "<position>NAME: stage" (position e.g. "model 1 of 3: ")."""
-    from .. import load_dataset, load_model
+    from ..core.data import load_dataset
+    from ..core.models import load_model
     from ..core.vectors import SteeringVectors
 
     chash = config_hash(cfg, m)
@@ -155,7 +164,7 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     log.info("%s%s: loading the model", position, m.name)
     model, tok, info = load_model(m.spec, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code)
     info.name = m.name
-    from ..io.guards import check_model_layers, check_reproduce_fits
+    from ..core.checks import check_model_layers, check_reproduce_fits
 
     check_model_layers(info)
     check_reproduce_fits(cfg, m, model, tok, ab_data, oe_data)  # the CLI's context checks, before any work
@@ -191,8 +200,8 @@ def run_model(cfg: ReproduceConfig, m: ModelSpec, folder: Path, progress: bool =
     return status
 
 
-def _run_ab(cfg, m, folder, model, tok, info, train, test, chash, t0, progress) -> None:
-    from .. import run_sweep
+def _run_ab(cfg, m, folder, model: PreTrainedModel, tok, info, train, test, chash, t0, progress) -> None:
+    from ..sweep.run import run_sweep
     from ..core.data import sampling_record
     from ..core.letters import check_imbalance
     from ..core.vectors import vectors_for_run
@@ -248,8 +257,8 @@ def test_set_plan(cfg: ReproduceConfig, m: ModelSpec, folder: Path, chash: str) 
     return out
 
 
-def _run_test_sets(cfg, m, folder, model, tok, info, chash, progress) -> str:
-    from .. import run_sweep
+def _run_test_sets(cfg, m, folder, model: PreTrainedModel, tok, info, chash, progress) -> str:
+    from ..sweep.run import run_sweep
     from ..core.vectors import SteeringVectors
 
     vecs, s, ran = SteeringVectors.load(folder / "vectors.safetensors"), m.sweep, False
@@ -293,7 +302,7 @@ def _openended_inputs(o: dict) -> tuple:
             load_neutral_text(o["neutral"]) if o["n_neutral"] != 0 else [])
 
 
-def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
+def _run_openended(cfg, m, folder, model: PreTrainedModel, tok, info, inputs, progress) -> str:
     """The open-ended sweep on the vectors the A/B sweep saved (`folder/vectors.safetensors`)."""
     from ..openended.run import run_openended
     from ..core.vectors import SteeringVectors
@@ -313,8 +322,8 @@ def _run_openended(cfg, m, folder, model, tok, info, inputs, progress) -> str:
     return "ran"
 
 
-def reproduce(config=None, out_dir="results/reproduce", progress: bool = True, force: bool = False,
-              only: str | None = None) -> dict:
+def reproduce(config: ReproduceConfig | str | Path | None = None, out_dir="results/reproduce", progress: bool = True,
+              force: bool = False, only: str | None = None) -> dict:
     """Run every model of the config (resuming), then analyse, fit and write the report. Returns a summary.
 
     ``only``: run just the model of that name into its per-model folder and write no report (one node of a

@@ -10,8 +10,13 @@ not measured are zero. ``showcase`` turns each control's sweep into :func:`showc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def random_directions(vectors: torch.Tensor, layers: list[int], k: int, seed: int) -> torch.Tensor:
@@ -24,7 +29,8 @@ def random_directions(vectors: torch.Tensor, layers: list[int], k: int, seed: in
     return out
 
 
-def control_sweeps(model, tok, info, v, test, sc, cfg, progress=False) -> list[tuple[str, list[dict], torch.Tensor]]:
+def control_sweeps(model: PreTrainedModel, tok, info, v, test, sc, cfg,
+                   progress=False) -> list[tuple[str, list[dict], torch.Tensor]]:
     """The K = ``cfg.dose_controls`` random directions, each swept like the vector `v` (the dose panel's
     normalised SteeringVectors) with sweep config `sc` on `test` (``run_sweep``): (name, item rows, vectors)."""
     from ..sweep.run import run_sweep

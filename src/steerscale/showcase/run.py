@@ -27,14 +27,23 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from ..config import AblationRecipe
 from ..errors import SteerscaleError
 from .config import ShowcaseConfig
 from ..io.results import manifest as make_manifest
 from ..io.results import write_csv, write_json
 from ..stats import mean_ci
+from ..core.vectors import as_vectors
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
+    from ..core.vectors import SteeringVectors
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +102,8 @@ def dose_plan(folder: Path, items, cfg: ShowcaseConfig) -> tuple[list[int], list
     return layers, test, f"peak layers of items.csv on its {len(a.val_items)} validation items"
 
 
-def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: str, cfg: ShowcaseConfig,
-              first: dict[str, int]) -> list[dict]:
+def dose_rows(item_rows: list[dict], vectors: SteeringVectors, raw_norms, mean_norms, normalize: str,
+              cfg: ShowcaseConfig, first: dict[str, int]) -> list[dict]:
     """Per (layer, multiplier): means with intervals of p, log-odds and letter mass, and their paired changes
     from multiplier 0 on the same items; ``residual_fraction`` = m x |vector[L]| / mean residual norm at L.
     ``delta_letter_logodds``: the change in log p(earlier letter) - log p(later letter) of each item's pair
@@ -125,7 +134,8 @@ def dose_rows(item_rows: list[dict], vectors, raw_norms, mean_norms, normalize: 
     return out
 
 
-def _dose(model, tok, info, vectors, items, folder, cfg, progress) -> tuple[dict, dict]:
+def _dose(model: PreTrainedModel, tok, info, vectors: SteeringVectors, items, folder, cfg,
+          progress) -> tuple[dict, dict]:
     from ..config import SweepConfig
     from ..sweep.run import run_sweep, vectors_hash
 
@@ -194,14 +204,16 @@ def ablation_candidates(n_layers: int, cfg: ShowcaseConfig) -> list[int]:
         return sorted(set(cfg.ablation_candidates))
     from ..interventions.recipe import pruned
 
-    return [l for l in range(n_layers // 5, n_layers, max(1, n_layers // 10)) if not pruned(l, n_layers, 0.2)] or [0]
+    every = range(n_layers // 5, n_layers, max(1, n_layers // 10))
+    return [l for l in every if not pruned(l, n_layers, AblationRecipe.prune)] or [0]  # refusal_direction's prune
 
 
-def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
+def _ablation(model: PreTrainedModel, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     """Refusal direction from the train split; layer chosen on the validation split (unless given); baseline,
     ablation and actadd compared on the test split (interventions.split_prompts, seeded)."""
     from ..core.data import load_neutral_text, load_prompt_records
-    from ..interventions.ablation import compare_interventions, refusal_directions, select_layer, split_prompts
+    from ..interventions.ablation import refusal_directions, select_layer, split_prompts
+    from ..interventions.compare import compare_interventions
 
     (h_tr, h_val, h_te), (hl_tr, hl_val, hl_te) = (split_prompts(load_prompt_records(cfg.harmful), seed=cfg.seed),
                                                    split_prompts(load_prompt_records(cfg.harmless), seed=cfg.seed))
@@ -211,7 +223,7 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     if layer is None:
         cands = ablation_candidates(info.n_layers, cfg)
         try:
-            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, 0.2,
+            sel = select_layer(model, tok, d, h_val, hl_val, cands, cfg.ablation_kl_threshold, AblationRecipe.prune,
                                cfg.ablation_induce_threshold,
                                cfg.template, cfg.system, cfg.batch_size, progress=progress)
         except SteerscaleError as e:  # every candidate filtered: this model has no panel, the run goes on
@@ -221,12 +233,12 @@ def _ablation(model, tok, info, cfg, progress) -> tuple[dict, dict] | str:
     elif not 0 <= layer < info.n_layers:
         raise SteerscaleError(f"showcase ablation_layer {layer}: out of range, this model has layers "
                               f"0..{info.n_layers - 1}")
-    res = compare_interventions(model, tok, d, layer, h_te, hl_te, neutral, cfg.ablation_multipliers, cfg.template,
-                                cfg.system, cfg.batch_size, cfg.n_bootstrap, cfg.seed, info=info, selection=sel,
+    res = compare_interventions(model, tok, d, layer, h_te, hl_te, neutral, multipliers=cfg.ablation_multipliers,
+                                template=cfg.template, system=cfg.system, batch_size=cfg.batch_size,
+                                n_bootstrap=cfg.n_bootstrap, seed=cfg.seed, info=info, selection=sel,
                                 progress=progress)
     passes += len(res.aggregate) * (len(h_te) + len(hl_te) + len(neutral))
     from ..interventions.recipe import recipe_record
-    from ..config import AblationRecipe
 
     induce = cfg.ablation_induce_threshold
     recipe = AblationRecipe(candidate_positions="last", filter_prompts="none", kl_threshold=cfg.ablation_kl_threshold,
@@ -263,7 +275,7 @@ def read_table(path: Path) -> list[dict]:
     return rows
 
 
-def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors, items, folder: Path,
+def _panel_identity(name: str, model_id: dict, cfg: ShowcaseConfig, vectors: SteeringVectors, items, folder: Path,
                     dose_layers) -> dict:
     """Everything a panel's table depends on (its hash keys resumption)."""
     from ..core.data import dataset_hash, load_neutral_text, load_prompt_records
@@ -311,8 +323,8 @@ def showcase_complete(folder, config: ShowcaseConfig | None = None) -> bool:
         return False
 
 
-def run_showcase(model, tokenizer, info, vectors, items, folder, config: ShowcaseConfig | None = None,
-                 progress: bool = True) -> ShowcaseResult:
+def run_showcase(model: PreTrainedModel, tokenizer: Tokenizer, info, vectors: SteeringVectors, items, folder,
+                 config: ShowcaseConfig | None = None, progress: bool = True) -> ShowcaseResult:
     """Build the configured panels for one model into ``folder/showcase/`` (see the module doc).
 
     `vectors`: the A/B sweep's SteeringVectors (raw, as ``train_vectors`` made them: their meta holds the mean
@@ -324,8 +336,8 @@ def run_showcase(model, tokenizer, info, vectors, items, folder, config: Showcas
     folder = Path(folder)
     out = folder / "showcase"
     out.mkdir(parents=True, exist_ok=True)
-    if hasattr(vectors, "check_model"):
-        vectors.check_model(model)
+    vectors = as_vectors(vectors)
+    vectors.check_model(model)
     model_id = {k: v for k, v in info.to_dict().items() if k not in ("spec", "device")}
     man_path = out / "manifest.json"
     try:
@@ -372,7 +384,7 @@ PANEL_TABLES = {"dose": ("dose", "dose_items", "dose_control"), "openended": ("o
 
 
 def _columns(tname: str) -> list[str]:
-    from ..interventions.ablation import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
+    from ..interventions.compare import AGG_COLUMNS, ITEM_COLUMNS, SELECTION_COLUMNS
     from ..sweep.tables import ITEM_COLUMNS as SWEEP_ITEMS
 
     return {"dose": DOSE_COLUMNS, "dose_items": SWEEP_ITEMS, "dose_control": DOSE_CONTROL_COLUMNS,

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import SteerscaleError
-from ..core.vectors import SteeringVectors
+from .vectors import SteeringVectors
 
 ARCH = "controlvector"
 _DIRECTION = re.compile(r"^direction\.(\d+)$")
@@ -73,7 +73,7 @@ def export_llama_cpp(vectors: SteeringVectors, path, layers: list[int] | None = 
         if not 0 < l < n:
             raise SteerscaleError(f"export --layers: layer {l} out of range, the vectors cover layers 0..{n - 1}")
     from ..config import check_multiplier
-    from .outputs import check_out_file, write_file
+    from ..io.outputs import check_out_file, write_file
 
     multiplier = check_multiplier(multiplier, "export --multiplier")
     path = Path(path)
@@ -172,7 +172,7 @@ def import_control_vector(path, n_layers: int | None = None) -> SteeringVectors:
     float32, all of one size. `n_layers`: the target model's layer count (default: highest layer + 1);
     layers the file does not cover are zero and listed in ``meta["layers_present"]``.
     """
-    from .guards import check_input_file
+    from ..io.guards import check_input_file
 
     gguf = _gguf()
     path = check_input_file(Path(path), "a control-vector .gguf file")
@@ -224,7 +224,7 @@ def import_steering_vectors(path, n_layers: int | None = None) -> SteeringVector
     sv.layer_activations.items()}, "vec.safetensors", metadata={"layer_type": sv.layer_type})``.
     Only ``layer_type = "decoder_block"`` (the default; the output of layers[L]) is accepted.
     """
-    from .tensorio import read_safetensors
+    from ..io.tensorio import read_safetensors
 
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -259,7 +259,7 @@ def import_steering_vectors(path, n_layers: int | None = None) -> SteeringVector
 def import_vectors(path, n_layers: int | None = None) -> SteeringVectors:
     """Import by file type: ``.gguf`` -> control vector; ``.safetensors`` -> steering-vectors layout.
     `n_layers` (the target model's layer count) must be 1..guards.MAX_LAYERS and cover the file's layers."""
-    from .guards import MAX_LAYERS, check_input_file
+    from ..io.guards import MAX_LAYERS, check_input_file
 
     if n_layers is not None and (isinstance(n_layers, bool) or not isinstance(n_layers, int)
                                  or not 1 <= n_layers <= MAX_LAYERS):
@@ -279,7 +279,7 @@ def import_vectors(path, n_layers: int | None = None) -> SteeringVectors:
 
 
 def _register() -> None:
-    from ..core.vector_ops import register_exporter
+    from .vector_ops import register_exporter
 
     register_exporter("gguf", export_llama_cpp)  # SteeringVectors.export_gguf writes through this module
 

@@ -8,7 +8,7 @@ gguf = pytest.importorskip("gguf")
 
 from conftest import make_model  # noqa: E402
 from steerscale.errors import SteerscaleError  # noqa: E402
-from steerscale.io.interop import export_llama_cpp, import_control_vector, import_steering_vectors, import_vectors
+from steerscale.core.interop import export_llama_cpp, import_control_vector, import_steering_vectors, import_vectors
 from steerscale.core.steering import layer_hooks, steer
 from steerscale.core.vectors import SteeringVectors
 
