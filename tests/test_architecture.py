@@ -290,7 +290,7 @@ UNTESTED_MODULES: set[str] = {
     # run whole by their drivers (fast engine, open-ended run, report, reproduce, Ray backend, sweep plan)
     "steerscale.engines.fast_all", "steerscale.engines.fast_ie", "steerscale.measures.httpclient",
     "steerscale.openended.store", "steerscale.report.found", "steerscale.report.openended_section",
-    "steerscale.reproduce.reliability", "steerscale.sweep.backends.workers", "steerscale.sweep.units",
+    "steerscale.reproduce.reliability", "steerscale.sweep.backends.workers",
 }
 
 

@@ -58,7 +58,7 @@ def test_sweep_config_errors(tiny):
         run_sweep(model, tok, vecs, make_items(2), SweepConfig(layers=[99], template="plain"), progress=False)
     with pytest.raises(SteerscaleError, match="engine 'warp'"):
         run_sweep(model, tok, vecs, make_items(2), SweepConfig(engine="warp", template="plain"), progress=False)
-    with pytest.raises(SteerscaleError, match="multiplier nan"):
+    with pytest.raises(SteerscaleError, match="multipliers value nan: expected a finite number"):
         run_sweep(model, tok, vecs, make_items(2), SweepConfig(multipliers=[float("nan")], template="plain"), progress=False)
 
 
