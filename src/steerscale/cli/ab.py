@@ -7,6 +7,7 @@ import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import SweepConfig, VectorOptions, check_multipliers
 from .fields import GenerateOptions, InfoOptions, ItemOptions, TrainOptions
@@ -19,6 +20,11 @@ from .common import (Command, check_items_fit, check_letter_imbalance, check_vec
                      warn_saturated)
 from .options import (FIELDS, add_fields, config_from_args, json_arg, limit_arg, model_args, out_arg, prompt_args,
                       vector_args)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.types import Tokenizer
 
 
 def _info_args(p) -> None:
@@ -163,7 +169,7 @@ def _generate_args(p) -> None:
     json_arg(p)
 
 
-def _generate_ablated(model, tok, prompt, ablated, kw) -> dict:
+def _generate_ablated(model: PreTrainedModel, tok: Tokenizer, prompt, ablated, kw) -> dict:
     from ..core.evaluate import generate
     from ..core.steering import ablate
 

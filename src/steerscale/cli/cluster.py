@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ClusterOptions
 from .fields import FolderOptions, ShardOptions
 from ..errors import SteerscaleError
 from .common import Command, load, print_summary, run_vectors
 from .options import add_fields, config_from_args, flag_of
+
+if TYPE_CHECKING:
+    from ..config import SweepConfig
 
 
 def add_cluster_args(p) -> None:
@@ -44,7 +48,7 @@ def wants_cluster(args) -> bool:
     return bool(args.shard or args.backend != "local" or args.shards is not None)
 
 
-def cluster_sweep(args, config, items, vecs, train, out: Path) -> int:
+def cluster_sweep(args, config: SweepConfig, items, vecs, train, out: Path) -> int:
     """cmd_sweep for --shard / --shards / --backend ray (inputs already read and checked by cmd_sweep)."""
     from ..sweep.plan import parse_shard
     from ..report.plots import plot_layer_sweep

@@ -5,11 +5,18 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..io.guards import check_output_folder
 from ..core.checks import check_context, check_foreign_vectors, check_model_layers, saturated_points
 from ..io.store import check_writable_folder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from ..core.models import ModelInfo
+    from ..core.types import Tokenizer
+    from ..core.vectors import SteeringVectors
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def load_model_of(args):
     return model, tok, info
 
 
-def check_vectors(args, vecs, model, info, layers=None) -> None:
+def check_vectors(args, vecs: SteeringVectors, model: PreTrainedModel, info: ModelInfo, layers=None) -> None:
     """Vectors given with --vectors must fit the model, (unless allowed) have been made on it, and (unless
     --allow-letter-imbalance) not carry a letter-imbalance term over 10% of |v| at `layers` (default all)."""
     vecs.check_model(model)
@@ -62,7 +69,7 @@ def check_letter_imbalance(args, vecs, layers=None) -> None:
                     getattr(vecs, "path", None) or "vectors")
 
 
-def run_vectors(args, out: Path, model, tok, info, train, layers=None):
+def run_vectors(args, out: Path, model: PreTrainedModel, tok: Tokenizer, info: ModelInfo, train, layers=None):
     """The vectors of a run folder when --vectors is not given: OUT/vectors.safetensors when it was trained
     the same way (resume), else trained on --train-data now; a file trained otherwise is refused (the
     folder's results were made with it). See vectors.vectors_for_run. Vectors with a letter-imbalance term
@@ -79,7 +86,7 @@ def run_vectors(args, out: Path, model, tok, info, train, layers=None):
     return vecs
 
 
-def check_items_fit(model, tok, args, items, source) -> None:
+def check_items_fit(model: PreTrainedModel, tok: Tokenizer, args, items, source) -> None:
     """A/B items (prompt, '(' and the answer letter) must fit the model's context."""
     check_context(model, tok, [(it.id, it.question) for it in items], template=args.template, system=args.system,
                   extra=2, what=f"{source}: item", extra_what="for '(' and the answer letter")

@@ -12,6 +12,7 @@ import argparse
 import re
 import sys
 from dataclasses import MISSING, fields
+from typing import TYPE_CHECKING
 
 from ..config import (
     AblationRecipe, ClusterOptions, JudgeOptions, ModelOptions, OpenEndedConfig, PromptOptions, SweepConfig,
@@ -25,6 +26,9 @@ from .fields import (
 from ..reproduce.config import OpenEndedSection
 from ..errors import SteerscaleError
 from ..io.guards import MAX_LAYERS, short
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # every class whose fields are flags. `check_options` checks a flag by the FIRST class (in this order) that has
 # a field of its name, so a name with bounds means the same option in each class (tests/cli/test_cli_fields.py).
@@ -356,7 +360,7 @@ def batch_size_before_loading(args) -> None:
         args.batch_size_pending = True
 
 
-def after_loading(args, model) -> None:
+def after_loading(args, model: PreTrainedModel) -> None:
     """The batch size of --batch-size auto on an accelerator, once the model is loaded."""
     if not getattr(args, "batch_size_pending", False):
         return

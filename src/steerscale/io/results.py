@@ -87,7 +87,7 @@ def versions() -> dict:
     }
 
 
-def manifest(kind: str, config, model_info, t0: float, *, flags: dict | None = None, command: bool = True,
+def manifest(kind: str, config: object, model_info, t0: float, *, flags: dict | None = None, command: bool = True,
              **sections) -> dict:
     """The manifest of a run: ``kind``, then `flags` (keys that say what kind of run it is, e.g. a merge's
     ``merged: True``), ``created_unix`` (`t0`, the run's start, to the millisecond), ``command`` (sys.argv;

@@ -361,7 +361,7 @@ class ResultsStore:
             name = f"{pre}__L{int(layer):04d}__m{safe_name(repr(float(m) + 0.0))}.json"
         return inside(self.points, name)
 
-    def _key(self, model, layer, m, part) -> dict:
+    def _key(self, model: str, layer, m, part) -> dict:
         return {"run": self.run_hash, "model": model, "layer": None if layer is None else int(layer),
                 "multiplier": None if m is None else float(m) + 0.0, "part": part}
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def vectors_hash(vectors) -> str:
+def vectors_hash(vectors: SteeringVectors) -> str:
     """Content hash of the steering vectors (SteeringVectors, tensor, or dict layer -> tensor)."""
     import torch
 
@@ -74,16 +74,16 @@ class _MemoryStore:
     def __init__(self):
         self.d = {}
 
-    def get(self, model, layer, m=None, part=None):
+    def get(self, model: str, layer, m=None, part=None):
         return self.d.get((model, layer, None if m is None else float(m), part))
 
-    def put(self, model, layer, m, rows, part=None):
+    def put(self, model: str, layer, m, rows, part=None):
         self.d[(model, layer, None if m is None else float(m), part)] = rows
 
-    def get_record(self, model, key):
+    def get_record(self, model: str, key):
         return self.d.get(("record", model, key))
 
-    def put_record(self, model, key, data):
+    def put_record(self, model: str, key, data):
         self.d[("record", model, key)] = data
 
     def close(self):

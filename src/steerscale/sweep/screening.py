@@ -56,13 +56,13 @@ log = logging.getLogger(__name__)
 SPOT_SEED_OFFSET = 19  # the spot check's generator: default_rng(seed + 19), apart from the bootstrap's streams
 
 
-def validation_indices(n_items: int, config) -> list[int]:
+def validation_indices(n_items: int, config: SweepConfig) -> list[int]:
     """The validation item positions: ``data.split_items`` as ``analysis.split_indices`` draws them."""
     val, _ = split_items(list(range(n_items)), config.val_fraction, config.seed)
     return val
 
 
-def sign_multipliers(config) -> dict[int, float]:
+def sign_multipliers(config: SweepConfig) -> dict[int, float]:
     """Sign -> the multiplier the peak of that sign uses (the largest |m| of that sign, as ``find_peak``)."""
     out = {}
     for sign in (-1, 1):
@@ -199,7 +199,7 @@ def _sign_name(s: int) -> str:
     return "positive" if s > 0 else "negative"
 
 
-def screen_record(config, rec, grad, pred, order, confirmed, spot, findings, widened, final, layers, exact, signs, k,
+def screen_record(config: SweepConfig, rec, grad, pred, order, confirmed, spot, findings, widened, final, layers, exact, signs, k,
                   n_val) -> dict:
     """The manifest's ``screen`` record (JSON-ready; layer keys are strings)."""
     per_sign = {}

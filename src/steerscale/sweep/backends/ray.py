@@ -81,10 +81,10 @@ class _PointRecorder:
     def __init__(self):
         self.points: dict = {}
 
-    def get(self, model, layer, m=None, part=None):
+    def get(self, model: str, layer, m=None, part=None):
         return self.points.get((model, layer, None if m is None else float(m), part))
 
-    def put(self, model, layer, m, rows, part=None):
+    def put(self, model: str, layer, m, rows, part=None):
         self.points[(model, layer, None if m is None else float(m), part)] = rows
 
 
