@@ -94,6 +94,22 @@ def check_documented(catalogue: list, test_file: str) -> None:
     assert catalogue and not missing and not elsewhere, (missing, elsewhere)
 
 
+def catalogue_tests(catalogue: list, test_file: str):
+    """The two tests of a stage's catalogue, for its test module to bind at top level:
+    ``test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)`` (the module imports the
+    ``base`` fixture). `test_catalogue` runs each case (``run_catalogue``); `test_catalogue_is_documented` checks
+    its rows in docs/errors.md (``check_documented``)."""
+
+    @pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in catalogue])
+    def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
+        run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, test_file)
+
+    def test_catalogue_is_documented():
+        check_documented(catalogue, test_file)
+
+    return test_catalogue, test_catalogue_is_documented
+
+
 def run_cli(*args, env=None, limit_fsize=None):
     """The real command in a subprocess (exit codes, tracebacks, kill -9), optionally under a file-size limit."""
     e = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))

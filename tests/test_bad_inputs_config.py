@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from badinput import Ctx, base, check_documented, run_catalogue  # noqa: F401 (base: a fixture)
+from badinput import base, catalogue_tests  # noqa: F401 (base: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,7 +31,6 @@ CATALOGUE = [
                                                     'include_in_fit = "false"\n'),
      "[[imports]] #1: include_in_fit 'false': expected true or false"),
     ("toml-spec-not-a-string", lambda c: c.toml("[[models]]\nspec = 5\n"), "[[models]] #1: spec 5: expected a string"),
-    ("toml-spec-empty", lambda c: c.toml('[[models]]\nspec = ""\n'), "spec '': expected a non-empty string"),
     ("toml-device", lambda c: c.model_toml('device = "tpu:7"'),
      "device 'tpu:7': expected one of cpu, cuda, cuda:N, mps, auto"),
     ("toml-dtype", lambda c: c.model_toml('dtype = "int4"'), "dtype 'int4': expected one of float32"),
@@ -42,8 +41,6 @@ CATALOGUE = [
     ("toml-seed-huge", lambda c: c.toml("[run]\nseed = 100000000000\n"), "seed 100000000000: expected an integer <="),
     ("toml-multiplier-huge", lambda c: c.toml("[sweep]\nmultipliers = [0, 1e31]\n"),
      "[sweep]: multipliers value 1e+31: expected a number between -1e+30 and 1e+30"),
-    ("toml-duplicate-test-sets", lambda c: c.toml('[data]\ntest_sets = ["refusal-test-ood", "refusal-test-ood"]\n'),
-     "test_sets: 'refusal-test-ood' is listed twice"),
     ("export-multiplier-huge", lambda c: c.export("--multiplier", "1e39"),
      "export --multiplier 1e+39: expected a number between"),
     ("generate-multiplier-huge", lambda c: c.generate("--vectors", str(c.b["direction"]), "--multipliers", "1e31"),
@@ -56,10 +53,4 @@ CATALOGUE = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from badinput import Ctx, base, check_documented, run_catalogue  # noqa: F401 (base: a fixture)
+from badinput import base, catalogue_tests  # noqa: F401 (base: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,13 +27,7 @@ CATALOGUE = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)
 
 
 def _edit_scores(out: Path, value: str, at_zero: bool = False) -> None:

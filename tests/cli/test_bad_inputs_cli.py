@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from steerscale import cli
-from badinput import Ctx, base, check_documented, read_rows, run_catalogue, run_cli  # noqa: F401 (base: a fixture)
+from badinput import (  # noqa: F401 (base: a fixture)
+    Ctx, base, catalogue_tests, read_rows, run_catalogue, run_cli,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,13 +70,7 @@ CATALOGUE = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)
 
 
 def test_a_case_in_another_stages_file_is_refused(base, tmp_path, monkeypatch, capsys):

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from steerscale import cli
 from tinydir import caa, write_dataset
-from badinput import SRC, Ctx, base, check_documented, run_catalogue  # noqa: F401 (base: a fixture)
+from badinput import Ctx, SRC, base, catalogue_tests  # noqa: F401 (base: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -159,13 +159,7 @@ CATALOGUE = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)
 
 
 def _none_meta() -> dict:

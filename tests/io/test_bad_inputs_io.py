@@ -21,7 +21,7 @@ from steerscale.io import store
 from steerscale.errors import SteerscaleError
 from steerscale.core.vectors import SteeringVectors
 from tinydir import caa
-from badinput import Ctx, base, check_documented, read_rows, run_catalogue, run_cli  # noqa: F401 (base: a fixture)
+from badinput import Ctx, base, catalogue_tests, read_rows, run_cli  # noqa: F401 (base: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -109,13 +109,7 @@ CATALOGUE = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)
 
 
 def test_disk_full_keeps_finished_points(base, tmp_path, monkeypatch, capsys):

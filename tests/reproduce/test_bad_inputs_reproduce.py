@@ -17,7 +17,7 @@ import pytest
 
 from steerscale import cli
 from tinydir import save_tiny_model, write_dataset
-from badinput import SRC, Ctx, base, check_documented, run_catalogue, run_cli  # noqa: F401 (base: a fixture)
+from badinput import SRC, base, catalogue_tests, run_cli  # noqa: F401 (base: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,16 +38,14 @@ CATALOGUE = [
     ("toml-deep-arrays", lambda c: c.toml("x = " + "[" * 50000 + "]" * 50000 + "\n"), "nested too deeply"),
     ("toml-not-utf8", lambda c: ["reproduce", "--config", c.file("c.toml", raw=b"[run]\nseed = \xff\xfe\n"),
                                  "--out", str(c.tmp / "rep")], "not UTF-8 text (byte 13"),
+    # the [[models]] table's own checks (reproduce/config.py ModelSection)
+    ("toml-spec-empty", lambda c: c.toml('[[models]]\nspec = ""\n'), "spec '': expected a non-empty string"),
+    ("toml-duplicate-test-sets", lambda c: c.toml('[data]\ntest_sets = ["refusal-test-ood", "refusal-test-ood"]\n'),
+     "test_sets: 'refusal-test-ood' is listed twice"),
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)
 
 
 def _reproduce_setup(tmp_path) -> Path:

@@ -18,7 +18,7 @@ import torch
 from steerscale import cli
 from steerscale.io import store
 from steerscale.core.vectors import SteeringVectors
-from badinput import SRC, Ctx, base, check_documented, run_catalogue  # noqa: F401 (base: a fixture)
+from badinput import Ctx, SRC, base, catalogue_tests  # noqa: F401 (base: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,13 +30,7 @@ CATALOGUE = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [pytest.param(b, f, id=i) for i, b, f in CATALOGUE])
-def test_catalogue(base, tmp_path, monkeypatch, capsys, build, fragment):
-    run_catalogue(Ctx(base, tmp_path, monkeypatch), capsys, build, fragment, __file__)
-
-
-def test_catalogue_is_documented():
-    check_documented(CATALOGUE, __file__)
+test_catalogue, test_catalogue_is_documented = catalogue_tests(CATALOGUE, __file__)
 
 
 def test_model_name_cannot_escape_the_run_folder(tmp_path):
