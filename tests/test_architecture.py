@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "steerscale"
 MAX_LINES = 450
+# the import graph, its cycles and the pipeline order are defined once, in the script that prints the house's
+# numbers (docs/architecture.md); these tests hold the tree to them
+sys.path.insert(0, str(SRC.parents[1] / "scripts"))
+import architecture_numbers as house  # noqa: E402
+
+_imports, _cycles = house.imports, house.cycles
+# imports that run against the pipeline order (house.ORDER), each with its reason; a new one fails the test below
+KNOWN_ARROWS_BACK_UP = {
+    ("core.interop", "config"): "an exported control vector's multiplier is checked by config.check_multiplier, "
+                                "the one multiplier check (inside a function)",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -17,82 +29,35 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path, name: str, known: set[str]) -> set[str]:
-    """Every steerscale module `path` imports, at module level or inside functions (a cycle hidden in a function is still a cycle)."""
-    pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    out = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = set()  # imports under `if TYPE_CHECKING:` never run, so they make no cycle
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            typing_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = pkg.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            # `from pkg import sub` imports the module pkg.sub; `from mod import name` imports mod
-            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names]
-        else:
-            continue
-        for t in targets:
-            while t and t not in known:
-                t = t.rpartition(".")[0]
-            if t and t != name:
-                out.add(t)
-    return out
-
-
 def import_graph() -> dict[str, set[str]]:
     files = {_module_name(p): p for p in SRC.rglob("*.py")}
     known = set(files)
     return {n: _imports(p, n, known) - {n} for n, p in files.items()}
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index, low, stack, on, out = {}, {}, [], set(), []
-    counter = [0]
-
-    def visit(v):
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in graph.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
-
-
 def test_no_import_cycles():
     """Every edge counts, edges into a package's ``__init__`` too: a module that imports from its own package's
     ``__init__`` while that ``__init__`` imports it is a cycle Python only survives by import order."""
     assert _cycles(import_graph()) == []
+
+
+def test_no_arrow_runs_back_up_the_pipeline():
+    """Stages import only from themselves and earlier stages (house.ORDER: base, io, core, engines, config, sweep,
+    ...), but for the known exceptions, each with its reason."""
+    arrows = {(a, b) for a, _, b, _ in house.back_up(house.load("src", SRC))}
+    assert arrows - set(KNOWN_ARROWS_BACK_UP) == set(), "new imports against the pipeline order"
+    assert set(KNOWN_ARROWS_BACK_UP) - arrows == set(), "gone: remove them from KNOWN_ARROWS_BACK_UP"
+
+
+def test_an_arrow_back_up_is_seen(tmp_path):
+    root = tmp_path / "steerscale"
+    (root / "core").mkdir(parents=True)
+    (root / "sweep").mkdir()
+    for f in ("__init__.py", "core/__init__.py", "sweep/__init__.py", "sweep/run.py"):
+        (root / f).write_text("")
+    (root / "core" / "vectors.py").write_text("def f():\n    from ..sweep.run import x\n")
+    arrows = house.back_up(house.load("planted", root))
+    assert [(a, b) for a, _, b, _ in arrows] == [("core.vectors", "sweep.run")]
 
 
 def test_a_module_beside_a_same_named_folder_is_a_module(tmp_path):
