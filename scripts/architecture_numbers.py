@@ -42,7 +42,7 @@ from pathlib import Path
 ORDER = [("base",), ("io",), ("core",), ("engines",), ("config",), ("sweep",), ("measures", "openended"),
          ("interventions",), ("analysis",), ("scaling",), ("report",), ("showcase",), ("reproduce",), ("cli",),
          ("api",)]
-BASE = {"errors", "_version", "stats"}
+BASE = {"errors", "_version", "stats", "registry"}
 
 # Where each module of an older tree (before the folder per stage) belongs, so older trees are judged by the same
 # order: the old -> new module table of the move, plus the alias modules the tree before that still had.

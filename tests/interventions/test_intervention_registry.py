@@ -118,8 +118,12 @@ def test_compare_refuses_bad_condition_lists(planted):
     with pytest.raises(SteerscaleError, match="not both"):
         compare_interventions(model, tok, vectors, layer, HARMFUL, HARMLESS, multipliers=[1.0],
                               interventions=["baseline"], **kw)
-    with pytest.raises(TypeError):  # keyword-only after the nouns
-        compare_interventions(model, tok, vectors, layer, HARMFUL, HARMLESS, None, [1.0])
+    # the public signature is the one it always had (positional or keyword); the conditions come by keyword only
+    import inspect
+
+    params = inspect.signature(compare_interventions).parameters
+    assert params["multipliers"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert params["interventions"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def _hook_count(model) -> int:

@@ -18,7 +18,6 @@ from steerscale.core.models import load_model
 from steerscale.core.vectors import SteeringVectors
 from steerscale.errors import SteerscaleError
 from steerscale.io.results import manifest
-from steerscale.sweep.backends import base
 from steerscale.sweep.backends.base import BACKENDS, Backend, ModelRef, get_backend, register_backend
 from steerscale.sweep.backends.local import LocalBackend
 from steerscale.sweep.run import drive_sweep, run_sweep
@@ -93,9 +92,9 @@ class ReverseBackend(Backend):
 @pytest.fixture
 def reverse(monkeypatch):
     """Registers ReverseBackend as ``--backend reverse`` for one test (the registry is restored after)."""
-    monkeypatch.setattr(base, "BACKENDS", dict(BACKENDS))
     register_backend("reverse")(ReverseBackend)
     yield
+    del BACKENDS["reverse"]
     monkeypatch.setattr(ReverseBackend, "name", "")
 
 

@@ -9,26 +9,26 @@
   (engines/partial.py, fast_all.py, fast_ie.py).
 
 To add an engine: subclass ``Engine``, implement ``score_layer`` (and ``points`` / ``layer_groups`` /
-``baseline`` if it shares work), and add it to ``ENGINES``; docs/architecture/engines.md says more.
+``baseline`` if it shares work), and register it: ``ENGINES.register("name")(YourEngine)``
+(steerscale/registry.py, the one plug-in shape); docs/architecture/engines.md says more.
 """
 
 from __future__ import annotations
 
-from ..errors import SteerscaleError
+from ..registry import Registry
 from .base import Engine, EngineStats
 from .fast import LAYERS_PER_GROUP, FastEngine, sweep_points
 from .naive import NaiveEngine, naive_scores
 
-ENGINES: dict[str, type[Engine]] = {"fast": FastEngine, "naive": NaiveEngine}  # first: the default
+ENGINES: Registry[type[Engine]] = Registry("engine", Engine)  # registration order: the first is the default
+ENGINES.register("fast")(FastEngine)
+ENGINES.register("naive")(NaiveEngine)
 
 
 def get_engine(name: str, **kwargs) -> Engine:
-    """A fresh engine by its ``--engine`` name; `kwargs` go to its constructor (e.g. ``progress``)."""
-    try:
-        cls = ENGINES[name]
-    except (KeyError, TypeError):
-        raise SteerscaleError(f"engine {name!r}: expected one of {', '.join(ENGINES)}") from None
-    return cls(**kwargs)
+    """A fresh engine by its ``--engine`` name; `kwargs` go to its constructor (e.g. ``progress``); an unknown name
+    is one line naming the valid keys."""
+    return ENGINES.create(name, **kwargs)
 
 
 __all__ = ["ENGINES", "Engine", "EngineStats", "FastEngine", "LAYERS_PER_GROUP", "NaiveEngine", "get_engine",

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Sequence
 
 from ..core.steering import ablate, steer
 from ..errors import SteerscaleError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -68,29 +69,18 @@ class Intervention(ABC):
         return f"{type(self).__name__}({self.condition!r})"
 
 
-INTERVENTIONS: dict[str, type[Intervention]] = {}
+INTERVENTIONS: Registry[type[Intervention]] = Registry("intervention", Intervention)  # steerscale/registry.py
 
 
 def register_intervention(name: str) -> Callable[[type[Intervention]], type[Intervention]]:
     """Class decorator: ``INTERVENTIONS[name] = cls`` and ``cls.name = name``; a taken name is refused."""
-
-    def deco(cls: type[Intervention]) -> type[Intervention]:
-        if name in INTERVENTIONS and INTERVENTIONS[name] is not cls:
-            raise SteerscaleError(f"intervention {name!r} is already registered ({INTERVENTIONS[name].__name__})")
-        cls.name = name
-        INTERVENTIONS[name] = cls
-        return cls
-
-    return deco
+    return INTERVENTIONS.register(name)
 
 
 def get_intervention(name: str, **kwargs) -> Intervention:
-    """An instance of the intervention registered as `name`, built with `kwargs` (e.g. ``multiplier=2.0``)."""
-    try:
-        cls = INTERVENTIONS[name]
-    except (KeyError, TypeError):
-        raise SteerscaleError(f"intervention {name!r}: expected one of {', '.join(INTERVENTIONS)}") from None
-    return cls(**kwargs)
+    """An instance of the intervention registered as `name`, built with `kwargs` (e.g. ``multiplier=2.0``); an
+    unknown name is one line naming the valid keys."""
+    return INTERVENTIONS.create(name, **kwargs)
 
 
 def as_interventions(items: Sequence[Intervention | str]) -> list[Intervention]:

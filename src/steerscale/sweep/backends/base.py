@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ...errors import SteerscaleError
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ...config import SweepConfig
@@ -118,26 +119,15 @@ def screen_refused(screen: str) -> str:
             f"and cluster backends cannot run it; sweep without the screen")
 
 
-BACKENDS: dict[str, type[Backend]] = {}  # filled by @register_backend where each backend is defined
+BACKENDS: Registry[type[Backend]] = Registry("backend", Backend, label="--backend")  # steerscale/registry.py
 
 
 def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
-    """Class decorator: make `cls` the backend ``--backend name`` (sets ``cls.name``)."""
-
-    def add(cls: type[Backend]) -> type[Backend]:
-        if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            raise SteerscaleError(f"backend {name!r}: {cls!r} is not a subclass of Backend")
-        cls.name = name
-        BACKENDS[name] = cls
-        return cls
-
-    return add
+    """Class decorator: make `cls` the backend ``--backend name`` (sets ``cls.name``); only a Backend can be one."""
+    return BACKENDS.register(name)
 
 
 def get_backend(name: str, **kw) -> Backend:
-    """A new backend by its ``--backend`` name; `kw` go to its constructor."""
-    try:
-        cls = BACKENDS[name]
-    except (KeyError, TypeError):
-        raise SteerscaleError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}") from None
-    return cls(**kw)
+    """A new backend by its ``--backend`` name; `kw` go to its constructor; an unknown name is one line naming the
+    valid keys."""
+    return BACKENDS.create(name, **kw)
