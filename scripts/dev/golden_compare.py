@@ -5,11 +5,12 @@ refactoring (tables byte-identical; everything else identical up to what is vola
 
 Every file is compared byte for byte. A file that differs is accepted only when its difference is volatile:
 - JSON (manifests, summaries): values under timing keys (``timings_s``, ``seconds``, ``cpu_s``, ``created_unix``),
-  ``git_revision``, and strings holding the output folder's own path (``command``, ``folder``, ``source``, ...);
+  ``git_revision``, ``command`` (the argv: how and from which tree the run was invoked), and strings holding the
+  output folder's own path (``folder``, ``source``, ``vectors_file``, ...);
 - SVG figures: matplotlib's ``<dc:date>``, its random clip-path and marker ids, and the encoding of embedded PNGs
   (compared by their decoded pixels);
-- report.md / report.html: the output folder's path and "took N s" durations; in report.html also the timings
-  and revision of the manifests it embeds and the seconds column of its runs table;
+- report.md / report.html: the output folder's path and "took N s" durations; in report.html also the timings,
+  revision and command of the manifests it embeds and the seconds column of its runs table;
 - lock files (they hold a pid and a host).
 Anything else that differs, and every CSV / safetensors file that differs at all, is listed as a failure; the
 exit status is 1 when there is any.
@@ -25,7 +26,8 @@ import re
 import sys
 from pathlib import Path
 
-VOLATILE_KEYS = {"timings_s", "seconds", "cpu_s", "created_unix", "git_revision", "sweep_timings_s"}
+VOLATILE_KEYS = {"timings_s", "seconds", "cpu_s", "created_unix", "git_revision", "sweep_timings_s",
+                 "command"}  # the argv: how the run was invoked, from which tree, into which folder
 # the keys inside timings_s blocks, for report.html, which embeds manifests as text
 TIMING_NAMES = {"total", "engine_prepare", "baseline", "total_with_training", "ce", "generate", "logodds"}
 
@@ -76,6 +78,7 @@ def normalise_text(text: str, root: Path, suffix: str) -> str:
     if suffix == ".html":  # the manifests it embeds, and the seconds column of its runs table
         keys = "|".join(sorted(VOLATILE_KEYS | TIMING_NAMES))
         text = re.sub(rf"(&quot;(?:{keys})&quot;: )(&quot;[^&]*&quot;|[-\d.e]+)", r"\1N", text)
+        text = re.sub(r"(&quot;command&quot;: \[)[^\]]*(\])", r"\1N\2", text)
         text = re.sub(r'(<td class="num">[0-9a-f]{16}</td><td class="num">)[\d.]+(</td>)', r"\1N\2", text)
     return text
 
