@@ -33,18 +33,24 @@ def make_items(n):
             for i in range(n)]
 
 
+def blocks_add_nothing(model):
+    """Zero every block's output projections (attention o_proj, MLP down_proj) of a tiny Llama: each block then
+    adds nothing, and the residual at any layer is the token embedding. Returns the model."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    return model
+
+
 def identity_llama(direction: torch.Tensor):
     """A Llama whose blocks add nothing (zeroed output projections): the residual is the token embedding.
 
     The embeddings of the letters A and B differ by exactly `direction`, so the mean difference at
     every layer is known in closed form.
     """
-    model = make_model("llama")
-    tok = TinyTokenizer()
+    model, tok = blocks_add_nothing(make_model("llama")), TinyTokenizer()
     with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
         E = model.model.embed_tokens.weight
         a, b = tok("A").input_ids[0], tok("B").input_ids[0]
         E[a] = E[b] + direction

@@ -18,6 +18,7 @@ from steerscale.core.letters import IMBALANCE_BOUND, LetterFigures, check_imbala
 from steerscale.core.models import model_info
 from steerscale.core.vectors import SteeringVectors, train_vectors, vectors_for_run
 from conftest import TinyTokenizer, make_model
+from builders import blocks_add_nothing
 from tinydir import save_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,12 +29,8 @@ def letter_llama(letters=LETTERS, seed=0):
     """A Llama whose blocks add nothing: the residual at the answer token is that letter's embedding, so every
     item's diff is E[matching] - E[non-matching], a pure letter-identity component (no behaviour)."""
     torch.manual_seed(seed)
-    model = make_model("llama")
-    tok = TinyTokenizer()
+    model, tok = blocks_add_nothing(make_model("llama")), TinyTokenizer()
     with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
         for x in letters:  # planted letter-identity components, large next to the rest
             model.model.embed_tokens.weight[tok(x).input_ids[0]] = 5 * torch.randn(model.config.hidden_size)
     E = model.model.embed_tokens.weight.detach()
