@@ -137,10 +137,12 @@ class LayerSelection:
 
 def select_layer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                  vectors: SteeringVectors | torch.Tensor, harmful_val, harmless_val, layers: list[int] | None = None,
-                 kl_threshold: float | None = 0.1, prune_fraction: float = 0.2, induce_threshold: float | None = 0.0,
+                 kl_threshold: float | None = AblationRecipe.kl_threshold,
+                 prune_fraction: float = AblationRecipe.prune,
+                 induce_threshold: float | None = AblationRecipe.induce_threshold,
                  template: str = "chat", system: str | None = None, batch_size: int = 8,
                  phrases: PhraseMatcher | None = None, progress: bool = True,
-                 prune_rule: str = "refusal_direction") -> LayerSelection:
+                 prune_rule: str = AblationRecipe.prune_rule) -> LayerSelection:
     """Pick the candidate whose ablation lowers refusal most on validation prompts (see module doc).
 
     `vectors`: SteeringVectors or a [n_layers, hidden] tensor (one candidate per layer, position -1), or a
